@@ -1,0 +1,21 @@
+//! synack: a kernel-bypass TCP endpoint.
+//!
+//! ```text
+//!  io (AF_XDP rings | in-memory)  ──frames──▶  engine (per-core poll loop, RSS steering)
+//!                                                 │ parsed segments, `now`
+//!  wire (zero-copy views, Repr) ◀── tcp (cookies, state machine, timers; sans-IO) ◀── table (per-core TCBs)
+//! ```
+//!
+//! Layers, lowest first: [`counters`] and [`wire`] know nothing of the others; [`tcp`] is
+//! sans-IO (time is passed in, never read); [`table`] holds one core's connections and
+//! timer wheel; [`engine`] runs the poll loop over an [`io::Port`]. Only [`io`] contains
+//! `unsafe`. [`config`] and [`app`] are the control path (setup, CLI, stats, lab).
+
+pub mod app;
+pub mod config;
+pub mod counters;
+pub mod engine;
+pub mod io;
+pub mod table;
+pub mod tcp;
+pub mod wire;
