@@ -211,7 +211,10 @@ impl Counters {
                 .iter()
                 .map(|r| (r.label(), self.dropped(*r)))
                 .collect(),
-            events: Event::ALL.iter().map(|e| (e.label(), self.get(*e))).collect(),
+            events: Event::ALL
+                .iter()
+                .map(|e| (e.label(), self.get(*e)))
+                .collect(),
         }
     }
 }

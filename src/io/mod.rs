@@ -10,7 +10,21 @@ pub mod afxdp;
 pub mod bpf;
 pub mod memory;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+/// How the XDP program is attached. `Auto` tries native (driver) mode and falls back to
+/// generic (skb) mode; the mode actually in use is reported after attach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum XdpMode {
+    /// Native first, generic if the driver refuses.
+    #[default]
+    Auto,
+    /// Driver mode (XDP_FLAGS_DRV_MODE).
+    Native,
+    /// Generic mode (XDP_FLAGS_SKB_MODE), works on any interface.
+    Generic,
+}
 
 /// A frame owned by the engine between `recv` and `send`/`release`: its offset in the
 /// frame memory and its length in bytes.
