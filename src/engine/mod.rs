@@ -1,1 +1,1 @@
-//! (being written)
+pub mod rss;
