@@ -91,4 +91,10 @@ pub trait Port {
 
     /// Socket statistics.
     fn stats(&self) -> PortStats;
+
+    /// Wait up to `timeout` for frames to arrive (called after a run of empty polls, so an
+    /// idle worker does not spin). The default sleeps.
+    fn wait(&mut self, timeout: std::time::Duration) {
+        std::thread::sleep(timeout);
+    }
 }

@@ -1,1 +1,700 @@
-//! (being written)
+//! One core's connections: a fixed-capacity slab of TCBs indexed by a `hashbrown` table,
+//! the timer wheel, the cookie jar, buffers, counters, and the dispatch that sends each
+//! segment to its TCB or to stateless LISTEN.
+//!
+//! Memory: the index is a `HashTable<u32>` of slab positions (5 bytes a bucket), the slab
+//! holds `(key, generation, TCB)` (72 bytes for IPv4). Both are sized from the configured
+//! capacity at start and never grow, so the steady state allocates nothing. The slabs are
+//! reserved, not touched: the kernel commits their pages as connections arrive.
+//!
+//! The index hash is hashbrown's default (foldhash), randomly seeded per table, so remote
+//! peers cannot aim their 4-tuples at one bucket chain without learning the seed.
+
+use crate::counters::{Counters, DropReason, Event};
+use crate::tcp::conn::{ChallengeLimiter, Conn, Ctx, State, Verdict};
+use crate::tcp::cookie::CookieJar;
+use crate::tcp::responder::{BufferPool, HttpResponses, Mode};
+use crate::tcp::timer::{Entry, Wheel};
+use crate::tcp::{listen, reset_for, tick_reached, Clock, Flow, Link, Params, Payload, Segment, Tx};
+use crate::wire::{TcpFlags, TcpRepr};
+use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
+use std::hash::{BuildHasher, Hash};
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+/// The link-layer path of a connection: whom we talk to on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct L2Path {
+    /// Our MAC (the received frame's destination).
+    pub local_mac: [u8; 6],
+    /// The peer's (or its router's) MAC.
+    pub remote_mac: [u8; 6],
+    /// The 802.1Q tag (TCI) the frame carried, if any.
+    pub vlan: Option<u16>,
+}
+
+/// Interned link paths: a connection stores a 2-byte index instead of 14 bytes. There are
+/// few distinct paths (one per router or L2 neighbour), not one per connection.
+#[derive(Debug, Default)]
+pub struct LinkTable {
+    ids: HashMap<L2Path, u16>,
+    paths: Vec<L2Path>,
+}
+
+impl LinkTable {
+    /// Most distinct paths one core keeps.
+    pub const MAX: usize = u16::MAX as usize;
+
+    /// The index of `path`, adding it if new; `None` when the table is full.
+    pub fn intern(&mut self, path: &L2Path) -> Option<u16> {
+        if let Some(&id) = self.ids.get(path) {
+            return Some(id);
+        }
+        if self.paths.len() >= Self::MAX {
+            return None;
+        }
+        let id = self.paths.len() as u16;
+        self.paths.push(*path);
+        self.ids.insert(*path, id);
+        Some(id)
+    }
+
+    /// The path at `id`.
+    pub fn get(&self, id: u16) -> Option<&L2Path> {
+        self.paths.get(id as usize)
+    }
+}
+
+/// A key of the connection index: the 4-tuple from our side.
+pub trait Key: Copy + Eq + Hash {
+    /// The key of a flow of this family, or `None` for the other family.
+    fn of(flow: &Flow) -> Option<Self>;
+    /// The flow back from the key.
+    fn flow(&self) -> Flow;
+    /// Family bit put into wheel entries (bit 31 of the slot id).
+    const FAMILY: u32;
+}
+
+/// IPv4 4-tuple, 12 bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct V4Key {
+    remote: [u8; 4],
+    local: [u8; 4],
+    remote_port: u16,
+    local_port: u16,
+}
+
+/// IPv6 4-tuple, 36 bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct V6Key {
+    remote: [u8; 16],
+    local: [u8; 16],
+    remote_port: u16,
+    local_port: u16,
+}
+
+impl Key for V4Key {
+    const FAMILY: u32 = 0;
+    fn of(flow: &Flow) -> Option<Self> {
+        match *flow {
+            Flow::V4 {
+                local,
+                remote,
+                local_port,
+                remote_port,
+            } => Some(V4Key {
+                remote: remote.octets(),
+                local: local.octets(),
+                remote_port,
+                local_port,
+            }),
+            Flow::V6 { .. } => None,
+        }
+    }
+    fn flow(&self) -> Flow {
+        Flow::V4 {
+            local: Ipv4Addr::from(self.local),
+            remote: Ipv4Addr::from(self.remote),
+            local_port: self.local_port,
+            remote_port: self.remote_port,
+        }
+    }
+}
+
+impl Key for V6Key {
+    const FAMILY: u32 = 1 << 31;
+    fn of(flow: &Flow) -> Option<Self> {
+        match *flow {
+            Flow::V6 {
+                local,
+                remote,
+                local_port,
+                remote_port,
+            } => Some(V6Key {
+                remote: remote.octets(),
+                local: local.octets(),
+                remote_port,
+                local_port,
+            }),
+            Flow::V4 { .. } => None,
+        }
+    }
+    fn flow(&self) -> Flow {
+        Flow::V6 {
+            local: Ipv6Addr::from(self.local),
+            remote: Ipv6Addr::from(self.remote),
+            local_port: self.local_port,
+            remote_port: self.remote_port,
+        }
+    }
+}
+
+/// One slab entry.
+#[derive(Debug)]
+struct Slot<K> {
+    key: K,
+    /// Bumped on every removal, so stale wheel entries miss.
+    gen: u32,
+    conn: Option<Conn>,
+}
+
+/// A fixed-capacity connection table of one address family.
+pub struct ConnTable<K: Key> {
+    index: HashTable<u32>,
+    hasher: DefaultHashBuilder,
+    slots: Vec<Slot<K>>,
+    free: Vec<u32>,
+    len: usize,
+}
+
+impl<K: Key> ConnTable<K> {
+    /// A table for up to `capacity` connections.
+    pub fn with_capacity(capacity: usize) -> Self {
+        ConnTable {
+            index: HashTable::with_capacity(capacity),
+            hasher: DefaultHashBuilder::default(),
+            slots: Vec::with_capacity(capacity),
+            free: Vec::new(),
+            len: 0,
+        }
+    }
+
+    /// Connections held.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the table is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Slab position of `key`.
+    #[inline]
+    pub fn find(&self, key: &K) -> Option<u32> {
+        let hash = self.hasher.hash_one(key);
+        let slots = &self.slots;
+        self.index
+            .find(hash, |&i| slots[i as usize].key == *key)
+            .copied()
+    }
+
+    /// Insert a new connection (the key must be absent). Returns its slab position.
+    pub fn insert(&mut self, key: K, conn: Conn) -> u32 {
+        let pos = match self.free.pop() {
+            Some(p) => {
+                let slot = &mut self.slots[p as usize];
+                slot.key = key;
+                slot.conn = Some(conn);
+                p
+            }
+            None => {
+                self.slots.push(Slot {
+                    key,
+                    gen: 0,
+                    conn: Some(conn),
+                });
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let hash = self.hasher.hash_one(key);
+        let (slots, hasher) = (&self.slots, &self.hasher);
+        self.index
+            .insert_unique(hash, pos, |&i| hasher.hash_one(slots[i as usize].key));
+        self.len += 1;
+        pos
+    }
+
+    /// Remove the connection at `pos`, returning its TCB.
+    pub fn remove(&mut self, pos: u32) -> Option<Conn> {
+        let slot = self.slots.get_mut(pos as usize)?;
+        let conn = slot.conn.take()?;
+        slot.gen = slot.gen.wrapping_add(1);
+        let key = slot.key;
+        let hash = self.hasher.hash_one(key);
+        if let Ok(entry) = self.index.find_entry(hash, |&i| i == pos) {
+            entry.remove();
+        }
+        self.free.push(pos);
+        self.len -= 1;
+        Some(conn)
+    }
+
+    /// The TCB at `pos` if its generation matches.
+    fn get_gen(&mut self, pos: u32, gen: u32) -> Option<(&K, &mut Conn)> {
+        let slot = self.slots.get_mut(pos as usize)?;
+        if slot.gen != gen {
+            return None;
+        }
+        let key = &slot.key;
+        slot.conn.as_mut().map(|c| (key, c))
+    }
+
+    /// Iterate over live connections.
+    pub fn iter(&self) -> impl Iterator<Item = (&K, &Conn)> {
+        self.slots
+            .iter()
+            .filter_map(|s| s.conn.as_ref().map(|c| (&s.key, c)))
+    }
+
+    /// Heap bytes reserved by this table (index + slab + free list).
+    pub fn memory_bytes(&self) -> usize {
+        self.index.allocation_size()
+            + self.slots.capacity() * std::mem::size_of::<Slot<K>>()
+            + self.free.capacity() * 4
+    }
+}
+
+/// Settings for a core, resolved from the config.
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    /// Protocol parameters.
+    pub params: Params,
+    /// Connections per core (both families together).
+    pub capacity: usize,
+    /// Echo/http buffers.
+    pub buffers: usize,
+    /// Bytes per buffer half.
+    pub buffer_size: usize,
+    /// Fixed HTTP responses.
+    pub http: HttpResponses,
+    /// Listening ports and their modes.
+    pub listeners: Vec<(u16, Mode)>,
+}
+
+impl Default for CoreConfig {
+    fn default() -> Self {
+        CoreConfig {
+            params: Params::default(),
+            capacity: 65_536,
+            buffers: 1024,
+            buffer_size: 4096,
+            http: HttpResponses::default(),
+            listeners: vec![(80, Mode::Discard)],
+        }
+    }
+}
+
+/// Everything of a core except the two tables (so both can be borrowed beside it).
+pub struct Shared {
+    /// Protocol parameters.
+    pub params: Params,
+    /// Timer wheel.
+    pub wheel: Wheel,
+    /// SYN cookie secrets.
+    pub jar: CookieJar,
+    /// Echo/http buffers.
+    pub pool: BufferPool,
+    /// HTTP responses.
+    pub http: HttpResponses,
+    /// Counters.
+    pub counters: Counters,
+    limiter: ChallengeLimiter,
+    /// Link paths.
+    pub links: LinkTable,
+    /// Mode per port + 1 (0 = not listening).
+    listeners: Box<[u8; 65536]>,
+    capacity: usize,
+    scratch: Vec<Segment>,
+    fired: Vec<Entry>,
+    /// Segments to transmit, drained by the engine after each frame or timer run.
+    pub out: Vec<Tx>,
+}
+
+/// One core's TCP endpoint: both tables and the shared state.
+pub struct Core {
+    /// IPv4 connections.
+    pub v4: ConnTable<V4Key>,
+    /// IPv6 connections.
+    pub v6: ConnTable<V6Key>,
+    /// Shared state.
+    pub sh: Shared,
+}
+
+const MODES: [Mode; 4] = [Mode::Discard, Mode::Echo, Mode::Http, Mode::Close];
+
+impl Core {
+    /// A core with the given settings and cookie secret, its wheel starting at `clock`.
+    pub fn new(cfg: &CoreConfig, jar: CookieJar, clock: &Clock) -> Core {
+        let mut listeners = vec![0u8; 65536].into_boxed_slice();
+        for &(port, mode) in &cfg.listeners {
+            listeners[port as usize] = mode as u8 + 1;
+        }
+        let listeners: Box<[u8; 65536]> = listeners.try_into().expect("65536 entries");
+        Core {
+            v4: ConnTable::with_capacity(cfg.capacity),
+            v6: ConnTable::with_capacity(cfg.capacity),
+            sh: Shared {
+                params: cfg.params.clone(),
+                wheel: Wheel::for_params(&cfg.params, clock.ms),
+                jar,
+                pool: BufferPool::new(cfg.buffers, cfg.buffer_size),
+                http: cfg.http.clone(),
+                counters: Counters::default(),
+                limiter: ChallengeLimiter::default(),
+                links: LinkTable::default(),
+                listeners,
+                capacity: cfg.capacity,
+                scratch: Vec::with_capacity(64),
+                fired: Vec::with_capacity(256),
+                out: Vec::with_capacity(256),
+            },
+        }
+    }
+
+    /// Connections held (both families).
+    pub fn active(&self) -> usize {
+        self.v4.len() + self.v6.len()
+    }
+
+    /// Connections per state (both families), in [`State::ALL`] order.
+    pub fn states(&self) -> [usize; 7] {
+        let mut n = [0; 7];
+        for (_, c) in self.v4.iter() {
+            n[c.state as usize] += 1;
+        }
+        for (_, c) in self.v6.iter() {
+            n[c.state as usize] += 1;
+        }
+        n
+    }
+
+    /// The mode of a listening port.
+    pub fn listener(&self, port: u16) -> Option<Mode> {
+        self.sh.listener(port)
+    }
+
+    /// Change the listeners (reload).
+    pub fn set_listeners(&mut self, listeners: &[(u16, Mode)]) {
+        self.sh.listeners.fill(0);
+        for &(port, mode) in listeners {
+            self.sh.listeners[port as usize] = mode as u8 + 1;
+        }
+    }
+
+    /// Handle one received segment. Replies are appended to `self.sh.out`.
+    #[inline]
+    pub fn on_segment(&mut self, clock: &Clock, flow: &Flow, l2: &L2Path, seg: &TcpRepr<'_>) {
+        match flow {
+            Flow::V4 { .. } => dispatch(&mut self.v4, &mut self.v6.len, &mut self.sh, clock, flow, l2, seg),
+            Flow::V6 { .. } => dispatch(&mut self.v6, &mut self.v4.len, &mut self.sh, clock, flow, l2, seg),
+        }
+    }
+
+    /// Fire due timers.
+    pub fn on_timers(&mut self, clock: &Clock) {
+        let (v4, v6, sh) = (&mut self.v4, &mut self.v6, &mut self.sh);
+        let mut fired = std::mem::take(&mut sh.fired);
+        fired.clear();
+        sh.wheel.advance(clock.ms, |e| fired.push(e));
+        for e in fired.drain(..) {
+            if e.slot & V6Key::FAMILY != 0 {
+                fire(v6, sh, clock, e);
+            } else {
+                fire(v4, sh, clock, e);
+            }
+        }
+        sh.fired = fired;
+    }
+
+    /// Monotonic ms of the earliest timer, if any.
+    pub fn next_deadline_ms(&self) -> Option<u64> {
+        self.sh.wheel.next_deadline_ms()
+    }
+
+    /// Close every connection from our side (shutdown): FIN after queued data.
+    pub fn close_all(&mut self, clock: &Clock) {
+        close_all(&mut self.v4, &mut self.sh, clock);
+        close_all(&mut self.v6, &mut self.sh, clock);
+    }
+
+    /// The bytes of an outgoing payload.
+    pub fn payload(&self, p: &Payload) -> &[u8] {
+        match *p {
+            Payload::Empty => &[],
+            Payload::Buffer { buf, offset, len } => {
+                self.sh.pool.tx_slice(buf, offset as usize, len as usize)
+            }
+        }
+    }
+}
+
+impl Shared {
+    /// The mode of a listening port.
+    #[inline]
+    pub fn listener(&self, port: u16) -> Option<Mode> {
+        match self.listeners[port as usize] {
+            0 => None,
+            m => Some(MODES[(m - 1) as usize]),
+        }
+    }
+
+    /// Handler context for one event, with `scratch` as the output list.
+    fn ctx<'a>(&'a mut self, now: u32, out: &'a mut Vec<Segment>) -> Ctx<'a> {
+        Ctx {
+            now,
+            params: &self.params,
+            pool: &mut self.pool,
+            http: &self.http,
+            counters: &mut self.counters,
+            limiter: &mut self.limiter,
+            out,
+        }
+    }
+
+    /// Move a connection's segments from `scratch` to `out`, addressed to `flow` via `link`.
+    fn flush(&mut self, flow: &Flow, link: Link, scratch: &mut Vec<Segment>) {
+        for seg in scratch.drain(..) {
+            self.out.push(Tx {
+                flow: *flow,
+                link,
+                seg,
+            });
+        }
+    }
+
+    /// Queue a reply to the frame being handled.
+    fn reply(&mut self, flow: &Flow, seg: Segment) {
+        self.out.push(Tx {
+            flow: *flow,
+            link: Link::Reply,
+            seg,
+        });
+    }
+
+    /// After an event: put the connection's earliest deadline on the wheel if it has none
+    /// there yet or needs an earlier one.
+    fn reschedule(&mut self, conn: &mut Conn, slot: u32, gen: u32, now_ms: u64) {
+        let Some(at) = conn.next_deadline(&self.params) else {
+            return;
+        };
+        if !conn.scheduled || (!tick_reached(at, conn.timer_at)) {
+            self.wheel.schedule(now_ms, Entry { slot, gen, at });
+            conn.timer_at = at;
+            conn.scheduled = true;
+        }
+    }
+
+    /// The receive window a SYN-ACK offers for `mode`.
+    fn syn_window(&self, mode: Mode) -> u32 {
+        if mode.buffered() {
+            self.pool.size() as u32
+        } else {
+            self.params.window
+        }
+    }
+}
+
+/// Send one segment to its connection or to LISTEN.
+fn dispatch<K: Key>(
+    table: &mut ConnTable<K>,
+    other_len: &mut usize,
+    sh: &mut Shared,
+    clock: &Clock,
+    flow: &Flow,
+    l2: &L2Path,
+    seg: &TcpRepr<'_>,
+) {
+    let Some(mode) = sh.listener(flow.local_port()) else {
+        sh.counters.drop(DropReason::NotOurs);
+        return;
+    };
+    let Some(key) = K::of(flow) else {
+        return;
+    };
+    let now = clock.tick();
+    let mut scratch = std::mem::take(&mut sh.scratch);
+    if let Some(pos) = table.find(&key) {
+        let gen = table.slots[pos as usize].gen;
+        let Some(conn) = table.slots[pos as usize].conn.as_mut() else {
+            sh.scratch = scratch;
+            return;
+        };
+        let syn_only = seg.flags.contains(TcpFlags::SYN)
+            && !seg.flags.intersects(TcpFlags::ACK | TcpFlags::RST);
+        if conn.state == State::TimeWait && syn_only {
+            if conn.syn_may_reopen(seg) {
+                // RFC 9293 §3.10.7.4 (TIME-WAIT) and RFC 6191: a new incarnation may start.
+                sh.counters.event(Event::TimeWaitReused);
+                if let Some(mut old) = table.remove(pos) {
+                    old.release(&mut sh.pool);
+                }
+                sh.scratch = scratch;
+                return listen_syn(sh, clock, flow, seg, mode);
+            }
+            let link = conn.link;
+            conn.answer_stale_syn(&mut sh.ctx(now, &mut scratch));
+            sh.flush(flow, Link::Path(link), &mut scratch);
+            sh.scratch = scratch;
+            return;
+        }
+        let link = conn.link;
+        let verdict = conn.on_segment(&mut sh.ctx(now, &mut scratch), seg);
+        sh.flush(flow, Link::Path(link), &mut scratch);
+        match verdict {
+            Verdict::Keep => sh.reschedule(conn, pos | K::FAMILY, gen, clock.ms),
+            Verdict::Remove(event) => {
+                sh.counters.event(event);
+                if let Some(mut old) = table.remove(pos) {
+                    old.release(&mut sh.pool);
+                }
+            }
+        }
+        sh.scratch = scratch;
+        return;
+    }
+    sh.scratch = scratch;
+    let flags = seg.flags;
+    if flags.contains(TcpFlags::RST) {
+        // RFC 9293 §3.10.7.2: "An incoming RST segment could not be valid ... Return."
+        sh.counters.drop(DropReason::RstNoConnection);
+    } else if flags.contains(TcpFlags::SYN) && !flags.contains(TcpFlags::ACK) {
+        listen_syn(sh, clock, flow, seg, mode);
+    } else if flags.contains(TcpFlags::SYN) {
+        // RFC 9293 §3.10.7.2: "Any acknowledgment is bad if it arrives on a connection still
+        // in the LISTEN state. An acceptable reset segment should be formed".
+        sh.counters.drop(DropReason::NoConnection);
+        sh.counters.event(Event::RstSent);
+        sh.reply(flow, reset_for(seg));
+    } else if flags.contains(TcpFlags::ACK) {
+        cookie_ack(table, *other_len, sh, clock, flow, l2, seg, mode, key);
+    } else {
+        sh.counters.drop(DropReason::NoConnection);
+    }
+}
+
+/// LISTEN + SYN: answer with a cookie SYN-ACK.
+fn listen_syn(sh: &mut Shared, clock: &Clock, flow: &Flow, seg: &TcpRepr<'_>, mode: Mode) {
+    sh.counters.event(Event::SynReceived);
+    let window = sh.syn_window(mode);
+    let synack = listen::on_syn(&sh.jar, clock, &sh.params, flow, seg, mode, window);
+    sh.counters.event(Event::SynAckSent);
+    sh.reply(flow, synack);
+}
+
+/// LISTEN + ACK: a cookie ACK creates the connection.
+#[allow(clippy::too_many_arguments)]
+fn cookie_ack<K: Key>(
+    table: &mut ConnTable<K>,
+    other_len: usize,
+    sh: &mut Shared,
+    clock: &Clock,
+    flow: &Flow,
+    l2: &L2Path,
+    seg: &TcpRepr<'_>,
+    mode: Mode,
+    key: K,
+) {
+    let negotiated = match listen::on_cookie_ack(&sh.jar, clock, &sh.params, flow, seg, mode) {
+        Ok(n) => n,
+        Err(reason) => {
+            sh.counters.drop(reason);
+            return;
+        }
+    };
+    sh.counters.event(Event::CookieOk);
+    let link = if table.len() + other_len >= sh.capacity {
+        None
+    } else {
+        sh.links.intern(l2)
+    };
+    let Some(link) = link else {
+        sh.counters.drop(DropReason::TableFull);
+        if sh.params.rst_when_full {
+            sh.counters.event(Event::RstSent);
+            sh.reply(flow, reset_for(seg));
+        }
+        return;
+    };
+    let now = clock.tick();
+    let conn = Conn::established(&negotiated, seg.window, link, now);
+    let pos = table.insert(key, conn);
+    sh.counters.event(Event::Established);
+    let gen = table.slots[pos as usize].gen;
+    let mut scratch = std::mem::take(&mut sh.scratch);
+    let Some(conn) = table.slots[pos as usize].conn.as_mut() else {
+        sh.scratch = scratch;
+        return;
+    };
+    // The completing ACK may carry data or a FIN: process it as in ESTABLISHED.
+    let mut verdict = Verdict::Keep;
+    if seg.segment_len() > 0 {
+        verdict = conn.on_segment(&mut sh.ctx(now, &mut scratch), seg);
+    }
+    if mode == Mode::Close && verdict == Verdict::Keep {
+        conn.close(&mut sh.ctx(now, &mut scratch));
+    }
+    sh.flush(flow, Link::Path(link), &mut scratch);
+    sh.scratch = scratch;
+    match verdict {
+        Verdict::Keep => sh.reschedule(conn, pos | K::FAMILY, gen, clock.ms),
+        Verdict::Remove(event) => {
+            sh.counters.event(event);
+            if let Some(mut old) = table.remove(pos) {
+                old.release(&mut sh.pool);
+            }
+        }
+    }
+}
+
+/// A wheel entry fired: run the connection's due timers.
+fn fire<K: Key>(table: &mut ConnTable<K>, sh: &mut Shared, clock: &Clock, e: Entry) {
+    let pos = e.slot & !V6Key::FAMILY;
+    let Some((key, conn)) = table.get_gen(pos, e.gen) else {
+        return;
+    };
+    if !conn.scheduled || conn.timer_at != e.at {
+        return; // stale: a newer entry stands for this connection
+    }
+    conn.scheduled = false;
+    let flow = key.flow();
+    let mut scratch = std::mem::take(&mut sh.scratch);
+    let verdict = conn.on_timer(&mut sh.ctx(clock.tick(), &mut scratch));
+    sh.flush(&flow, Link::Path(conn.link), &mut scratch);
+    sh.scratch = scratch;
+    match verdict {
+        Verdict::Keep => sh.reschedule(conn, e.slot, e.gen, clock.ms),
+        Verdict::Remove(event) => {
+            sh.counters.event(event);
+            if let Some(mut old) = table.remove(pos) {
+                old.release(&mut sh.pool);
+            }
+        }
+    }
+}
+
+fn close_all<K: Key>(table: &mut ConnTable<K>, sh: &mut Shared, clock: &Clock) {
+    let mut scratch = std::mem::take(&mut sh.scratch);
+    for pos in 0..table.slots.len() {
+        let gen = table.slots[pos].gen;
+        let flow = table.slots[pos].key.flow();
+        let Some(conn) = table.slots[pos].conn.as_mut() else {
+            continue;
+        };
+        if matches!(conn.state, State::Established | State::CloseWait) {
+            conn.close(&mut sh.ctx(clock.tick(), &mut scratch));
+            sh.flush(&flow, Link::Path(conn.link), &mut scratch);
+            sh.reschedule(conn, pos as u32 | K::FAMILY, gen, clock.ms);
+        }
+    }
+    sh.scratch = scratch;
+}

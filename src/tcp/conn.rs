@@ -1,0 +1,835 @@
+//! The transmission control block and the synchronized states of RFC 9293 §3.10.7.4.
+//!
+//! A [`Conn`] exists only from the moment a cookie ACK verifies (ESTABLISHED) until the
+//! connection is forgotten; LISTEN and SYN-RECEIVED keep no state (see [`super::listen`]).
+//! [`Conn::on_segment`] runs the RFC's checks in their order, one function each: PAWS,
+//! sequence, RST, SYN, ACK, text, FIN; then lets the responder send. Every function either
+//! changes the TCB or queues segments into [`Ctx::out`]; none reads a clock.
+
+use super::responder::{self, BufferPool, HttpResponses, Mode, NO_BUF};
+use super::timer::Timer;
+use super::{tick_reached, Params, Payload, Segment};
+use crate::counters::{Counters, DropReason, Event};
+use crate::wire::{SeqNumber, TcpFlags, TcpOptions, TcpRepr};
+
+/// Connection states that have a TCB (RFC 9293 §3.3.2). LISTEN, SYN-RECEIVED and CLOSED
+/// have none: SYN cookies keep the first two stateless.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum State {
+    /// Data flows both ways.
+    Established,
+    /// We sent FIN; it is not yet acknowledged.
+    FinWait1,
+    /// Our FIN is acknowledged; waiting for the peer's.
+    FinWait2,
+    /// The peer sent FIN; we may still send.
+    CloseWait,
+    /// Both sent FIN at once; ours is not yet acknowledged.
+    Closing,
+    /// We sent FIN after the peer's; waiting for its ACK.
+    LastAck,
+    /// Both FINs acknowledged; absorbing stray segments for 2*MSL.
+    TimeWait,
+}
+
+impl State {
+    /// Every state, for per-state gauges.
+    pub const ALL: [State; 7] = [
+        State::Established,
+        State::FinWait1,
+        State::FinWait2,
+        State::CloseWait,
+        State::Closing,
+        State::LastAck,
+        State::TimeWait,
+    ];
+
+    /// Stable label.
+    pub fn label(self) -> &'static str {
+        match self {
+            State::Established => "established",
+            State::FinWait1 => "fin_wait_1",
+            State::FinWait2 => "fin_wait_2",
+            State::CloseWait => "close_wait",
+            State::Closing => "closing",
+            State::LastAck => "last_ack",
+            State::TimeWait => "time_wait",
+        }
+    }
+
+    /// We have sent our FIN (its sequence number is the last one we used).
+    pub fn fin_sent(self) -> bool {
+        matches!(
+            self,
+            State::FinWait1 | State::FinWait2 | State::Closing | State::LastAck | State::TimeWait
+        )
+    }
+
+    /// The peer's FIN has been received: no more text will be accepted.
+    pub fn fin_received(self) -> bool {
+        matches!(
+            self,
+            State::CloseWait | State::Closing | State::LastAck | State::TimeWait
+        )
+    }
+}
+
+/// TCB flag bits.
+mod flag {
+    /// Timestamps negotiated (RFC 7323).
+    pub const TS: u8 = 1;
+    /// SACK permitted by the peer (RFC 2018). We never need to send SACK blocks (we drop
+    /// out-of-order data), but we keep the bit to report it.
+    pub const SACK: u8 = 2;
+    /// The responder wants to close once its queued data is sent.
+    pub const CLOSE: u8 = 4;
+    /// The retransmission timer runs (`rto_at` valid).
+    pub const RTO: u8 = 8;
+}
+
+/// One connection's TCB. Kept small (56 bytes): the table holds a million of them per core.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conn {
+    /// SND.UNA: oldest unacknowledged sequence number.
+    pub snd_una: SeqNumber,
+    /// SND.NXT: next sequence number to send.
+    pub snd_nxt: SeqNumber,
+    /// SND.WL1: segment sequence number used for the last window update.
+    pub snd_wl1: SeqNumber,
+    /// RCV.NXT: next sequence number expected.
+    pub rcv_nxt: SeqNumber,
+    /// SND.WND in bytes (the peer's window, scaled).
+    pub snd_wnd: u32,
+    /// Largest window the peer has offered (RFC 5961 §5.2 MAX.SND.WND).
+    pub max_snd_wnd: u32,
+    /// TS.Recent (RFC 7323 §4.3).
+    pub ts_recent: u32,
+    /// Tick of the last acceptable segment (idle timer).
+    pub last_active: u32,
+    /// Retransmission deadline, or the end of TIME-WAIT.
+    pub rto_at: u32,
+    /// The deadline the table scheduled on the wheel for this connection.
+    pub timer_at: u32,
+    /// Pool buffer (echo, http) or [`NO_BUF`].
+    pub buf: u32,
+    /// Send MSS (from the cookie, capped by ours).
+    pub mss: u16,
+    /// Link-layer path index in the core's neighbour table.
+    pub link: u16,
+    /// Connection state.
+    pub state: State,
+    /// Responder mode of the listening port.
+    pub mode: Mode,
+    /// Flag bits (see `flag`).
+    flags: u8,
+    /// Shift applied to the peer's window field (RFC 7323 §2.3 Snd.Wind.Shift).
+    pub snd_wscale: u8,
+    /// Shift we apply to our window field (Rcv.Wind.Shift).
+    pub rcv_wscale: u8,
+    /// Consecutive retransmissions of the current data.
+    pub retries: u8,
+    /// Whether the table has a live wheel entry for `timer_at`.
+    pub scheduled: bool,
+}
+
+/// What the table must do with a connection after an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Keep it.
+    Keep,
+    /// Forget it; the event says why (Closed, Reset, TimedOut, IdleClosed).
+    Remove(Event),
+}
+
+/// Per-core challenge ACK limiter (RFC 5961 §7: "limit the number of challenge ACKs ... per
+/// time unit"): at most `limit` in each one-second window.
+#[derive(Debug, Clone, Default)]
+pub struct ChallengeLimiter {
+    window_start: u32,
+    sent: u32,
+}
+
+impl ChallengeLimiter {
+    /// Whether one more challenge ACK may go out at `now`.
+    pub fn allow(&mut self, now: u32, limit: u32) -> bool {
+        if now.wrapping_sub(self.window_start) >= 1000 {
+            self.window_start = now;
+            self.sent = 0;
+        }
+        if self.sent < limit {
+            self.sent += 1;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Everything an event handler may touch besides the TCB.
+pub struct Ctx<'a> {
+    /// The 32-bit ms tick of the batch.
+    pub now: u32,
+    /// Protocol parameters.
+    pub params: &'a Params,
+    /// Echo/http buffers.
+    pub pool: &'a mut BufferPool,
+    /// Fixed HTTP responses.
+    pub http: &'a HttpResponses,
+    /// This core's counters.
+    pub counters: &'a mut Counters,
+    /// This core's challenge ACK budget.
+    pub limiter: &'a mut ChallengeLimiter,
+    /// Segments to send on this connection, in order.
+    pub out: &'a mut Vec<Segment>,
+}
+
+/// What a handshake negotiated, carried from the cookie into a new TCB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Negotiated {
+    /// Our ISS (the cookie).
+    pub iss: SeqNumber,
+    /// The client's ISN.
+    pub irs: SeqNumber,
+    /// Send MSS.
+    pub mss: u16,
+    /// Peer's window shift, if window scaling was negotiated.
+    pub snd_wscale: Option<u8>,
+    /// Our window shift used in the SYN-ACK.
+    pub rcv_wscale: u8,
+    /// SACK permitted.
+    pub sack: bool,
+    /// Timestamps negotiated: the peer's TSval from the ACK.
+    pub ts_recent: Option<u32>,
+    /// The responder mode.
+    pub mode: Mode,
+}
+
+impl Conn {
+    /// The TCB of a connection whose handshake just completed (RFC 9293 §3.10.7.3: in
+    /// SYN-RECEIVED, an acceptable ACK "enter[s] ESTABLISHED state"). `window` is the raw
+    /// window field of the completing ACK.
+    pub fn established(n: &Negotiated, window: u16, link: u16, now: u32) -> Conn {
+        let snd_wscale = n.snd_wscale.unwrap_or(0);
+        let rcv_wscale = if n.snd_wscale.is_some() { n.rcv_wscale } else { 0 };
+        let mut flags = 0;
+        if n.ts_recent.is_some() {
+            flags |= flag::TS;
+        }
+        if n.sack {
+            flags |= flag::SACK;
+        }
+        let snd_wnd = (window as u32) << snd_wscale;
+        Conn {
+            snd_una: n.iss.add(1),
+            snd_nxt: n.iss.add(1),
+            snd_wl1: n.irs.add(1),
+            rcv_nxt: n.irs.add(1),
+            snd_wnd,
+            max_snd_wnd: snd_wnd,
+            ts_recent: n.ts_recent.unwrap_or(0),
+            last_active: now,
+            rto_at: 0,
+            timer_at: now,
+            buf: NO_BUF,
+            mss: n.mss,
+            link,
+            state: State::Established,
+            mode: n.mode,
+            flags,
+            snd_wscale,
+            rcv_wscale,
+            retries: 0,
+            scheduled: false,
+        }
+    }
+
+    /// Whether timestamps are in use.
+    pub fn timestamps(&self) -> bool {
+        self.flags & flag::TS != 0
+    }
+
+    /// Whether the peer permitted SACK.
+    pub fn sack_permitted(&self) -> bool {
+        self.flags & flag::SACK != 0
+    }
+
+    /// Whether the retransmission timer runs.
+    pub fn rto_armed(&self) -> bool {
+        self.flags & flag::RTO != 0
+    }
+
+    /// RCV.WND in bytes: what we can take now.
+    pub fn rcv_wnd(&self, params: &Params, pool: &BufferPool) -> u32 {
+        match self.mode {
+            Mode::Discard | Mode::Close => params.window,
+            Mode::Echo => pool.tx_free(self.buf) as u32,
+            Mode::Http => pool.rx_free(self.buf) as u32,
+        }
+    }
+
+    /// Bytes of data queued and not yet acknowledged (sent or not).
+    fn queued(&self, pool: &BufferPool) -> u32 {
+        pool.tx_len(self.buf) as u32
+    }
+
+    /// Sequence number our FIN occupies (meaningful once the responder closes).
+    fn fin_seq(&self, pool: &BufferPool) -> SeqNumber {
+        self.snd_una.add(self.queued(pool))
+    }
+
+    /// The window field for an outgoing segment (RFC 7323 §2.3: shifted right by
+    /// Rcv.Wind.Shift, saturated at 16 bits).
+    fn window_field(&self, ctx: &Ctx<'_>) -> u16 {
+        (self.rcv_wnd(ctx.params, ctx.pool) >> self.rcv_wscale).min(u16::MAX as u32) as u16
+    }
+
+    /// A segment from this TCB with the given flags, sequence number and payload, carrying
+    /// ACK of RCV.NXT and, when negotiated, a timestamp (RFC 7323 §3.2: "once TSopt has been
+    /// successfully negotiated ... MUST be sent in every non-<RST> segment").
+    fn segment(&self, ctx: &Ctx<'_>, flags: TcpFlags, seq: SeqNumber, payload: Payload) -> Segment {
+        let mut options = TcpOptions::default();
+        if self.timestamps() && !flags.contains(TcpFlags::RST) {
+            options.timestamps = Some((ctx.now, self.ts_recent));
+        }
+        Segment {
+            flags: flags | TcpFlags::ACK,
+            seq,
+            ack: self.rcv_nxt,
+            window: self.window_field(ctx),
+            options,
+            payload,
+        }
+    }
+
+    /// Queue a bare ACK (<SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>).
+    fn send_ack(&self, ctx: &mut Ctx<'_>) {
+        let seg = self.segment(ctx, TcpFlags::ACK, self.snd_nxt, Payload::Empty);
+        ctx.out.push(seg);
+    }
+
+    /// RFC 5961 §3.2, §4.2, §5.2: a challenge ACK, within the per-core rate limit (§7).
+    fn challenge_ack(&self, ctx: &mut Ctx<'_>) {
+        if ctx.limiter.allow(ctx.now, ctx.params.challenge_ack_limit) {
+            ctx.counters.event(Event::ChallengeAck);
+            self.send_ack(ctx);
+        } else {
+            ctx.counters.drop(DropReason::ChallengeAckLimited);
+        }
+    }
+
+    /// The timers this connection runs now.
+    pub fn timers(&self, params: &Params) -> impl Iterator<Item = Timer> {
+        let rto = if self.state == State::TimeWait {
+            Some(Timer::TimeWait { at: self.rto_at })
+        } else if self.rto_armed() {
+            Some(Timer::Retransmit { at: self.rto_at })
+        } else {
+            None
+        };
+        let idle = (params.idle_timeout_ms > 0 && self.state != State::TimeWait).then(|| Timer::Idle {
+            at: self.last_active.wrapping_add(params.idle_timeout_ms),
+        });
+        rto.into_iter().chain(idle)
+    }
+
+    /// The earliest deadline among [`Self::timers`], if any.
+    pub fn next_deadline(&self, params: &Params) -> Option<u32> {
+        self.timers(params)
+            .map(|t| t.at())
+            .reduce(|a, b| if tick_reached(b, a) { a } else { b })
+    }
+
+    /// Handle one segment for this connection: RFC 9293 §3.10.7.4 "Otherwise", in order.
+    pub fn on_segment(&mut self, ctx: &mut Ctx<'_>, seg: &TcpRepr<'_>) -> Verdict {
+        if self.state == State::TimeWait {
+            return self.on_time_wait(ctx, seg);
+        }
+        // RFC 7323 §5.3 R1: PAWS before the sequence check.
+        if !self.check_paws(ctx, seg) {
+            return Verdict::Keep;
+        }
+        // First: sequence number.
+        let Some(accept) = self.check_sequence(ctx, seg) else {
+            return Verdict::Keep;
+        };
+        // Second: RST.
+        if seg.flags.contains(TcpFlags::RST) {
+            return self.on_rst(ctx, seg);
+        }
+        // Fourth: SYN (the third, security, does not apply).
+        if seg.flags.contains(TcpFlags::SYN) {
+            // RFC 5961 §4.2: "the receiver MUST send an ACK (challenge ACK) to the remote
+            // peer", whatever the sequence number.
+            self.challenge_ack(ctx);
+            return Verdict::Keep;
+        }
+        // Fifth: ACK. RFC 9293 §3.10.7.4: "if the ACK bit is off, drop the segment and return".
+        if !seg.flags.contains(TcpFlags::ACK) {
+            ctx.counters.drop(DropReason::NoAck);
+            return Verdict::Keep;
+        }
+        match self.on_ack(ctx, seg) {
+            AckResult::Continue => {}
+            AckResult::Drop => return Verdict::Keep,
+            AckResult::Remove(e) => return Verdict::Remove(e),
+        }
+        self.last_active = ctx.now;
+        // RFC 7323 §4.3: update TS.Recent when the segment covers Last.ACK.sent.
+        if let (true, Some((tsval, _))) = (self.timestamps(), seg.options.timestamps) {
+            if !seg.seq.gt(self.rcv_nxt) && (tsval.wrapping_sub(self.ts_recent) as i32) >= 0 {
+                self.ts_recent = tsval;
+            }
+        }
+        // Seventh: segment text; eighth: FIN.
+        let mut need_ack = !accept.in_order && seg.segment_len() > 0;
+        if accept.in_order {
+            need_ack |= self.on_text(ctx, seg, accept.skip);
+        } else if seg.segment_len() > 0 {
+            ctx.counters.drop(DropReason::OutOfOrder);
+        }
+        let before = ctx.out.len();
+        self.transmit(ctx);
+        if need_ack && ctx.out.len() == before {
+            self.send_ack(ctx);
+        }
+        Verdict::Keep
+    }
+
+    /// RFC 7323 §5.3 R1: "If there is a Timestamps option in the arriving segment, SEG.TSval
+    /// < TS.Recent, and if TS.Recent is valid, then treat the arriving segment as not
+    /// acceptable: Send an acknowledgment in reply as specified in RFC 793 page 69 and drop
+    /// the segment." RSTs are exempt (R1 note), as Linux does.
+    fn check_paws(&mut self, ctx: &mut Ctx<'_>, seg: &TcpRepr<'_>) -> bool {
+        if !self.timestamps() || seg.flags.contains(TcpFlags::RST) {
+            return true;
+        }
+        match seg.options.timestamps {
+            Some((tsval, _)) if (tsval.wrapping_sub(self.ts_recent) as i32) < 0 => {
+                ctx.counters.drop(DropReason::PawsRejected);
+                self.send_ack(ctx);
+                false
+            }
+            _ => true,
+        }
+    }
+
+    /// RFC 9293 §3.10.7.4 first check, the acceptability table. Returns how much of the
+    /// segment's front is already received (`skip`) and whether its first new byte is at
+    /// RCV.NXT; `None` when the segment was unacceptable (an ACK was sent unless RST).
+    fn check_sequence(&mut self, ctx: &mut Ctx<'_>, seg: &TcpRepr<'_>) -> Option<Accept> {
+        let len = seg.segment_len();
+        let wnd = self.rcv_wnd(ctx.params, ctx.pool);
+        let rcv_end = self.rcv_nxt.add(wnd);
+        let acceptable = match (len, wnd) {
+            (0, 0) => seg.seq == self.rcv_nxt,
+            (0, _) => seg.seq.in_range(self.rcv_nxt, rcv_end),
+            (_, 0) => false,
+            (_, _) => {
+                seg.seq.in_range(self.rcv_nxt, rcv_end)
+                    || seg.seq.add(len - 1).in_range(self.rcv_nxt, rcv_end)
+            }
+        };
+        if acceptable {
+            let skip = if seg.seq.lt(self.rcv_nxt) {
+                self.rcv_nxt.diff(seg.seq) as u32
+            } else {
+                0
+            };
+            return Some(Accept {
+                skip,
+                in_order: !seg.seq.gt(self.rcv_nxt),
+            });
+        }
+        // "If the RCV.WND is zero, no segments will be acceptable, but special allowance
+        // should be made to accept valid ACKs, URGs, and RSTs": a segment at RCV.NXT with
+        // data we cannot take still has its ACK processed; the data is dropped.
+        if wnd == 0 && seg.seq == self.rcv_nxt && !seg.flags.contains(TcpFlags::RST) {
+            ctx.counters.drop(DropReason::NoBuffer);
+            return Some(Accept {
+                skip: 0,
+                in_order: false,
+            });
+        }
+        if seg.flags.contains(TcpFlags::RST) {
+            // RFC 5961 §3.2: an out-of-window RST is silently discarded.
+            ctx.counters.drop(DropReason::RstOutOfWindow);
+        } else {
+            // "If an incoming segment is not acceptable, an acknowledgment should be sent in
+            // reply (unless the RST bit is set ...)".
+            ctx.counters.drop(DropReason::OutOfWindow);
+            self.send_ack(ctx);
+        }
+        None
+    }
+
+    /// RFC 5961 §3.2: "If the RST bit is set and the sequence number exactly matches the next
+    /// expected sequence number (RCV.NXT), then TCP MUST reset the connection ... Otherwise
+    /// (the sequence number is in the window) TCP MUST send an ACK (challenge ACK)".
+    fn on_rst(&mut self, ctx: &mut Ctx<'_>, seg: &TcpRepr<'_>) -> Verdict {
+        if seg.seq == self.rcv_nxt {
+            Verdict::Remove(Event::Reset)
+        } else {
+            ctx.counters.drop(DropReason::RstInWindow);
+            self.challenge_ack(ctx);
+            Verdict::Keep
+        }
+    }
+
+    /// RFC 9293 §3.10.7.4 fifth check, with RFC 5961 §5.2's stricter acceptance.
+    fn on_ack(&mut self, ctx: &mut Ctx<'_>, seg: &TcpRepr<'_>) -> AckResult {
+        let ack = seg.ack;
+        // RFC 5961 §5.2: "(SND.UNA - MAX.SND.WND) =< SEG.ACK =< SND.NXT" or the ACK is
+        // unacceptable: "discard the segment and send an ACK back" (rate-limited like a
+        // challenge ACK, as Linux does).
+        let lowest = self.snd_una.sub(self.max_snd_wnd);
+        if ack.gt(self.snd_nxt) || ack.lt(lowest) {
+            ctx.counters.drop(DropReason::UnacceptableAck);
+            self.challenge_ack(ctx);
+            return AckResult::Drop;
+        }
+        // "If SND.UNA < SEG.ACK =< SND.NXT, then set SND.UNA <- SEG.ACK."
+        let advanced = ack.gt(self.snd_una);
+        if advanced {
+            let acked = ack.diff(self.snd_una) as u32;
+            let data = acked.min(self.queued(ctx.pool));
+            ctx.pool.tx_consume(self.buf, data as usize);
+            self.snd_una = ack;
+            self.retries = 0;
+            if self.snd_una == self.snd_nxt {
+                self.flags &= !flag::RTO;
+            } else {
+                self.arm_rto(ctx.now, ctx.params);
+            }
+        }
+        // "If SND.UNA =< SEG.ACK =< SND.NXT, the send window should be updated. If
+        // (SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and SND.WL2 =< SEG.ACK))": we use Linux's
+        // equivalent tcp_may_update_window, which needs no SND.WL2.
+        let wnd = (seg.window as u32) << self.snd_wscale;
+        if advanced || seg.seq.gt(self.snd_wl1) || (seg.seq == self.snd_wl1 && wnd > self.snd_wnd) {
+            self.snd_wnd = wnd;
+            self.snd_wl1 = seg.seq;
+            self.max_snd_wnd = self.max_snd_wnd.max(wnd);
+        }
+        let fin_acked = self.state.fin_sent() && self.snd_una == self.snd_nxt;
+        match self.state {
+            // "In addition to the processing for the ESTABLISHED state, if the FIN segment
+            // is now acknowledged, then enter FIN-WAIT-2 and continue processing."
+            State::FinWait1 if fin_acked => self.state = State::FinWait2,
+            // "If the ACK acknowledges our FIN, then enter the TIME-WAIT state; otherwise,
+            // ignore the segment."
+            State::Closing if fin_acked => {
+                self.enter_time_wait(ctx);
+                return AckResult::Drop;
+            }
+            // "If our FIN is now acknowledged, delete the TCB, enter the CLOSED state."
+            State::LastAck if fin_acked => return AckResult::Remove(Event::Closed),
+            _ => {}
+        }
+        if advanced && responder::on_send_space(self.mode, ctx.pool, ctx.http, self.buf) {
+            self.flags |= flag::CLOSE;
+        }
+        AckResult::Continue
+    }
+
+    /// RFC 9293 §3.10.7.4 seventh and eighth checks: take in-order text, then the FIN.
+    /// Returns whether an ACK is owed.
+    fn on_text(&mut self, ctx: &mut Ctx<'_>, seg: &TcpRepr<'_>, skip: u32) -> bool {
+        let skip = skip as usize;
+        let data = seg.payload.get(skip.min(seg.payload.len())..).unwrap_or(&[]);
+        let mut owed = false;
+        let mut all_taken = true;
+        if !data.is_empty() {
+            owed = true;
+            match self.state {
+                // "ESTABLISHED, FIN-WAIT-1, FIN-WAIT-2: ... deliver the segment text".
+                State::Established | State::FinWait1 | State::FinWait2 => {
+                    all_taken = self.deliver(ctx, data);
+                }
+                // "This should not occur since a FIN has been received from the remote side.
+                // Ignore the segment text." (CLOSE-WAIT, CLOSING, LAST-ACK, TIME-WAIT)
+                _ => {}
+            }
+        }
+        // Eighth: FIN, only when everything before it was taken.
+        if seg.flags.contains(TcpFlags::FIN) && all_taken && !self.state.fin_received() {
+            owed = true;
+            self.rcv_nxt = self.rcv_nxt.add(1);
+            match self.state {
+                // "Enter the CLOSE-WAIT state." The responder then finishes and closes.
+                State::Established => {
+                    self.state = State::CloseWait;
+                    self.flags |= flag::CLOSE;
+                    if !ctx.params.fin_with_ack {
+                        // The four-segment close: ACK the FIN now, our FIN follows apart.
+                        self.send_ack(ctx);
+                        owed = false;
+                    }
+                }
+                // "If our FIN has been ACKed ... enter TIME-WAIT ... Otherwise, enter the
+                // CLOSING state." (ours was acked above if it was: state is FIN-WAIT-2)
+                State::FinWait1 => self.state = State::Closing,
+                State::FinWait2 => {
+                    self.send_ack(ctx);
+                    self.enter_time_wait(ctx);
+                    owed = false;
+                }
+                _ => {}
+            }
+        }
+        owed
+    }
+
+    /// Give in-order data to the responder. Returns whether all of it was taken.
+    fn deliver(&mut self, ctx: &mut Ctx<'_>, data: &[u8]) -> bool {
+        if self.mode.buffered() && self.buf == NO_BUF {
+            match ctx.pool.alloc() {
+                Some(b) => self.buf = b,
+                None => {
+                    ctx.counters.drop(DropReason::NoBuffer);
+                    return false;
+                }
+            }
+        }
+        let taken = responder::on_data(self.mode, ctx.pool, ctx.http, self.buf, data);
+        self.rcv_nxt = self.rcv_nxt.add(taken.bytes as u32);
+        ctx.counters.add(Event::RxBytes, taken.bytes as u64);
+        if taken.close {
+            self.flags |= flag::CLOSE;
+        }
+        if taken.bytes < data.len() {
+            ctx.counters.drop(DropReason::NoBuffer);
+            return false;
+        }
+        true
+    }
+
+    /// Send what the responder queued, within the peer's window and our MSS, then our FIN
+    /// once everything is sent and the responder closes.
+    pub fn transmit(&mut self, ctx: &mut Ctx<'_>) {
+        self.send_from_nxt(ctx, usize::MAX);
+        // RFC 9293 §3.8.6.1: with data waiting and a zero window, the retransmission timer
+        // doubles as the persist timer, so the window gets probed.
+        if self.snd_wnd == 0 && self.snd_nxt.lt(self.fin_seq(ctx.pool)) && !self.rto_armed() {
+            self.arm_rto(ctx.now, ctx.params);
+        }
+    }
+
+    /// Send at most `max_segments` segments from SND.NXT: queued data within the window,
+    /// then the FIN (for the first time, or again after a retransmission rewound SND.NXT).
+    fn send_from_nxt(&mut self, ctx: &mut Ctx<'_>, max_segments: usize) {
+        let end = self.fin_seq(ctx.pool);
+        let wnd_end = self.snd_una.add(self.snd_wnd);
+        let mss = self.mss.max(1) as u32;
+        let mut sent = 0;
+        while sent < max_segments && self.snd_nxt.lt(end) && self.snd_nxt.lt(wnd_end) {
+            let offset = self.snd_nxt.diff(self.snd_una) as u32;
+            let len = (end.diff(self.snd_nxt) as u32)
+                .min(wnd_end.diff(self.snd_nxt) as u32)
+                .min(mss);
+            let payload = Payload::Buffer {
+                buf: self.buf,
+                offset,
+                len,
+            };
+            let mut flags = TcpFlags::ACK;
+            if self.snd_nxt.add(len) == end {
+                flags |= TcpFlags::PSH;
+            }
+            let seg = self.segment(ctx, flags, self.snd_nxt, payload);
+            ctx.out.push(seg);
+            ctx.counters.add(Event::TxBytes, len as u64);
+            self.snd_nxt = self.snd_nxt.add(len);
+            sent += 1;
+        }
+        let fin_due = self.state.fin_sent() || self.flags & flag::CLOSE != 0;
+        let fin_open = !matches!(self.state, State::FinWait2 | State::TimeWait);
+        if sent < max_segments && fin_due && fin_open && self.snd_nxt == end {
+            let seg = self.segment(ctx, TcpFlags::FIN, end, Payload::Empty);
+            ctx.out.push(seg);
+            self.snd_nxt = end.add(1);
+            // RFC 9293 §3.10.4 CLOSE: ESTABLISHED → FIN-WAIT-1, CLOSE-WAIT → LAST-ACK.
+            self.state = match self.state {
+                State::Established => State::FinWait1,
+                State::CloseWait => State::LastAck,
+                s => s,
+            };
+            sent += 1;
+        }
+        if sent > 0 && !self.rto_armed() {
+            self.arm_rto(ctx.now, ctx.params);
+        }
+    }
+
+    /// RFC 6298 §5.1/§5.5: (re)start the timer with the current, backed-off RTO.
+    fn arm_rto(&mut self, now: u32, params: &Params) {
+        let rto = (params.rto_initial_ms as u64) << self.retries.min(20);
+        let rto = rto.min(params.rto_max_ms as u64) as u32;
+        self.rto_at = now.wrapping_add(rto);
+        self.flags |= flag::RTO;
+    }
+
+    /// Enter TIME-WAIT for 2*MSL (RFC 9293 §3.10.7.4 "start the time-wait timer").
+    fn enter_time_wait(&mut self, ctx: &mut Ctx<'_>) {
+        self.state = State::TimeWait;
+        self.flags &= !flag::RTO;
+        self.rto_at = ctx.now.wrapping_add(ctx.params.time_wait_ms);
+        ctx.pool.release(self.buf);
+        self.buf = NO_BUF;
+        ctx.counters.event(Event::TimeWait);
+    }
+
+    /// TIME-WAIT (RFC 9293 §3.10.7.4): "The only thing that can arrive in this state is a
+    /// retransmission of the remote FIN. Acknowledge it, and restart the 2 MSL timeout."
+    /// A new SYN is handled by the table before this (it may reopen the tuple); RSTs are
+    /// ignored here (RFC 1337 TIME-WAIT assassination hazards), as Linux does by default.
+    fn on_time_wait(&mut self, ctx: &mut Ctx<'_>, seg: &TcpRepr<'_>) -> Verdict {
+        if seg.flags.contains(TcpFlags::RST) {
+            ctx.counters.drop(DropReason::RstInWindow);
+            return Verdict::Keep;
+        }
+        if seg.flags.contains(TcpFlags::FIN) && seg.seq.add(seg.segment_len()) == self.rcv_nxt {
+            self.rto_at = ctx.now.wrapping_add(ctx.params.time_wait_ms);
+            self.send_ack(ctx);
+        } else if seg.segment_len() > 0 {
+            ctx.counters.drop(DropReason::OutOfWindow);
+            self.send_ack(ctx);
+        }
+        Verdict::Keep
+    }
+
+    /// Whether a SYN may reopen this TIME-WAIT tuple (RFC 9293 §3.10.7.4 note, RFC 6191
+    /// §2): with timestamps, its TSval must be newer than TS.Recent; without, its sequence
+    /// number must be beyond RCV.NXT. This is Linux's `tcp_timewait_state_process` rule.
+    pub fn syn_may_reopen(&self, seg: &TcpRepr<'_>) -> bool {
+        match (self.timestamps(), seg.options.timestamps) {
+            (true, Some((tsval, _))) => (tsval.wrapping_sub(self.ts_recent) as i32) > 0,
+            _ => seg.seq.gt(self.rcv_nxt),
+        }
+    }
+
+    /// Answer a SYN that may not reopen a TIME-WAIT tuple: an ACK (Linux TCP_TW_ACK).
+    pub fn answer_stale_syn(&self, ctx: &mut Ctx<'_>) {
+        self.send_ack(ctx);
+    }
+
+    /// Close from our side (idle timeout, shutdown): FIN after the queued data.
+    pub fn close(&mut self, ctx: &mut Ctx<'_>) {
+        self.flags |= flag::CLOSE;
+        self.transmit(ctx);
+    }
+
+    /// Run the timers due at `ctx.now`.
+    pub fn on_timer(&mut self, ctx: &mut Ctx<'_>) -> Verdict {
+        let now = ctx.now;
+        for timer in self.timers(ctx.params).collect::<arrayvec_lite::Timers>().iter() {
+            if !tick_reached(now, timer.at()) {
+                continue;
+            }
+            match *timer {
+                Timer::TimeWait { .. } => return Verdict::Remove(Event::Closed),
+                Timer::Retransmit { .. } => {
+                    if let Some(v) = self.retransmit(ctx) {
+                        return v;
+                    }
+                }
+                Timer::Idle { .. } => match self.state {
+                    State::Established | State::CloseWait => {
+                        ctx.counters.event(Event::IdleClosed);
+                        self.last_active = now;
+                        self.close(ctx);
+                    }
+                    // Nothing of ours is outstanding and the peer stays silent: forget it
+                    // (Linux's tcp_fin_timeout for FIN-WAIT-2).
+                    State::FinWait2 => return Verdict::Remove(Event::IdleClosed),
+                    _ => {}
+                },
+            }
+        }
+        Verdict::Keep
+    }
+
+    /// RFC 6298 §5.4–5.6: "Retransmit the earliest segment that has not been acknowledged",
+    /// back off the timer, and resume sending from there as ACKs arrive (go-back-N); after
+    /// `max_retries`, send RST and give up (RFC 9293 §3.8.3 R2). With a zero window the
+    /// same timer sends a one-byte window probe (RFC 9293 §3.8.6.1).
+    fn retransmit(&mut self, ctx: &mut Ctx<'_>) -> Option<Verdict> {
+        if self.retries >= ctx.params.max_retries {
+            let seg = Segment::control(TcpFlags::RST | TcpFlags::ACK, self.snd_nxt, self.rcv_nxt, 0);
+            ctx.out.push(seg);
+            ctx.counters.event(Event::RstSent);
+            return Some(Verdict::Remove(Event::TimedOut));
+        }
+        self.retries += 1;
+        ctx.counters.event(Event::Retransmit);
+        self.flags &= !flag::RTO;
+        let queued = self.queued(ctx.pool);
+        if self.snd_wnd == 0 && queued > 0 {
+            let payload = Payload::Buffer {
+                buf: self.buf,
+                offset: 0,
+                len: 1,
+            };
+            let seg = self.segment(ctx, TcpFlags::ACK, self.snd_una, payload);
+            ctx.out.push(seg);
+            if self.snd_nxt == self.snd_una {
+                self.snd_nxt = self.snd_una.add(1);
+            }
+        } else {
+            self.snd_nxt = self.snd_una;
+            // Even a peer window smaller than what is outstanding gets one segment.
+            let saved = self.snd_wnd;
+            self.snd_wnd = self.snd_wnd.max(self.mss as u32);
+            self.send_from_nxt(ctx, 1);
+            self.snd_wnd = saved;
+        }
+        self.arm_rto(ctx.now, ctx.params);
+        None
+    }
+
+    /// Give back the connection's buffer (when it is removed).
+    pub fn release(&mut self, pool: &mut BufferPool) {
+        pool.release(self.buf);
+        self.buf = NO_BUF;
+    }
+}
+
+struct Accept {
+    skip: u32,
+    in_order: bool,
+}
+
+enum AckResult {
+    Continue,
+    Drop,
+    Remove(Event),
+}
+
+/// A tiny fixed-capacity list for the (at most two) due timers, so `on_timer` can iterate
+/// without borrowing the TCB and without allocating.
+mod arrayvec_lite {
+    use super::Timer;
+
+    #[derive(Default)]
+    pub struct Timers {
+        items: [Option<Timer>; 2],
+        len: usize,
+    }
+
+    impl Timers {
+        pub fn iter(&self) -> impl Iterator<Item = &Timer> {
+            self.items[..self.len].iter().flatten()
+        }
+    }
+
+    impl FromIterator<Timer> for Timers {
+        fn from_iter<I: IntoIterator<Item = Timer>>(iter: I) -> Self {
+            let mut t = Timers::default();
+            for x in iter.into_iter().take(2) {
+                t.items[t.len] = Some(x);
+                t.len += 1;
+            }
+            t
+        }
+    }
+}
