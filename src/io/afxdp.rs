@@ -145,8 +145,8 @@ struct Frames {
     free: Vec<u64>,
     /// Chunk bases released by the engine, for the fill ring at the next flush.
     pending_fill: Vec<u64>,
-    /// RX descriptors the kernel handed us that made no sense (counted, skipped).
-    rx_bad_descs: u64,
+    /// RX or completion descriptors from the kernel that made no sense (counted, skipped).
+    bad_descs: u64,
 }
 
 impl Frames {
@@ -174,18 +174,18 @@ impl Frames {
     /// if it was the kernel's, goes back to the free pool).
     fn accept_rx(&mut self, desc: XdpDesc) -> Option<Frame> {
         let Some(c) = self.chunk(desc.addr) else {
-            self.rx_bad_descs += 1;
+            self.bad_descs += 1;
             return None;
         };
         if self.owner[c] != Owner::Kernel {
-            self.rx_bad_descs += 1;
+            self.bad_descs += 1;
             return None;
         }
         let base = self.base(c);
         let off = desc.addr - base;
         let len = u64::from(desc.len);
         if off + len > u64::from(self.frame_size) || len > self.capacity() as u64 {
-            self.rx_bad_descs += 1;
+            self.bad_descs += 1;
             self.owner[c] = Owner::Free;
             self.free.push(base);
             return None;
@@ -226,7 +226,7 @@ impl Frames {
                 let base = self.base(c);
                 self.free.push(base);
             }
-            _ => self.rx_bad_descs += 1,
+            _ => self.bad_descs += 1,
         }
     }
 }
@@ -390,7 +390,7 @@ impl AfXdpPort {
             owner: vec![Owner::Free; count as usize],
             free: Vec::with_capacity(count as usize),
             pending_fill: Vec::with_capacity(count as usize),
-            rx_bad_descs: 0,
+            bad_descs: 0,
         };
         // The free pool pops from the end: push high chunks first so low ones go out first.
         for c in (0..count as usize).rev() {
@@ -685,7 +685,7 @@ impl Port for AfXdpPort {
         let k = self.user.statistics_v2().unwrap_or_default();
         PortStats {
             rx_dropped: k.rx_dropped,
-            rx_invalid_descs: k.rx_invalid_descs + self.frames.rx_bad_descs,
+            rx_invalid_descs: k.rx_invalid_descs + self.frames.bad_descs,
             tx_invalid_descs: k.tx_invalid_descs,
             rx_ring_full: k.rx_ring_full,
             rx_fill_ring_empty_descs: k.rx_fill_ring_empty_descs,
@@ -717,5 +717,117 @@ fn setsockopt_u32(
         Ok(())
     } else {
         Err(std::io::Error::last_os_error())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The chunk bookkeeping, without a NIC: `Frames` over an anonymous mapping. The rings
+    //! themselves are exercised on a real veth in `tests/afxdp_port.rs`.
+    use super::*;
+
+    const FS: u32 = 2048;
+
+    fn frames(count: u32) -> Frames {
+        Frames {
+            mem: FrameMem::new((FS * count) as usize).expect("mmap"),
+            frame_size: FS,
+            shift: FS.trailing_zeros(),
+            count,
+            owner: vec![Owner::Kernel; count as usize],
+            free: Vec::new(),
+            pending_fill: Vec::new(),
+            bad_descs: 0,
+        }
+    }
+
+    fn desc(addr: u64, len: u32) -> XdpDesc {
+        XdpDesc {
+            addr,
+            len,
+            options: 0,
+        }
+    }
+
+    #[test]
+    fn rx_descriptor_at_data_offset_is_handed_out() {
+        let mut f = frames(8);
+        let got = f.accept_rx(desc(2 * 2048 + DATA_OFFSET, 60));
+        assert_eq!(
+            got,
+            Some(Frame {
+                addr: 2 * 2048 + DATA_OFFSET,
+                len: 60
+            })
+        );
+        assert_eq!(f.owner[2], Owner::User);
+        assert_eq!(f.user_chunk(2 * 2048 + DATA_OFFSET), Some(2));
+        assert_eq!(f.capacity(), 2048 - 256);
+    }
+
+    #[test]
+    fn bogus_rx_descriptors_are_counted_not_handed_out() {
+        let mut f = frames(8);
+        // Beyond the UMEM.
+        assert_eq!(f.accept_rx(desc(8 * 2048 + DATA_OFFSET, 60)), None);
+        // A chunk the kernel does not own (ours, or on the TX ring).
+        f.owner[1] = Owner::User;
+        f.owner[3] = Owner::Tx;
+        assert_eq!(f.accept_rx(desc(2048 + DATA_OFFSET, 60)), None);
+        assert_eq!(f.accept_rx(desc(3 * 2048 + DATA_OFFSET, 60)), None);
+        assert_eq!(f.owner[1], Owner::User);
+        assert_eq!(f.owner[3], Owner::Tx);
+        // Longer than the chunk: the kernel gave it back, so it returns to the free pool.
+        assert_eq!(f.accept_rx(desc(4 * 2048 + DATA_OFFSET, 1800)), None);
+        assert_eq!(f.owner[4], Owner::Free);
+        assert_eq!(f.free, vec![4 * 2048]);
+        assert_eq!(f.bad_descs, 4);
+    }
+
+    #[test]
+    fn rx_data_at_another_offset_is_moved_to_data_offset() {
+        let mut f = frames(4);
+        let base = 2048u64;
+        let payload: Vec<u8> = (0..100u8).collect();
+        f.owner[1] = Owner::User; // write the fixture as the kernel would have
+        f.chunk_bytes(1)[300..400].copy_from_slice(&payload);
+        f.owner[1] = Owner::Kernel;
+        let got = f.accept_rx(desc(base + 300, 100)).expect("accepted");
+        assert_eq!(got.addr, base + DATA_OFFSET);
+        assert_eq!(&f.chunk_bytes(1)[256..356], payload.as_slice());
+    }
+
+    #[test]
+    fn completions_return_tx_frames_only() {
+        let mut f = frames(4);
+        f.owner[2] = Owner::Tx;
+        f.complete(2 * 2048 + DATA_OFFSET);
+        assert_eq!(f.owner[2], Owner::Free);
+        assert_eq!(f.free, vec![2 * 2048]);
+        // A completion for a frame not on the TX ring changes nothing.
+        f.complete(2 * 2048 + DATA_OFFSET);
+        f.complete(9 * 2048);
+        assert_eq!(f.free.len(), 1);
+        assert_eq!(f.bad_descs, 2);
+    }
+
+    #[test]
+    fn only_engine_owned_frames_at_data_offset_are_user_frames() {
+        let mut f = frames(4);
+        f.owner[0] = Owner::User;
+        assert_eq!(f.user_chunk(DATA_OFFSET), Some(0));
+        assert_eq!(f.user_chunk(0), None, "chunk base is not a frame address");
+        assert_eq!(f.user_chunk(2048 + DATA_OFFSET), None, "kernel-owned");
+        assert_eq!(
+            f.user_chunk(4 * 2048 + DATA_OFFSET),
+            None,
+            "outside the UMEM"
+        );
+    }
+
+    #[test]
+    fn port_is_send() {
+        fn assert_send<T: Send>() {}
+        assert_send::<AfXdpPort>();
     }
 }
