@@ -560,3 +560,78 @@ fn sigkill_detaches_program() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// A small reflector: 4 client threads × 64 connects; every SYN that arrives (in batches)
+/// is rewritten in place into a RST+ACK and sent back. Every connect must be refused by our
+/// RST, no TX frame may be lost, and the server kernel must see none of it. Bounded: 256
+/// connections, 30 s.
+#[test]
+fn reflector_answers_every_syn_in_batches() {
+    if !common::require_root("reflector_answers_every_syn_in_batches") {
+        return;
+    }
+    const THREADS: usize = 4;
+    const PER_THREAD: usize = 64;
+    let lab = Lab::new("reflect", 1);
+    let (prog, mut port) = setup(&lab, XdpMode::Generic, false);
+    let free0 = port.free_frames();
+    let in_segs = lab.snmp(&lab.server_ns, "Tcp", "InSegs");
+    let dst = SocketAddr::new(lab.server_v4.into(), PORT);
+    let deadline = Instant::now() + Duration::from_secs(30);
+
+    let (refused, answered) = std::thread::scope(|s| {
+        let clients: Vec<_> = (0..THREADS)
+            .map(|_| {
+                s.spawn(|| {
+                    lab.in_ns(&lab.client_ns, || {
+                        (0..PER_THREAD)
+                            .filter(|_| {
+                                TcpStream::connect_timeout(&dst, Duration::from_secs(5))
+                                    .map(|_| ())
+                                    .map_err(|e| e.kind())
+                                    == Err(std::io::ErrorKind::ConnectionRefused)
+                            })
+                            .count()
+                    })
+                })
+            })
+            .collect();
+        let mut answered = 0usize;
+        let mut frames = [Frame { addr: 0, len: 0 }; 64];
+        while clients.iter().any(|c| !c.is_finished()) && Instant::now() < deadline {
+            let n = port.recv(&mut frames);
+            for f in &frames[..n] {
+                let syn = port.buffer(f.addr)[..f.len as usize].to_vec();
+                let len = build_rst(&syn, port.buffer(f.addr), false);
+                assert!(port.send(f.addr, len as u32), "TX ring has room");
+                answered += 1;
+            }
+            port.flush();
+            if n == 0 {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        }
+        let refused: usize = clients.into_iter().map(|c| c.join().expect("client")).sum();
+        (refused, answered)
+    });
+    assert_eq!(
+        refused,
+        THREADS * PER_THREAD,
+        "every connect refused by our RST"
+    );
+    assert!(answered >= refused, "answered {answered} SYNs");
+    assert_eq!(lab.snmp(&lab.server_ns, "Tcp", "InSegs"), in_segs);
+
+    drain(&mut port, Duration::from_millis(50));
+    let stats = port.stats();
+    assert_eq!(stats.tx_ring_full, 0, "{stats:?}");
+    assert_eq!(stats.rx_dropped, 0, "{stats:?}");
+    assert_eq!(
+        stats.rx_invalid_descs + stats.tx_invalid_descs,
+        0,
+        "{stats:?}"
+    );
+    assert_eq!(port.free_frames(), free0, "no frame leaked: {stats:?}");
+    let c = prog.counters().expect("counters");
+    assert!(c.redirected >= refused as u64, "{c:?}");
+}
