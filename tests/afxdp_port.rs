@@ -635,3 +635,47 @@ fn reflector_answers_every_syn_in_batches() {
     let c = prog.counters().expect("counters");
     assert!(c.redirected >= refused as u64, "{c:?}");
 }
+
+/// Native XDP on a veth refuses a 9000-byte peer MTU: `Native` fails with an error that
+/// names the interface and the remedy, `Auto` falls back to generic mode.
+#[test]
+fn jumbo_mtu_native_refused_auto_falls_back() {
+    if !common::require_root("jumbo_mtu_native_refused_auto_falls_back") {
+        return;
+    }
+    let lab = Lab::new("jumbo", 1);
+    for (ns, ifname) in [
+        (&lab.client_ns, &lab.client_if),
+        (&lab.server_ns, &lab.server_if),
+    ] {
+        let out = lab.ns_exec(ns, &["ip", "link", "set", "dev", ifname, "mtu", "9000"]);
+        assert!(out.status.success(), "{out:?}");
+    }
+    let f = filter(&lab, false);
+    let err = lab
+        .in_ns(&lab.server_ns, || {
+            XdpProgram::attach(&lab.server_if, XdpMode::Native, &f).map(|_| ())
+        })
+        .expect_err("native XDP must be refused at MTU 9000");
+    let msg = format!("{err:#}");
+    eprintln!("native refused: {msg}");
+    assert!(msg.contains(&lab.server_if), "names the interface: {msg}");
+    assert!(msg.contains("generic"), "says what to do: {msg}");
+    assert!(!lab.xdp_attached(&lab.server_ns, &lab.server_if));
+
+    let prog = lab.in_ns(&lab.server_ns, || {
+        XdpProgram::attach(&lab.server_if, XdpMode::Auto, &f).expect("auto attach")
+    });
+    assert_eq!(prog.mode(), XdpMode::Generic);
+    assert!(lab.xdp_attached(&lab.server_ns, &lab.server_if));
+
+    let err = lab
+        .in_ns(&lab.server_ns, || {
+            XdpProgram::attach("nosuchif0", XdpMode::Generic, &f).map(|_| ())
+        })
+        .expect_err("unknown interface");
+    assert!(
+        format!("{err:#}").contains("nosuchif0 not found"),
+        "{err:#}"
+    );
+}
