@@ -1,0 +1,78 @@
+//! Compiles the XDP program `src/bpf/synack.bpf.c` with clang into `$OUT_DIR/synack.bpf.o`,
+//! which `io::bpf` embeds with `aya::include_bytes_aligned!`.
+//!
+//! Needs `clang` and the libbpf headers (`bpf/bpf_helpers.h`); the multiarch include dir
+//! (`/usr/include/<triple>`) provides `asm/types.h`. Set `CLANG` to use another clang.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const SRC: &str = "src/bpf/synack.bpf.c";
+
+fn main() {
+    println!("cargo:rerun-if-changed={SRC}");
+    println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-env-changed=CLANG");
+
+    let clang = env::var("CLANG").unwrap_or_else(|_| "clang".to_string());
+    let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("synack.bpf.o");
+
+    match Command::new(&clang).arg("--version").output() {
+        Ok(o) if o.status.success() => {}
+        _ => fail(&format!(
+            "`{clang}` was not found or does not run. The XDP program needs clang with the BPF \
+             target: install the Debian/Ubuntu packages `clang` and `libbpf-dev` \
+             (apt-get install clang libbpf-dev), or set CLANG=/path/to/clang."
+        )),
+    }
+
+    let multiarch = multiarch_include();
+    let helpers_found = ["/usr/include", "/usr/local/include"]
+        .iter()
+        .any(|d| Path::new(d).join("bpf/bpf_helpers.h").exists());
+    if !helpers_found {
+        fail(
+            "bpf/bpf_helpers.h not found in /usr/include or /usr/local/include: install the \
+             Debian/Ubuntu package `libbpf-dev` (apt-get install libbpf-dev); clang is also \
+             needed (package `clang`).",
+        );
+    }
+
+    let mut cmd = Command::new(&clang);
+    cmd.args(["-O2", "-g", "-Wall", "-Werror", "-target", "bpf"]);
+    if let Some(dir) = &multiarch {
+        cmd.arg(format!("-I{dir}"));
+    }
+    cmd.args(["-c", SRC, "-o"]).arg(&out);
+    let output = cmd
+        .output()
+        .unwrap_or_else(|e| fail(&format!("could not run {clang}: {e}")));
+    if !output.status.success() {
+        fail(&format!(
+            "clang failed to compile {SRC} (command: {cmd:?}):\n{}\nIf the error is a missing \
+             header, install the packages `clang` and `libbpf-dev` (and `linux-libc-dev` for \
+             asm/types.h).",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+}
+
+/// `/usr/include/<triple>` of the build host, where Debian keeps `asm/types.h`.
+fn multiarch_include() -> Option<String> {
+    let triple = match env::consts::ARCH {
+        "x86_64" => "x86_64-linux-gnu".to_string(),
+        "aarch64" => "aarch64-linux-gnu".to_string(),
+        _ => {
+            let o = Command::new("gcc").arg("-print-multiarch").output().ok()?;
+            String::from_utf8(o.stdout).ok()?.trim().to_string()
+        }
+    };
+    let dir = format!("/usr/include/{triple}");
+    Path::new(&dir).is_dir().then_some(dir)
+}
+
+fn fail(msg: &str) -> ! {
+    eprintln!("error: building the XDP program: {msg}");
+    panic!("building the XDP program: {msg}");
+}

@@ -1,0 +1,334 @@
+//! Shared harness for root-only integration tests: network-namespace labs joined by a veth
+//! pair, running code or commands inside a namespace, and commands with a timeout.
+//!
+//! Network rules: traffic stays inside the namespaces a [`Lab`] creates; addresses come from
+//! 198.18.0.0/15 and 2001:2::/48; the root namespace and eth0 are never touched; a `Lab`
+//! removes its namespaces on drop, also when the test panics.
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::fs::File;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::os::fd::AsRawFd;
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// Env var that turns "needs root" into a skip instead of a failure.
+pub const SKIP_ENV: &str = "SYNACK_SKIP_PRIVILEGED";
+
+/// Prefix of every namespace a lab creates; the pid follows, so stale labs can be found.
+const NS_PREFIX: &str = "synack-t";
+
+/// Root-only tests: `true` when running as root. Otherwise, with `SYNACK_SKIP_PRIVILEGED=1`
+/// print a SKIPPED line and return `false`; without it, panic with what to do.
+pub fn require_root(test: &str) -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    if std::env::var(SKIP_ENV).as_deref() == Ok("1") {
+        eprintln!("SKIPPED {test}: needs root ({SKIP_ENV}=1)");
+        return false;
+    }
+    panic!(
+        "{test} needs root (CAP_NET_ADMIN) for network namespaces and AF_XDP; run as root, \
+         or set {SKIP_ENV}=1 to skip"
+    );
+}
+
+/// Run a command, killing it (by its pid) if it has not finished after `timeout`.
+/// Returns `None` on timeout; stdout and stderr are captured either way.
+pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Option<Output> {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
+    let deadline = Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => return child.wait_with_output().ok(),
+            Ok(None) if Instant::now() >= deadline => {
+                let _ = child.kill(); // SIGKILL to this child's pid only
+                let _ = child.wait();
+                return None;
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) => panic!("waiting for {cmd:?}: {e}"),
+        }
+    }
+}
+
+/// Run a command (with a 30 s cap) and panic with its output unless it succeeds.
+pub fn must(cmd: &mut Command) -> Output {
+    let shown = format!("{cmd:?}");
+    let out = run_with_timeout(cmd, Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("{shown} timed out"));
+    assert!(
+        out.status.success(),
+        "{shown} failed ({}): {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn ip(args: &[&str]) -> Output {
+    must(Command::new("ip").args(args))
+}
+
+/// Two namespaces (client, server) joined by a veth pair. Dropping it deletes both
+/// namespaces, which deletes the veth with them.
+#[derive(Debug)]
+pub struct Lab {
+    pub client_ns: String,
+    pub server_ns: String,
+    pub client_if: String,
+    pub server_if: String,
+    pub client_v4: Ipv4Addr,
+    pub server_v4: Ipv4Addr,
+    pub client_v6: Ipv6Addr,
+    pub server_v6: Ipv6Addr,
+    pub client_mac: [u8; 6],
+    pub server_mac: [u8; 6],
+}
+
+static LAB_COUNTER: AtomicU32 = AtomicU32::new(0);
+
+impl Lab {
+    /// A new lab. `tag` (letters/digits) makes names readable; `queues` > 1 creates a
+    /// multi-queue veth (`numrxqueues N numtxqueues N`), 0 or 1 a single-queue one.
+    ///
+    /// Checksum offload: `ethtool -K <veth> tx off rx off` on both ends. `tx off` makes the
+    /// kernel write full TCP checksums (a veth with TX offload leaves a partial, pseudo-header
+    /// only checksum that AF_XDP would see raw) and stops GSO from building frames larger
+    /// than a UMEM frame. `rx off` too, so no path can mark a frame as already verified:
+    /// the receiving kernel checks every checksum in software, and a bad checksum written
+    /// by our AF_XDP TX makes a test fail instead of passing silently.
+    pub fn new(tag: &str, queues: u32) -> Lab {
+        cleanup_stale_labs();
+        let n = LAB_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let pid = std::process::id();
+        let tag: String = tag
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .take(12)
+            .collect();
+        // Interface names must fit IFNAMSIZ (15 chars): "vc"/"vs" + pid hex + counter hex.
+        let client_if = format!("vc{pid:x}x{n:x}");
+        let server_if = format!("vs{pid:x}x{n:x}");
+        assert!(client_if.len() <= 15);
+        // A distinct subnet per lab (and per process, as far as 512 slots go).
+        let slot = (pid.wrapping_mul(7).wrapping_add(n)) % 512;
+        let (b, c) = (18 + (slot / 256) as u8, (slot % 256) as u8);
+        let mut lab = Lab {
+            client_ns: format!("{NS_PREFIX}{pid}-{n}-{tag}-c"),
+            server_ns: format!("{NS_PREFIX}{pid}-{n}-{tag}-s"),
+            client_if,
+            server_if,
+            client_v4: Ipv4Addr::new(198, b, c, 1),
+            server_v4: Ipv4Addr::new(198, b, c, 2),
+            client_v6: Ipv6Addr::new(0x2001, 2, 0, slot as u16, 0, 0, 0, 1),
+            server_v6: Ipv6Addr::new(0x2001, 2, 0, slot as u16, 0, 0, 0, 2),
+            client_mac: [0; 6],
+            server_mac: [0; 6],
+        };
+        // From here on, Drop cleans up whatever was created.
+        ip(&["netns", "add", &lab.client_ns]);
+        ip(&["netns", "add", &lab.server_ns]);
+        let q = queues.max(1).to_string();
+        let mut add = vec!["link", "add", &lab.client_if, "netns", &lab.client_ns];
+        if queues > 1 {
+            add.extend(["numrxqueues", &q, "numtxqueues", &q]);
+        }
+        add.extend(["type", "veth", "peer", "name", &lab.server_if]);
+        add.extend(["netns", &lab.server_ns]);
+        if queues > 1 {
+            add.extend(["numrxqueues", &q, "numtxqueues", &q]);
+        }
+        ip(&add);
+        for (ns, ifname, v4, v6) in [
+            (&lab.client_ns, &lab.client_if, lab.client_v4, lab.client_v6),
+            (&lab.server_ns, &lab.server_if, lab.server_v4, lab.server_v6),
+        ] {
+            must(
+                Command::new("ip")
+                    .args(["netns", "exec", ns, "ethtool", "-K", ifname])
+                    .args(["tx", "off", "rx", "off"]),
+            );
+            let nsx = |args: &[&str]| {
+                let mut full = vec!["-n", ns.as_str()];
+                full.extend_from_slice(args);
+                ip(&full)
+            };
+            nsx(&["addr", "add", &format!("{v4}/24"), "dev", ifname]);
+            nsx(&[
+                "-6",
+                "addr",
+                "add",
+                &format!("{v6}/64"),
+                "dev",
+                ifname,
+                "nodad",
+            ]);
+            nsx(&["link", "set", "dev", ifname, "up"]);
+            nsx(&["link", "set", "dev", "lo", "up"]);
+        }
+        lab.client_mac = read_mac(&lab, &lab.client_ns, &lab.client_if);
+        lab.server_mac = read_mac(&lab, &lab.server_ns, &lab.server_if);
+        lab
+    }
+
+    /// `ip netns exec <ns> args...` with a 60 s cap (panics on timeout, not on failure).
+    pub fn ns_exec(&self, ns: &str, args: &[&str]) -> Output {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", ns]).args(args);
+        run_with_timeout(&mut cmd, Duration::from_secs(60))
+            .unwrap_or_else(|| panic!("`ip netns exec {ns} {args:?}` timed out"))
+    }
+
+    /// Run `f` on a new thread that has joined namespace `ns` (setns on
+    /// /var/run/netns/<ns>): std::net sockets, AF_XDP sockets and XDP attach then act in
+    /// that namespace. Sockets keep their namespace after the thread ends. A panic in `f`
+    /// is propagated.
+    pub fn in_ns<R: Send>(&self, ns: &str, f: impl FnOnce() -> R + Send) -> R {
+        in_netns(ns, f)
+    }
+
+    /// `ip -d link show dev <ifname>` in `ns`.
+    pub fn link_details(&self, ns: &str, ifname: &str) -> String {
+        let out = self.ns_exec(ns, &["ip", "-d", "link", "show", "dev", ifname]);
+        assert!(out.status.success(), "ip link show {ifname} failed");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Whether any XDP program (native, generic, offload) is attached to `ifname` in `ns`.
+    pub fn xdp_attached(&self, ns: &str, ifname: &str) -> bool {
+        xdp_in_link_details(&self.link_details(ns, ifname))
+    }
+
+    /// A kernel SNMP counter (e.g. `("Tcp", "InSegs")`) of namespace `ns`.
+    pub fn snmp(&self, ns: &str, proto: &str, field: &str) -> u64 {
+        let out = self.ns_exec(ns, &["cat", "/proc/net/snmp"]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        let prefix = format!("{proto}:");
+        let mut lines = text.lines().filter(|l| l.starts_with(&prefix));
+        let (names, values) = (lines.next(), lines.next());
+        let (Some(names), Some(values)) = (names, values) else {
+            panic!("no {proto} lines in /proc/net/snmp of {ns}");
+        };
+        let i = names
+            .split_whitespace()
+            .position(|n| n == field)
+            .unwrap_or_else(|| panic!("no {proto} {field} in /proc/net/snmp"));
+        values
+            .split_whitespace()
+            .nth(i)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("bad {proto} {field} value"))
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for ns in [&self.client_ns, &self.server_ns] {
+            // Best effort, never panic in drop (we may already be unwinding).
+            let _ = run_with_timeout(
+                Command::new("ip").args(["netns", "del", ns]),
+                Duration::from_secs(30),
+            );
+        }
+    }
+}
+
+/// Whether `ip -d link show` output reports an attached XDP program.
+pub fn xdp_in_link_details(details: &str) -> bool {
+    details.split_whitespace().any(|t| {
+        matches!(
+            t,
+            "xdp" | "xdpgeneric" | "xdpdrv" | "xdpoffload" | "xdpmulti" | "prog/xdp"
+        ) || t.starts_with("xdpgeneric/")
+            || t.starts_with("xdp/")
+    })
+}
+
+/// Run `f` on a thread inside network namespace `ns` (see [`Lab::in_ns`]).
+pub fn in_netns<R: Send>(ns: &str, f: impl FnOnce() -> R + Send) -> R {
+    let path = format!("/var/run/netns/{ns}");
+    std::thread::scope(|s| {
+        let handle = s.spawn(move || {
+            let file = File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
+            // SAFETY: a valid namespace fd; CLONE_NEWNET moves only this thread.
+            let r = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(r, 0, "setns({path}): {}", std::io::Error::last_os_error());
+            f()
+        });
+        match handle.join() {
+            Ok(r) => r,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    })
+}
+
+fn read_mac(lab: &Lab, ns: &str, ifname: &str) -> [u8; 6] {
+    let out = lab.ns_exec(ns, &["cat", &format!("/sys/class/net/{ifname}/address")]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut mac = [0u8; 6];
+    let parts: Vec<u8> = text
+        .trim()
+        .split(':')
+        .map(|h| u8::from_str_radix(h, 16).expect("mac hex"))
+        .collect();
+    assert_eq!(parts.len(), 6, "bad MAC {text:?} for {ifname}");
+    mac.copy_from_slice(&parts);
+    mac
+}
+
+/// Delete namespaces left by lab processes that died without cleaning up (SIGKILL).
+/// Only names with our prefix whose pid is no longer alive are touched.
+fn cleanup_stale_labs() {
+    let Some(out) = run_with_timeout(
+        Command::new("ip").args(["netns", "list"]),
+        Duration::from_secs(10),
+    ) else {
+        return;
+    };
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let name = line.split_whitespace().next().unwrap_or("");
+        let Some(rest) = name.strip_prefix(NS_PREFIX) else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = run_with_timeout(
+                Command::new("ip").args(["netns", "del", name]),
+                Duration::from_secs(10),
+            );
+        }
+    }
+}
+
+/// RFC 1071 Internet checksum over `chunks` (folded, complemented).
+pub fn inet_checksum(chunks: &[&[u8]]) -> u16 {
+    let mut sum: u32 = 0;
+    let mut odd: Option<u8> = None;
+    for chunk in chunks {
+        for &b in *chunk {
+            match odd.take() {
+                Some(hi) => sum += u32::from(u16::from_be_bytes([hi, b])),
+                None => odd = Some(b),
+            }
+        }
+    }
+    if let Some(hi) = odd {
+        sum += u32::from(u16::from_be_bytes([hi, 0]));
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
