@@ -534,7 +534,11 @@ fn field_hint(field: &str) -> &'static str {
         "listen" => "add [[listen]] tables with unique ports, e.g. [[listen]] port = 80, mode = \"http\", or --listen 80:http",
         "listen.port" => "use a port 1..=65535, unique across listeners, e.g. port = 80",
         "listen.mode" => "use discard, echo, http or close, e.g. mode = \"echo\"",
-        "xdp" | "tcp" | "http" | "steering" | "ops" => "write the section as a table, e.g. [tcp] followed by its keys",
+        "xdp" => "write the section as a table: [xdp] followed by its keys, e.g. frame_size = 2048",
+        "tcp" => "write the section as a table: [tcp] followed by its keys, e.g. mss = 1460",
+        "http" => "write the section as a table: [http] followed by its keys, e.g. status = 200",
+        "steering" => "write the section as a table: [steering] followed by its keys, e.g. handoff_queue = 1024",
+        "ops" => "write the section as a table: [ops] followed by its keys, e.g. stats_interval_ms = 1000",
         "xdp.mode" => "use auto, native or generic, e.g. mode = \"auto\"",
         "xdp.frame_size" => "use 2048 or 4096, e.g. frame_size = 2048",
         "xdp.frame_count" => "use a power of two in 64..=1048576, e.g. frame_count = 4096",
@@ -630,6 +634,7 @@ impl Config {
                 message: e.message().replace('\n', " "),
             }
         })?;
+        check_shapes(&table)?;
         Config::deserialize(table).map_err(|e| ConfigError::from_serde(&e))
     }
 
@@ -746,6 +751,31 @@ impl Config {
             .map_err(|p| inv("ops.stats_interval_ms", p))?;
         Ok(())
     }
+}
+
+/// Sections and listeners must be tables. serde would also build a struct from an array,
+/// by position (`tcp = [1460]`), which is never what the writer meant.
+fn check_shapes(table: &toml::Table) -> Result<(), ConfigError> {
+    for section in ["xdp", "tcp", "http", "steering", "ops"] {
+        match table.get(section) {
+            None | Some(toml::Value::Table(_)) => {}
+            Some(other) => {
+                return Err(ConfigError::invalid(
+                    section,
+                    format!("is a {}, not a table", other.type_str()),
+                ))
+            }
+        }
+    }
+    if let Some(toml::Value::Array(list)) = table.get("listen") {
+        if let Some(other) = list.iter().find(|v| !v.is_table()) {
+            return Err(ConfigError::invalid(
+                "listen",
+                format!("has a {} where a listener table belongs", other.type_str()),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// 1-based line and column of byte `offset` in `s`.
@@ -1242,12 +1272,17 @@ mod tests {
         ("listen", "listen = [{ port = 80, mode = \"http\" }]"),
     ];
 
-    /// A valid document with top-level key `key`'s line replaced by `line`.
+    /// A valid document with top-level key `key`'s line replaced by `line` (or with
+    /// `line` added, when `key` is not one of [`TOP`]).
     fn top_with(key: &str, line: &str) -> String {
-        TOP.iter()
+        let mut lines: Vec<&str> = TOP
+            .iter()
             .map(|&(k, l)| if k == key { line } else { l })
-            .collect::<Vec<_>>()
-            .join("\n")
+            .collect();
+        if !TOP.iter().any(|&(k, _)| k == key) {
+            lines.insert(0, line);
+        }
+        lines.join("\n")
     }
 
     /// A valid document plus `line` in `[section]` (or at the top when `section` is "").
@@ -1369,6 +1404,8 @@ mod tests {
             ("", "workers = true", "workers"),
             ("", "listen = []", "listen"),
             ("", "listen = [{ port = 0 }]", "listen"),
+            ("", "listen = [[80, \"http\"]]", "listen"),
+            ("", "listen = \"80\"", "listen"),
             (
                 "",
                 "listen = [{ port = 80 }, { port = 80, mode = \"echo\" }]",
@@ -1390,6 +1427,11 @@ mod tests {
             ("xdp", "batch_size = 0", "xdp.batch_size"),
             ("xdp", "batch_size = 257", "xdp.batch_size"),
             ("xdp", "busy_poll = \"yes\"", "xdp.busy_poll"),
+            ("", "xdp = 5", "xdp"),
+            ("", "tcp = \"fast\"", "tcp"),
+            ("", "http = []", "http"),
+            ("", "steering = 1", "steering"),
+            ("", "ops = true", "ops"),
             ("xdp", "standalone = 1", "xdp.standalone"),
             ("tcp", "mss = 500", "tcp.mss"),
             ("tcp", "mss = 9000", "tcp.mss"),

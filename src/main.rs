@@ -4,6 +4,7 @@
 //! the setting or flag and how to fix it); 1 a runtime error (the endpoint failed), with
 //! its cause chain.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -241,6 +242,7 @@ fn init_logging(level: Option<&str>) -> Result<(), String> {
     };
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
     Ok(())
