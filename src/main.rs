@@ -226,16 +226,16 @@ fn init_logging(level: Option<&str>) -> Result<(), String> {
             let bare = !l.contains('=') && !l.contains(',');
             if bare && !LEVELS.contains(&l.to_ascii_lowercase().as_str()) {
                 return Err(format!(
-                    "--log-level: {l:?} is not a level; give error, warn, info, debug, trace or off, or a filter like synack=debug,info"
+                    "--log-level: {l:?} is not a level; give error, warn, info, debug, trace or off, or a filter, e.g. --log-level debug or --log-level synack=debug,info"
                 ));
             }
             EnvFilter::try_new(l).map_err(|e| {
-                format!("--log-level: {l:?} is not a valid filter ({e}); give a level like info or a filter like synack=debug,info")
+                format!("--log-level: {l:?} is not a valid filter ({e}); give a level or a filter, e.g. --log-level info or --log-level synack=debug,info")
             })?
         }
         None => match std::env::var("RUST_LOG") {
             Ok(v) if !v.is_empty() => EnvFilter::try_new(&v).map_err(|e| {
-                format!("RUST_LOG: {v:?} is not a valid filter ({e}); set a level like RUST_LOG=info or a filter like RUST_LOG=synack=debug")
+                format!("RUST_LOG: {v:?} is not a valid filter ({e}); set a level or a filter, e.g. RUST_LOG=info or RUST_LOG=synack=debug")
             })?,
             _ => EnvFilter::new("info"),
         },
