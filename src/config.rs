@@ -1497,6 +1497,40 @@ mod tests {
             ("ops", "stats_interval_ms = 99", "ops.stats_interval_ms"),
             ("ops", "stats_interval_ms = 60001", "ops.stats_interval_ms"),
         ];
+        // The table covers every setting: collect all leaf paths of a config with every
+        // optional value set, and require a case for each.
+        let mut full = Config::from_toml_str(&top_with("", "")).expect("base is valid");
+        full.tcp.cookie_secret = Some([1; 16]);
+        full.steering.rss_key = Some([1; 40]);
+        full.ops.ready_file = Some("/tmp/r".into());
+        full.ops.stats_json = Some("/tmp/s".into());
+        let table = toml::Table::try_from(&full).expect("config serializes");
+        let mut leaves = Vec::new();
+        for (k, v) in &table {
+            match v {
+                toml::Value::Table(t) => leaves.extend(t.keys().map(|f| format!("{k}.{f}"))),
+                toml::Value::Array(a) if a.iter().all(toml::Value::is_table) && !a.is_empty() => {
+                    leaves.push(k.clone());
+                    if let Some(toml::Value::Table(t)) = a.first() {
+                        leaves.extend(t.keys().map(|f| format!("{k}.{f}")));
+                    }
+                }
+                _ => leaves.push(k.clone()),
+            }
+        }
+        assert_eq!(leaves.len(), 37, "{leaves:?}");
+        for leaf in &leaves {
+            assert!(
+                cases.iter().any(|&(_, _, p)| p == leaf),
+                "no invalid-value case for {leaf}"
+            );
+            assert_ne!(
+                field_hint(leaf),
+                field_hint("?"),
+                "no specific hint for {leaf}"
+            );
+        }
+
         for &(section, line, path) in cases {
             let doc = if section.is_empty() {
                 top_with(path.split('.').next().unwrap_or(path), line)
