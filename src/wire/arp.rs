@@ -35,7 +35,7 @@ const HTYPE_ETHERNET: u16 = 1;
 const PTYPE_IPV4: u16 = 0x0800;
 
 /// A zero-copy view of an Ethernet/IPv4 ARP packet (28 bytes; trailing padding ignored).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ArpPacket<T: AsRef<[u8]>> {
     buffer: T,
 }

@@ -48,7 +48,7 @@ mod field {
 }
 
 /// A zero-copy view of an Ethernet II frame.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EthernetFrame<T: AsRef<[u8]>> {
     buffer: T,
 }
@@ -157,6 +157,14 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
     #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[self.header_len()..]
+    }
+}
+
+impl<'a> EthernetFrame<&'a [u8]> {
+    /// The payload with the buffer's lifetime (not the view's), to chain parsers.
+    #[inline]
+    pub fn into_payload(self) -> &'a [u8] {
+        &self.buffer[self.header_len()..]
     }
 }
 

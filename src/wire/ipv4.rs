@@ -44,7 +44,7 @@ const FLAG_MF: u16 = 0x2000;
 const OFFSET_MASK: u16 = 0x1fff;
 
 /// A zero-copy view of an IPv4 packet.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ipv4Packet<T: AsRef<[u8]>> {
     buffer: T,
 }
@@ -203,6 +203,14 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     pub fn payload(&self) -> &[u8] {
         let data = self.buffer.as_ref();
         &data[self.header_len()..usize::from(self.total_len())]
+    }
+}
+
+impl<'a> Ipv4Packet<&'a [u8]> {
+    /// The payload (cut at `total_len`) with the buffer's lifetime, to chain parsers.
+    #[inline]
+    pub fn into_payload(self) -> &'a [u8] {
+        &self.buffer[self.header_len()..usize::from(self.total_len())]
     }
 }
 

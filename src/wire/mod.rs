@@ -32,8 +32,10 @@ pub mod tcp;
 pub use arp::{ArpOperation, ArpPacket, ArpRepr};
 pub use ethernet::{EtherType, EthernetFrame, EthernetRepr};
 pub use ipv4::{Ipv4Packet, Ipv4Repr};
-
+pub use ipv6::{Ipv6Packet, Ipv6Repr};
+pub use ndp::NdpRepr;
 pub use seq::SeqNumber;
+pub use tcp::{TcpFlags, TcpOptions, TcpPacket, TcpRepr};
 
 use crate::counters::DropReason;
 
@@ -173,7 +175,10 @@ pub(crate) mod test_util {
             let line = line.split('#').next().unwrap_or("");
             digits.extend(line.chars().filter(|c| c.is_ascii_hexdigit()));
         }
-        assert!(digits.len() % 2 == 0, "odd number of hex digits in fixture");
+        assert!(
+            digits.len().is_multiple_of(2),
+            "odd number of hex digits in fixture"
+        );
         digits
             .chunks(2)
             .map(|p| {
