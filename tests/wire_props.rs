@@ -47,9 +47,8 @@ fn tcp_options() -> impl Strategy<Value = TcpOptions> {
                 };
                 let fit = sack_blocks_that_fit(&o);
                 o.sack_count = count.min(fit as u8);
-                for i in 0..usize::from(o.sack_count) {
-                    o.sack_blocks[i] = blocks[i];
-                }
+                let n = usize::from(o.sack_count);
+                o.sack_blocks[..n].copy_from_slice(&blocks[..n]);
                 o
             },
         )
