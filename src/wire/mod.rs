@@ -12,7 +12,7 @@
 //!   `emit` needs, and `emit` writes it.
 //!
 //! Network input never panics here: every malformed frame ends in an [`Error`], a `Copy`
-//! enum that maps onto a [`DropReason`](crate::counters::DropReason) counter. Nothing in this
+//! enum that maps onto a [`DropReason`] counter. Nothing in this
 //! module allocates. `emit` methods write into a caller-provided buffer and panic only if
 //! that buffer is shorter than `buffer_len()` (a caller bug, never a property of the input).
 //!
