@@ -166,8 +166,8 @@ impl Stack {
         if ip.src.is_broadcast() || ip.src.is_multicast() || ip.src.is_unspecified() || self.addrs_v4.contains(&ip.src) {
             return self.drop(DropReason::BadSource);
         }
-        let l4 = l3 + packet.header_len() as usize;
-        let end = l3 + ip.payload_len + packet.header_len() as usize;
+        let l4 = l3 + packet.header_len();
+        let end = l3 + ip.payload_len + packet.header_len();
         self.handle_tcp(clock, buf, l4, end, IpAddr::V4(ip.src), IpAddr::V4(ip.dst), l2)
     }
 
@@ -565,6 +565,8 @@ pub struct Worker<P: Port> {
     batch_size: usize,
     inbox: Option<Arc<HandoffQueue>>,
     peers: Vec<Arc<HandoffQueue>>,
+    /// Boxes move through the queues, so a handoff moves a pointer, not 2 KiB.
+    #[allow(clippy::vec_box)]
     spare: Vec<Box<Handoff>>,
     /// What the stats thread reads.
     pub published: Arc<Published>,

@@ -66,7 +66,8 @@ pub struct Wheel {
     slots: Vec<Vec<Entry>>,
     mask: u64,
     tick_ms: u32,
-    /// The next wheel tick (time / tick_ms) not yet processed.
+    /// The wheel tick (time / tick_ms) processed last; its slot may still hold entries due
+    /// later in the same tick.
     cursor: u64,
     len: usize,
 }
@@ -127,7 +128,8 @@ impl Wheel {
         if target < self.cursor {
             return;
         }
-        // Visiting more than one turn's worth of slots would see the same slots again.
+        // The cursor's own slot is visited again next time: entries due later within the
+        // same tick wait there. Visiting more than one turn would see slots twice.
         let steps = (target - self.cursor + 1).min(self.slots.len() as u64);
         let now = now_ms as u32;
         for i in 0..steps {
@@ -144,7 +146,7 @@ impl Wheel {
                 }
             }
         }
-        self.cursor = target + 1;
+        self.cursor = target;
     }
 
     /// The earliest tick boundary at which `advance` may have work: the caller's poll loop
