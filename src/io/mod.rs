@@ -9,6 +9,7 @@
 pub mod afxdp;
 pub mod bpf;
 pub mod memory;
+pub mod sys;
 
 use serde::{Deserialize, Serialize};
 

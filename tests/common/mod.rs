@@ -22,8 +22,7 @@ const NS_PREFIX: &str = "synack-t";
 /// Root-only tests: `true` when running as root. Otherwise, with `SYNACK_SKIP_PRIVILEGED=1`
 /// print a SKIPPED line and return `false`; without it, panic with what to do.
 pub fn require_root(test: &str) -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    if unsafe { libc::geteuid() } == 0 {
+    if synack::io::sys::is_root() {
         return true;
     }
     if std::env::var(SKIP_ENV).as_deref() == Ok("1") {
@@ -259,10 +258,7 @@ pub fn in_netns<R: Send>(ns: &str, f: impl FnOnce() -> R + Send) -> R {
     let path = format!("/var/run/netns/{ns}");
     std::thread::scope(|s| {
         let handle = s.spawn(move || {
-            let file = File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
-            // SAFETY: a valid namespace fd; CLONE_NEWNET moves only this thread.
-            let r = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(r, 0, "setns({path}): {}", std::io::Error::last_os_error());
+            synack::io::sys::enter_netns(ns).unwrap_or_else(|e| panic!("setns({path}): {e}"));
             f()
         });
         match handle.join() {
