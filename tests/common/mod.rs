@@ -6,9 +6,7 @@
 //! removes its namespaces on drop, also when the test panics.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
-use std::fs::File;
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::os::fd::AsRawFd;
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
