@@ -1,13 +1,364 @@
-//! Placeholder: the real endpoint runner and lab are written on another branch.
+//! The control path of `synack run`: attach the XDP program, open one AF_XDP socket per
+//! worker, pin the workers, report readiness and statistics, stop cleanly on a signal.
+
+use crate::config::{Config, FullPolicy, LabOptions, ListenMode};
+use crate::counters::{Counters, DropReason, Event};
+use crate::engine::{self, rss::Rss, HandoffQueue, Published, Stack, Steering, Worker};
+use crate::io::afxdp::{AfXdpConfig, AfXdpPort};
+use crate::io::bpf::{BpfCounters, Filter, XdpProgram};
+use crate::io::{PortStats, XdpMode};
+use crate::table::{Core, CoreConfig};
+use crate::tcp::cookie::CookieJar;
+use crate::tcp::responder::{HttpResponses, Mode};
+use crate::tcp::{Clock, Params};
+use anyhow::{Context, Result};
+use serde::Serialize;
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tracing::{info, warn};
+
+/// How long workers keep serving after a stop signal so that our FINs complete.
+pub const DRAIN: Duration = Duration::from_secs(2);
+
+/// The responder mode of a configured listener.
+pub fn mode_of(m: ListenMode) -> Mode {
+    match m {
+        ListenMode::Discard => Mode::Discard,
+        ListenMode::Echo => Mode::Echo,
+        ListenMode::Http => Mode::Http,
+        ListenMode::Close => Mode::Close,
+    }
+}
+
+/// The per-core settings a config resolves to.
+pub fn core_config(cfg: &Config) -> CoreConfig {
+    let t = &cfg.tcp;
+    let ms = |secs: u64| (secs.saturating_mul(1000)).min(u32::MAX as u64 / 2) as u32;
+    CoreConfig {
+        params: Params {
+            mss: t.mss,
+            window: t.window,
+            window_scale: t.window_scale,
+            timestamps: t.timestamps,
+            time_wait_ms: ms(t.time_wait_secs),
+            idle_timeout_ms: ms(t.idle_timeout_secs),
+            rto_initial_ms: t.rto_initial_ms as u32,
+            rto_max_ms: t.rto_max_ms as u32,
+            max_retries: t.max_retries.min(u8::MAX as u32) as u8,
+            challenge_ack_limit: t.challenge_ack_limit,
+            fin_with_ack: t.fin_with_ack,
+            rst_when_full: t.table_full == FullPolicy::Rst,
+        },
+        capacity: t.table_capacity,
+        buffers: t.buffers,
+        buffer_size: t.buffer_size,
+        http: HttpResponses::new(cfg.http.status, &cfg.http.content_type, &cfg.http.body),
+        listeners: cfg
+            .listen
+            .iter()
+            .map(|l| (l.port, mode_of(l.mode)))
+            .collect(),
+    }
+}
+
+/// The MAC address of an interface, from sysfs.
+pub fn interface_mac(ifname: &str) -> Result<[u8; 6]> {
+    let path = format!("/sys/class/net/{ifname}/address");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading {path}: does interface {ifname} exist?"))?;
+    let mut mac = [0u8; 6];
+    let parts: Vec<&str> = text.trim().split(':').collect();
+    anyhow::ensure!(parts.len() == 6, "{path}: unexpected MAC {text:?}");
+    for (m, p) in mac.iter_mut().zip(parts) {
+        *m = u8::from_str_radix(p, 16).with_context(|| format!("{path}: bad MAC {text:?}"))?;
+    }
+    Ok(mac)
+}
+
+/// One worker's part of the stats JSON.
+#[derive(Debug, Serialize)]
+pub struct WorkerReport {
+    /// CPU the worker is pinned to.
+    pub cpu: usize,
+    /// NIC queue its socket is bound to.
+    pub queue: u32,
+    /// Connections in its table.
+    pub active: u64,
+    /// Share of loop time spent on non-empty batches, 0..1.
+    pub busy_fraction: f64,
+    /// Its counters.
+    pub counters: crate::counters::CountersJson,
+    /// Its AF_XDP socket statistics.
+    pub xdp_socket: PortStats,
+}
+
+/// The stats JSON document (rewritten atomically every interval and at exit).
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// Interface served.
+    pub interface: String,
+    /// XDP attach mode actually in use.
+    pub xdp_mode: XdpMode,
+    /// Seconds since start.
+    pub uptime_secs: f64,
+    /// Connections in all tables.
+    pub active: u64,
+    /// Counters summed over workers.
+    pub total: crate::counters::CountersJson,
+    /// Counters of the XDP program (per-CPU values summed).
+    pub xdp_program: Option<BpfCounters>,
+    /// Per worker.
+    pub workers: Vec<WorkerReport>,
+}
+
+struct Running {
+    cpu: usize,
+    queue: u32,
+    published: Arc<Published>,
+}
+
+fn report(
+    cfg: &Config,
+    mode: XdpMode,
+    start: Instant,
+    workers: &[Running],
+    prog: &XdpProgram,
+) -> (Report, Counters) {
+    let mut total = Counters::default();
+    let mut reports = Vec::new();
+    let mut active = 0;
+    for w in workers {
+        let c = w.published.counters();
+        total.merge(&c);
+        let busy = w.published.busy_ns.load(Ordering::Relaxed) as f64;
+        let looped = w.published.loop_ns.load(Ordering::Relaxed) as f64;
+        let a = w.published.active.load(Ordering::Relaxed);
+        active += a;
+        reports.push(WorkerReport {
+            cpu: w.cpu,
+            queue: w.queue,
+            active: a,
+            busy_fraction: if looped > 0.0 { busy / looped } else { 0.0 },
+            counters: c.to_json(),
+            xdp_socket: w.published.port_stats(),
+        });
+    }
+    (
+        Report {
+            interface: cfg.interface.clone(),
+            xdp_mode: mode,
+            uptime_secs: start.elapsed().as_secs_f64(),
+            active,
+            total: total.to_json(),
+            xdp_program: prog.counters().ok(),
+            workers: reports,
+        },
+        total,
+    )
+}
+
+/// Write `value` as JSON to `path` atomically (temporary file, then rename).
+pub fn write_json_atomic(path: &Path, value: &impl Serialize) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    let text = serde_json::to_vec_pretty(value)?;
+    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
+    Ok(())
+}
 
 /// Run the endpoint until SIGINT/SIGTERM.
-pub fn run(cfg: crate::config::Config) -> anyhow::Result<()> {
-    let _ = cfg;
-    anyhow::bail!("the endpoint runner is not part of this build (placeholder app::run)")
+pub fn run(cfg: Config) -> Result<()> {
+    let stop = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone())?;
+    signal_hook::flag::register(signal_hook::consts::SIGTERM, stop.clone())?;
+    run_until(cfg, stop)
+}
+
+/// Run the endpoint until `stop` is set.
+pub fn run_until(cfg: Config, stop: Arc<AtomicBool>) -> Result<()> {
+    let start = Instant::now();
+    let jar = match cfg.tcp.cookie_secret {
+        Some(s) => CookieJar::new(s),
+        None => CookieJar::random(),
+    };
+    let filter = Filter {
+        ipv4: cfg
+            .addresses
+            .iter()
+            .filter_map(|a| match a {
+                IpAddr::V4(a) => Some(*a),
+                _ => None,
+            })
+            .collect(),
+        ipv6: cfg
+            .addresses
+            .iter()
+            .filter_map(|a| match a {
+                IpAddr::V6(a) => Some(*a),
+                _ => None,
+            })
+            .collect(),
+        ports: cfg.listen.iter().map(|l| l.port).collect(),
+        standalone: cfg.xdp.standalone,
+    };
+    let mut prog = XdpProgram::attach(&cfg.interface, cfg.xdp.mode, &filter)?;
+    let mode = prog.mode();
+    let mac = interface_mac(&cfg.interface)?;
+    let core_cfg = core_config(&cfg);
+    info!(
+        interface = %cfg.interface,
+        xdp_mode = ?mode,
+        addresses = ?cfg.addresses,
+        listeners = ?core_cfg.listeners,
+        "XDP program attached"
+    );
+    let n = cfg.workers.len();
+    let queues: Vec<Arc<HandoffQueue>> = if n > 1 {
+        (0..n)
+            .map(|_| Arc::new(HandoffQueue::new(cfg.steering.handoff_queue)))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let key = cfg.steering.rss_key_or_default();
+    let clock0 = engine::wall_clock(start);
+    let mut handles = Vec::new();
+    let mut running = Vec::new();
+    for (i, &cpu) in cfg.workers.iter().enumerate() {
+        let queue = i as u32;
+        let port = AfXdpPort::open(
+            &cfg.interface,
+            queue,
+            &AfXdpConfig {
+                frame_size: cfg.xdp.frame_size,
+                frame_count: cfg.xdp.frame_count,
+                ring_size: cfg.xdp.ring_size,
+                busy_poll: cfg.xdp.busy_poll,
+                mode,
+            },
+        )
+        .with_context(|| {
+            format!(
+                "worker {i} on CPU {cpu}: opening the AF_XDP socket on {} queue {queue}",
+                cfg.interface
+            )
+        })?;
+        prog.register_socket(queue, port.fd())?;
+        let mut stack = Stack::new(Core::new(&core_cfg, jar.clone(), &clock0), &cfg.addresses);
+        stack.verify_checksums = cfg.tcp.verify_checksums;
+        stack.standalone = cfg.xdp.standalone.then_some(mac);
+        if n > 1 {
+            stack.steering = Some(Steering {
+                rss: Rss::new(&key, n),
+                me: i,
+                workers: n,
+            });
+        }
+        let mut worker = Worker::new(stack, port, cfg.xdp.batch_size);
+        if n > 1 {
+            worker.set_handoff(&queues, i);
+        }
+        running.push(Running {
+            cpu,
+            queue,
+            published: worker.published.clone(),
+        });
+        let stop = stop.clone();
+        let handle = std::thread::Builder::new()
+            .name(format!("synack-w{i}"))
+            .spawn(move || {
+                if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
+                    warn!(cpu, "could not pin worker {i} to its CPU");
+                }
+                worker.run(&stop, DRAIN);
+                worker
+            })
+            .context("spawning a worker thread")?;
+        handles.push(handle);
+    }
+    info!(
+        workers = ?cfg.workers.iter().enumerate().map(|(i, c)| format!("cpu{c}=queue{i}")).collect::<Vec<_>>(),
+        "ready"
+    );
+    if let Some(path) = &cfg.ops.ready_file {
+        std::fs::write(path, format!("{}\n", std::process::id()))
+            .with_context(|| format!("writing ops.ready_file {}", path.display()))?;
+    }
+    let interval = Duration::from_millis(cfg.ops.stats_interval_ms);
+    let mut last = Counters::default();
+    let mut last_t = Instant::now();
+    let mut next = Instant::now() + interval;
+    while !stop.load(Ordering::Relaxed) && !handles.iter().any(|h| h.is_finished()) {
+        std::thread::sleep(Duration::from_millis(20).min(interval));
+        if Instant::now() < next {
+            continue;
+        }
+        next += interval;
+        let (rep, total) = report(&cfg, mode, start, &running, &prog);
+        let dt = last_t.elapsed().as_secs_f64().max(1e-9);
+        let rate = |e: Event| (total.get(e) - last.get(e)) as f64 / dt;
+        info!(
+            rx_pps = rate(Event::RxFrames) as u64,
+            tx_pps = rate(Event::TxFrames) as u64,
+            syn_s = rate(Event::SynReceived) as u64,
+            established_s = rate(Event::Established) as u64,
+            closed_s = rate(Event::Closed) as u64,
+            drops_s = ((total.total_drops() - last.total_drops()) as f64 / dt) as u64,
+            active = rep.active,
+            "stats"
+        );
+        if let Some(path) = &cfg.ops.stats_json {
+            if let Err(e) = write_json_atomic(path, &rep) {
+                warn!("stats json: {e:#}");
+            }
+        }
+        last = total;
+        last_t = Instant::now();
+    }
+    stop.store(true, Ordering::Relaxed);
+    info!("stopping: closing connections");
+    let mut failed = None;
+    for h in handles {
+        if h.join().is_err() {
+            failed = Some("a worker thread panicked");
+        }
+    }
+    let (rep, total) = report(&cfg, mode, start, &running, &prog);
+    if let Some(path) = &cfg.ops.stats_json {
+        write_json_atomic(path, &rep)?;
+    }
+    let drops: Vec<String> = DropReason::ALL
+        .iter()
+        .filter(|r| total.dropped(**r) > 0)
+        .map(|r| format!("{}={}", r.label(), total.dropped(*r)))
+        .collect();
+    info!(
+        uptime_secs = format!("{:.1}", rep.uptime_secs),
+        rx_frames = total.get(Event::RxFrames),
+        tx_frames = total.get(Event::TxFrames),
+        syn = total.get(Event::SynReceived),
+        established = total.get(Event::Established),
+        closed = total.get(Event::Closed),
+        active = rep.active,
+        drops = %drops.join(" "),
+        "summary"
+    );
+    drop(prog);
+    if let Some(msg) = failed {
+        anyhow::bail!(msg);
+    }
+    Ok(())
 }
 
 /// Run the veth lab demo.
-pub fn lab(opts: crate::config::LabOptions) -> anyhow::Result<()> {
-    let _ = opts;
-    anyhow::bail!("the lab is not part of this build (placeholder app::lab)")
+pub fn lab(opts: LabOptions) -> Result<()> {
+    crate::lab::run(opts)
+}
+
+/// A clock reading for callers outside the loop (tests, the lab).
+pub fn clock_now(start: Instant) -> Clock {
+    engine::wall_clock(start)
 }

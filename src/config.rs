@@ -189,6 +189,10 @@ pub struct TcpSettings {
     pub window_scale: u8,
     /// Offer and use TCP timestamps (RFC 7323). Default: true.
     pub timestamps: bool,
+    /// When the client closes first and nothing is left to send, put our FIN on the ACK of
+    /// theirs (three segments). `false` sends the ACK and the FIN apart: the classic
+    /// four-segment close (RFC 9293 §3.6, figure 12). Default: true.
+    pub fin_with_ack: bool,
     /// TIME-WAIT duration in seconds: 0..=600 (RFC 9293 §3.10.7.4 asks for 2×MSL).
     /// Default: 60.
     pub time_wait_secs: u64,
@@ -231,6 +235,7 @@ impl Default for TcpSettings {
             window: 262_144,
             window_scale: 7,
             timestamps: true,
+            fin_with_ack: true,
             time_wait_secs: 60,
             idle_timeout_secs: 300,
             rto_initial_ms: 1000,
@@ -255,6 +260,7 @@ impl fmt::Debug for TcpSettings {
             .field("window", &self.window)
             .field("window_scale", &self.window_scale)
             .field("timestamps", &self.timestamps)
+            .field("fin_with_ack", &self.fin_with_ack)
             .field("time_wait_secs", &self.time_wait_secs)
             .field("idle_timeout_secs", &self.idle_timeout_secs)
             .field("rto_initial_ms", &self.rto_initial_ms)
@@ -550,6 +556,7 @@ fn field_hint(field: &str) -> &'static str {
         "tcp.window" => "use 1..=1073725440 bytes and at most 65535 << tcp.window_scale, e.g. window = 262144",
         "tcp.window_scale" => "use a shift of 0..=14 (RFC 7323 §2.3), e.g. window_scale = 7",
         "tcp.timestamps" => "use true or false, e.g. timestamps = true",
+        "tcp.fin_with_ack" => "use true or false, e.g. fin_with_ack = true",
         "tcp.time_wait_secs" => "use 0..=600 seconds, e.g. time_wait_secs = 60",
         "tcp.idle_timeout_secs" => "use 0 (never) up to 604800 seconds, e.g. idle_timeout_secs = 300",
         "tcp.rto_initial_ms" => "use 200..=60000 ms (RFC 6298 §2.1 suggests 1000), e.g. rto_initial_ms = 1000",
@@ -1447,6 +1454,7 @@ mod tests {
             ("tcp", "window = 1073741824", "tcp.window"),
             ("tcp", "window_scale = 15", "tcp.window_scale"),
             ("tcp", "timestamps = \"on\"", "tcp.timestamps"),
+            ("tcp", "fin_with_ack = 1", "tcp.fin_with_ack"),
             ("tcp", "time_wait_secs = 601", "tcp.time_wait_secs"),
             ("tcp", "time_wait_secs = -1", "tcp.time_wait_secs"),
             ("tcp", "idle_timeout_secs = 604801", "tcp.idle_timeout_secs"),
@@ -1518,7 +1526,7 @@ mod tests {
                 _ => leaves.push(k.clone()),
             }
         }
-        assert_eq!(leaves.len(), 37, "{leaves:?}");
+        assert_eq!(leaves.len(), 38, "{leaves:?}");
         for leaf in &leaves {
             assert!(
                 cases.iter().any(|&(_, _, p)| p == leaf),

@@ -16,6 +16,7 @@ pub mod config;
 pub mod counters;
 pub mod engine;
 pub mod io;
+pub mod lab;
 pub mod table;
 pub mod tcp;
 pub mod wire;

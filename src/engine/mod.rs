@@ -148,7 +148,14 @@ impl Stack {
         }
     }
 
-    fn handle_ipv4(&mut self, clock: &Clock, buf: &mut [u8], len: usize, l3: usize, l2: L2Path) -> Outcome {
+    fn handle_ipv4(
+        &mut self,
+        clock: &Clock,
+        buf: &mut [u8],
+        len: usize,
+        l3: usize,
+        l2: L2Path,
+    ) -> Outcome {
         let packet = match Ipv4Packet::new_checked(&buf[l3..len]) {
             Ok(p) => p,
             Err(e) => return self.drop(e.reason()),
@@ -163,15 +170,34 @@ impl Stack {
         if !self.addrs_v4.contains(&ip.dst) {
             return self.drop(DropReason::NotOurs);
         }
-        if ip.src.is_broadcast() || ip.src.is_multicast() || ip.src.is_unspecified() || self.addrs_v4.contains(&ip.src) {
+        if ip.src.is_broadcast()
+            || ip.src.is_multicast()
+            || ip.src.is_unspecified()
+            || self.addrs_v4.contains(&ip.src)
+        {
             return self.drop(DropReason::BadSource);
         }
         let l4 = l3 + packet.header_len();
         let end = l3 + ip.payload_len + packet.header_len();
-        self.handle_tcp(clock, buf, l4, end, IpAddr::V4(ip.src), IpAddr::V4(ip.dst), l2)
+        self.handle_tcp(
+            clock,
+            buf,
+            l4,
+            end,
+            IpAddr::V4(ip.src),
+            IpAddr::V4(ip.dst),
+            l2,
+        )
     }
 
-    fn handle_ipv6(&mut self, clock: &Clock, buf: &mut [u8], len: usize, l3: usize, l2: L2Path) -> Outcome {
+    fn handle_ipv6(
+        &mut self,
+        clock: &Clock,
+        buf: &mut [u8],
+        len: usize,
+        l3: usize,
+        l2: L2Path,
+    ) -> Outcome {
         let packet = match Ipv6Packet::new_checked(&buf[l3..len]) {
             Ok(p) => p,
             Err(e) => return self.drop(e.reason()),
@@ -194,7 +220,15 @@ impl Stack {
         if ip.src.is_multicast() || ip.src.is_unspecified() || self.addrs_v6.contains(&ip.src) {
             return self.drop(DropReason::BadSource);
         }
-        self.handle_tcp(clock, buf, l4, end, IpAddr::V6(ip.src), IpAddr::V6(ip.dst), l2)
+        self.handle_tcp(
+            clock,
+            buf,
+            l4,
+            end,
+            IpAddr::V6(ip.src),
+            IpAddr::V6(ip.dst),
+            l2,
+        )
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -333,7 +367,14 @@ impl Stack {
 
     /// Standalone mode: answer a neighbour solicitation for one of our addresses
     /// (RFC 4861 §7.2.4) with a solicited, override advertisement.
-    fn handle_ndp(&mut self, buf: &mut [u8], l4: usize, end: usize, ip: &Ipv6Repr, l2: L2Path) -> Outcome {
+    fn handle_ndp(
+        &mut self,
+        buf: &mut [u8],
+        l4: usize,
+        end: usize,
+        ip: &Ipv6Repr,
+        l2: L2Path,
+    ) -> Outcome {
         let Some(mac) = self.standalone else {
             return self.drop(DropReason::NotTcp);
         };
@@ -406,8 +447,18 @@ pub fn emit_frame(tx: &Tx, path: &L2Path, payload: &[u8], buf: &mut [u8]) -> Opt
         payload,
     };
     let (ethertype, ip_len, src, dst) = match tx.flow {
-        Flow::V4 { local, remote, .. } => (EtherType::IPV4, Ipv4Repr::HEADER_LEN, IpAddr::V4(local), IpAddr::V4(remote)),
-        Flow::V6 { local, remote, .. } => (EtherType::IPV6, Ipv6Repr::HEADER_LEN, IpAddr::V6(local), IpAddr::V6(remote)),
+        Flow::V4 { local, remote, .. } => (
+            EtherType::IPV4,
+            Ipv4Repr::HEADER_LEN,
+            IpAddr::V4(local),
+            IpAddr::V4(remote),
+        ),
+        Flow::V6 { local, remote, .. } => (
+            EtherType::IPV6,
+            Ipv6Repr::HEADER_LEN,
+            IpAddr::V6(local),
+            IpAddr::V6(remote),
+        ),
     };
     let eth = EthernetRepr {
         src: path.local_mac,
@@ -505,7 +556,11 @@ impl Published {
 
     /// Snapshot the port statistics.
     pub fn port_stats(&self) -> PortStats {
-        let v: Vec<u64> = self.port.iter().map(|a| a.load(Ordering::Relaxed)).collect();
+        let v: Vec<u64> = self
+            .port
+            .iter()
+            .map(|a| a.load(Ordering::Relaxed))
+            .collect();
         PortStats {
             rx_dropped: v[0],
             rx_invalid_descs: v[1],
@@ -750,7 +805,9 @@ impl<P: Port> Worker<P> {
             }
             if t1 - last_publish >= Duration::from_millis(100) {
                 self.publish();
-                self.published.busy_ns.store(busy.as_nanos() as u64, Ordering::Relaxed);
+                self.published
+                    .busy_ns
+                    .store(busy.as_nanos() as u64, Ordering::Relaxed);
                 self.published
                     .loop_ns
                     .store(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
@@ -768,7 +825,9 @@ impl<P: Port> Worker<P> {
             }
         }
         self.publish();
-        self.published.busy_ns.store(busy.as_nanos() as u64, Ordering::Relaxed);
+        self.published
+            .busy_ns
+            .store(busy.as_nanos() as u64, Ordering::Relaxed);
         self.published
             .loop_ns
             .store(start.elapsed().as_nanos() as u64, Ordering::Relaxed);

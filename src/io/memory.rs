@@ -26,7 +26,10 @@ impl MemoryPort {
         MemoryPort {
             mem: vec![0; frames * frame_size],
             frame_size,
-            free: (0..frames as u64).rev().map(|i| i * frame_size as u64).collect(),
+            free: (0..frames as u64)
+                .rev()
+                .map(|i| i * frame_size as u64)
+                .collect(),
             rx: VecDeque::with_capacity(frames),
             tx: Vec::with_capacity(frames),
             tx_limit,

@@ -15,7 +15,9 @@ use crate::tcp::conn::{ChallengeLimiter, Conn, Ctx, State, Verdict};
 use crate::tcp::cookie::CookieJar;
 use crate::tcp::responder::{BufferPool, HttpResponses, Mode};
 use crate::tcp::timer::{Entry, Wheel};
-use crate::tcp::{listen, reset_for, tick_reached, Clock, Flow, Link, Params, Payload, Segment, Tx};
+use crate::tcp::{
+    listen, reset_for, tick_reached, Clock, Flow, Link, Params, Payload, Segment, Tx,
+};
 use crate::wire::{TcpFlags, TcpRepr};
 use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
 use std::hash::{BuildHasher, Hash};
@@ -395,8 +397,24 @@ impl Core {
     #[inline]
     pub fn on_segment(&mut self, clock: &Clock, flow: &Flow, l2: &L2Path, seg: &TcpRepr<'_>) {
         match flow {
-            Flow::V4 { .. } => dispatch(&mut self.v4, &mut self.v6.len, &mut self.sh, clock, flow, l2, seg),
-            Flow::V6 { .. } => dispatch(&mut self.v6, &mut self.v4.len, &mut self.sh, clock, flow, l2, seg),
+            Flow::V4 { .. } => dispatch(
+                &mut self.v4,
+                &mut self.v6.len,
+                &mut self.sh,
+                clock,
+                flow,
+                l2,
+                seg,
+            ),
+            Flow::V6 { .. } => dispatch(
+                &mut self.v6,
+                &mut self.v4.len,
+                &mut self.sh,
+                clock,
+                flow,
+                l2,
+                seg,
+            ),
         }
     }
 

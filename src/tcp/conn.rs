@@ -211,7 +211,11 @@ impl Conn {
     /// window field of the completing ACK.
     pub fn established(n: &Negotiated, window: u16, link: u16, now: u32) -> Conn {
         let snd_wscale = n.snd_wscale.unwrap_or(0);
-        let rcv_wscale = if n.snd_wscale.is_some() { n.rcv_wscale } else { 0 };
+        let rcv_wscale = if n.snd_wscale.is_some() {
+            n.rcv_wscale
+        } else {
+            0
+        };
         let mut flags = 0;
         if n.ts_recent.is_some() {
             flags |= flag::TS;
@@ -327,9 +331,10 @@ impl Conn {
         } else {
             None
         };
-        let idle = (params.idle_timeout_ms > 0 && self.state != State::TimeWait).then(|| Timer::Idle {
-            at: self.last_active.wrapping_add(params.idle_timeout_ms),
-        });
+        let idle =
+            (params.idle_timeout_ms > 0 && self.state != State::TimeWait).then(|| Timer::Idle {
+                at: self.last_active.wrapping_add(params.idle_timeout_ms),
+            });
         rto.into_iter().chain(idle)
     }
 
@@ -536,7 +541,10 @@ impl Conn {
     /// Returns whether an ACK is owed.
     fn on_text(&mut self, ctx: &mut Ctx<'_>, seg: &TcpRepr<'_>, skip: u32) -> bool {
         let skip = skip as usize;
-        let data = seg.payload.get(skip.min(seg.payload.len())..).unwrap_or(&[]);
+        let data = seg
+            .payload
+            .get(skip.min(seg.payload.len())..)
+            .unwrap_or(&[]);
         let mut owed = false;
         let mut all_taken = true;
         if !data.is_empty() {
@@ -722,7 +730,11 @@ impl Conn {
     /// Run the timers due at `ctx.now`.
     pub fn on_timer(&mut self, ctx: &mut Ctx<'_>) -> Verdict {
         let now = ctx.now;
-        for timer in self.timers(ctx.params).collect::<arrayvec_lite::Timers>().iter() {
+        for timer in self
+            .timers(ctx.params)
+            .collect::<arrayvec_lite::Timers>()
+            .iter()
+        {
             if !tick_reached(now, timer.at()) {
                 continue;
             }
@@ -755,7 +767,8 @@ impl Conn {
     /// same timer sends a one-byte window probe (RFC 9293 §3.8.6.1).
     fn retransmit(&mut self, ctx: &mut Ctx<'_>) -> Option<Verdict> {
         if self.retries >= ctx.params.max_retries {
-            let seg = Segment::control(TcpFlags::RST | TcpFlags::ACK, self.snd_nxt, self.rcv_nxt, 0);
+            let seg =
+                Segment::control(TcpFlags::RST | TcpFlags::ACK, self.snd_nxt, self.rcv_nxt, 0);
             ctx.out.push(seg);
             ctx.counters.event(Event::RstSent);
             return Some(Verdict::Remove(Event::TimedOut));

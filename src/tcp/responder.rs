@@ -226,17 +226,28 @@ impl HttpResponses {
             close: response(status, content_type, body, true),
             bad_request: response(400, "text/plain", "bad request\n", true),
             too_large: response(431, "text/plain", "request header too large\n", true),
-            not_implemented: response(501, "text/plain", "chunked request bodies are not supported\n", true),
+            not_implemented: response(
+                501,
+                "text/plain",
+                "chunked request bodies are not supported\n",
+                true,
+            ),
         }
     }
 
     /// Length of the longest response (a buffer must hold it).
     pub fn max_len(&self) -> usize {
-        [&self.keep_alive, &self.close, &self.bad_request, &self.too_large, &self.not_implemented]
-            .iter()
-            .map(|r| r.len())
-            .max()
-            .unwrap_or(0)
+        [
+            &self.keep_alive,
+            &self.close,
+            &self.bad_request,
+            &self.too_large,
+            &self.not_implemented,
+        ]
+        .iter()
+        .map(|r| r.len())
+        .max()
+        .unwrap_or(0)
     }
 }
 
@@ -256,7 +267,13 @@ pub struct Taken {
 }
 
 /// Hand in-order data to the responder. `buf` must be attached for buffered modes.
-pub fn on_data(mode: Mode, pool: &mut BufferPool, http: &HttpResponses, buf: u32, data: &[u8]) -> Taken {
+pub fn on_data(
+    mode: Mode,
+    pool: &mut BufferPool,
+    http: &HttpResponses,
+    buf: u32,
+    data: &[u8],
+) -> Taken {
     match mode {
         Mode::Discard | Mode::Close => Taken {
             bytes: data.len(),
@@ -323,7 +340,14 @@ fn serve_http(pool: &mut BufferPool, http: &HttpResponses, buf: u32) -> bool {
     }
 }
 
-fn queue(pool: &mut BufferPool, buf: u32, resp: &[u8], close: bool, consumed: usize, body: u32) -> bool {
+fn queue(
+    pool: &mut BufferPool,
+    buf: u32,
+    resp: &[u8],
+    close: bool,
+    consumed: usize,
+    body: u32,
+) -> bool {
     if resp.len() > pool.tx_free(buf) {
         return false;
     }
@@ -350,12 +374,16 @@ enum Head {
 
 /// Parse just what the responder needs from a request head (RFC 9112 §3, §9.3, §6.3).
 fn parse_head(head: &[u8]) -> Head {
-    let mut lines = head.split(|&c| c == b'\n').map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+    let mut lines = head
+        .split(|&c| c == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
     let Some(request_line) = lines.next() else {
         return Head::Bad;
     };
     let mut parts = request_line.split(|&c| c == b' ').filter(|p| !p.is_empty());
-    let (Some(_method), Some(_target), Some(version), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+    let (Some(_method), Some(_target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return Head::Bad;
     };
     // RFC 9112 §9.3: HTTP/1.1 defaults to persistent, HTTP/1.0 to close.
@@ -383,7 +411,10 @@ fn parse_head(head: &[u8]) -> Head {
                 }
             }
         } else if name.eq_ignore_ascii_case(b"content-length") {
-            match std::str::from_utf8(value).ok().and_then(|v| v.parse::<u32>().ok()) {
+            match std::str::from_utf8(value)
+                .ok()
+                .and_then(|v| v.parse::<u32>().ok())
+            {
                 Some(n) => body = n,
                 None => return Head::Bad,
             }
@@ -395,8 +426,14 @@ fn parse_head(head: &[u8]) -> Head {
 }
 
 fn trim(b: &[u8]) -> &[u8] {
-    let start = b.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(b.len());
-    let end = b.iter().rposition(|c| !c.is_ascii_whitespace()).map_or(start, |e| e + 1);
+    let start = b
+        .iter()
+        .position(|c| !c.is_ascii_whitespace())
+        .unwrap_or(b.len());
+    let end = b
+        .iter()
+        .rposition(|c| !c.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
     &b[start..end]
 }
 
@@ -428,7 +465,13 @@ mod tests {
         let h = HttpResponses::new(200, "text/plain", "hi\n");
         let req = b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\n";
         let t = on_data(Mode::Http, &mut pool, &h, b, req);
-        assert_eq!(t, Taken { bytes: req.len(), close: false });
+        assert_eq!(
+            t,
+            Taken {
+                bytes: req.len(),
+                close: false
+            }
+        );
         let out = tx(&pool, b);
         assert_eq!(out.matches("HTTP/1.1 200 OK").count(), 2);
         assert!(out.contains("Content-Length: 3\r\n"));
@@ -443,7 +486,13 @@ mod tests {
         let h = HttpResponses::default();
         assert!(!on_data(Mode::Http, &mut pool, &h, b, b"GET / HTTP/1.1\r\nHo").close);
         assert_eq!(pool.tx_len(b), 0);
-        let t = on_data(Mode::Http, &mut pool, &h, b, b"st: x\r\nConnection: close\r\n\r\n");
+        let t = on_data(
+            Mode::Http,
+            &mut pool,
+            &h,
+            b,
+            b"st: x\r\nConnection: close\r\n\r\n",
+        );
         assert!(t.close);
         assert!(tx(&pool, b).contains("Connection: close"));
     }
@@ -455,7 +504,16 @@ mod tests {
         let b = pool.alloc().unwrap();
         assert!(on_data(Mode::Http, &mut pool, &h, b, b"GET / HTTP/1.0\r\n\r\n").close);
         let b2 = pool.alloc().unwrap();
-        assert!(!on_data(Mode::Http, &mut pool, &h, b2, b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").close);
+        assert!(
+            !on_data(
+                Mode::Http,
+                &mut pool,
+                &h,
+                b2,
+                b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"
+            )
+            .close
+        );
     }
 
     #[test]
@@ -463,7 +521,13 @@ mod tests {
         let h = HttpResponses::default();
         let mut pool = BufferPool::new(1, 4096);
         let b = pool.alloc().unwrap();
-        let t = on_data(Mode::Http, &mut pool, &h, b, b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nab");
+        let t = on_data(
+            Mode::Http,
+            &mut pool,
+            &h,
+            b,
+            b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nab",
+        );
         assert!(!t.close);
         assert_eq!(pool.tx_len(b), h.keep_alive.len());
         on_data(Mode::Http, &mut pool, &h, b, b"cdeGET / HTTP/1.1\r\n\r\n");
@@ -491,7 +555,13 @@ mod tests {
         let len = h.keep_alive.len();
         let mut pool = BufferPool::new(1, len + 10);
         let b = pool.alloc().unwrap();
-        on_data(Mode::Http, &mut pool, &h, b, b"GET / HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\n");
+        on_data(
+            Mode::Http,
+            &mut pool,
+            &h,
+            b,
+            b"GET / HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\n",
+        );
         assert_eq!(pool.tx_len(b), len);
         pool.tx_consume(b, len);
         assert!(!on_send_space(Mode::Http, &mut pool, &h, b));

@@ -79,7 +79,9 @@ impl Wheel {
     /// A wheel whose one turn covers `horizon_ms` (rounded up to a power of two of ticks),
     /// starting at monotonic time `now_ms`.
     pub fn new(horizon_ms: u32, now_ms: u64) -> Self {
-        let ticks = (horizon_ms / Self::TICK_MS + 2).next_power_of_two().clamp(64, 1 << 17) as usize;
+        let ticks = (horizon_ms / Self::TICK_MS + 2)
+            .next_power_of_two()
+            .clamp(64, 1 << 17) as usize;
         Wheel {
             slots: (0..ticks).map(|_| Vec::new()).collect(),
             mask: ticks as u64 - 1,
