@@ -820,7 +820,14 @@ impl<P: Port> Worker<P> {
                     self.port.flush();
                     stopping = Some(Instant::now());
                 }
-                Some(t) if t.elapsed() >= drain || self.stack.core.active() == 0 => break,
+                // TIME-WAIT needs nothing from us: stop once every other state is gone.
+                Some(t)
+                    if t.elapsed() >= drain
+                        || (idle_polls > 0
+                            && self.stack.core.states()[..6].iter().all(|&n| n == 0)) =>
+                {
+                    break
+                }
                 _ => {}
             }
         }
