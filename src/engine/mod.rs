@@ -800,7 +800,7 @@ impl<P: Port> Worker<P> {
             } else {
                 idle_polls = idle_polls.saturating_add(1);
                 if idle_polls > 256 {
-                    self.port.wait(Duration::from_micros(500));
+                    self.port.wait(Duration::from_millis(1));
                 }
             }
             if t1 - last_publish >= Duration::from_millis(100) {

@@ -681,6 +681,19 @@ impl Port for AfXdpPort {
         }
     }
 
+    /// Sleep in poll(2) until the RX ring has frames or `timeout` passes, so an idle
+    /// worker gives its CPU back yet wakes at once when traffic resumes.
+    fn wait(&mut self, timeout: std::time::Duration) {
+        let mut pfd = libc::pollfd {
+            fd: self.fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = timeout.as_millis().clamp(1, i32::MAX as u128) as i32;
+        // SAFETY: `pfd` is a valid pollfd for the duration of the call and nfds is 1.
+        let _ = unsafe { libc::poll(&mut pfd, 1, ms) };
+    }
+
     fn stats(&self) -> PortStats {
         let k = self.user.statistics_v2().unwrap_or_default();
         PortStats {
