@@ -1,9 +1,11 @@
 //! The control path of `synack run`: attach the XDP program, open one AF_XDP socket per
 //! worker, pin the workers, report readiness and statistics, stop cleanly on a signal.
 
-use crate::config::{Config, FullPolicy, LabOptions, ListenMode};
+use crate::config::{Config, FullPolicy, LabOptions, ListenMode, View};
 use crate::counters::{Counters, DropReason, Event};
-use crate::engine::{self, rss::Rss, HandoffQueue, Published, Stack, Steering, Worker};
+use crate::engine::{
+    self, rss::Rss, Capture, Control, HandoffQueue, Published, Stack, Steering, Worker,
+};
 use crate::io::afxdp::{AfXdpConfig, AfXdpPort};
 use crate::io::bpf::{BpfCounters, Filter, XdpProgram};
 use crate::io::{PortStats, XdpMode};
@@ -110,6 +112,8 @@ pub struct Report {
     pub total: crate::counters::CountersJson,
     /// Counters of the XDP program (per-CPU values summed).
     pub xdp_program: Option<BpfCounters>,
+    /// Captured frames lost to a full capture queue.
+    pub capture_lost: u64,
     /// Per worker.
     pub workers: Vec<WorkerReport>,
 }
@@ -130,7 +134,9 @@ fn report(
     let mut total = Counters::default();
     let mut reports = Vec::new();
     let mut active = 0;
+    let mut capture_lost = 0;
     for w in workers {
+        capture_lost += w.published.capture_lost.load(Ordering::Relaxed);
         let c = w.published.counters();
         total.merge(&c);
         let busy = w.published.busy_ns.load(Ordering::Relaxed) as f64;
@@ -154,6 +160,7 @@ fn report(
             active,
             total: total.to_json(),
             xdp_program: prog.counters().ok(),
+            capture_lost,
             workers: reports,
         },
         total,
@@ -169,16 +176,70 @@ pub fn write_json_atomic(path: &Path, value: &impl Serialize) -> Result<()> {
     Ok(())
 }
 
-/// Run the endpoint until SIGINT/SIGTERM.
-pub fn run(cfg: Config) -> Result<()> {
+/// Re-reads the configuration on SIGHUP (the file and the same command-line flags).
+pub type Reloader = Box<dyn Fn() -> std::result::Result<Config, String> + Send>;
+
+/// Run the endpoint until SIGINT/SIGTERM; on SIGHUP apply `reload`'s configuration.
+pub fn run(cfg: Config, reload: Option<Reloader>) -> Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
+    let hup = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone())?;
     signal_hook::flag::register(signal_hook::consts::SIGTERM, stop.clone())?;
-    run_until(cfg, stop)
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone())?;
+    run_until(cfg, stop, hup, reload)
 }
 
-/// Run the endpoint until `stop` is set.
-pub fn run_until(cfg: Config, stop: Arc<AtomicBool>) -> Result<()> {
+/// What SIGHUP may change without a restart, and the messages that change it.
+fn reload_messages(old: &Config, new: &Config) -> (Vec<Control>, Vec<String>) {
+    let mut msgs = Vec::new();
+    let mut ignored = Vec::new();
+    if old.listen != new.listen {
+        msgs.push(Control::Listeners(
+            new.listen
+                .iter()
+                .map(|l| (l.port, mode_of(l.mode)))
+                .collect(),
+        ));
+    }
+    if old.http != new.http {
+        msgs.push(Control::Http(HttpResponses::new(
+            new.http.status,
+            &new.http.content_type,
+            &new.http.body,
+        )));
+    }
+    if old.tcp.cookie_secret != new.tcp.cookie_secret {
+        if let Some(s) = new.tcp.cookie_secret {
+            msgs.push(Control::RotateSecret(s));
+        } else {
+            ignored.push("tcp.cookie_secret (removing it keeps the current secret)".to_owned());
+        }
+    }
+    let mut restart = |name: &str, same: bool| {
+        if !same {
+            ignored.push(format!("{name} (needs a restart)"));
+        }
+    };
+    restart("interface", old.interface == new.interface);
+    restart("addresses", old.addresses == new.addresses);
+    restart("workers", old.workers == new.workers);
+    restart("xdp", old.xdp == new.xdp);
+    restart("steering", old.steering == new.steering);
+    restart("ops", old.ops == new.ops);
+    let mut old_tcp = old.tcp.clone();
+    old_tcp.cookie_secret = new.tcp.cookie_secret;
+    restart("tcp (except cookie_secret)", old_tcp == new.tcp);
+    (msgs, ignored)
+}
+
+/// Run the endpoint until `stop` is set; apply `reload` whenever `hup` is set.
+pub fn run_until(
+    cfg: Config,
+    stop: Arc<AtomicBool>,
+    hup: Arc<AtomicBool>,
+    reload: Option<Reloader>,
+) -> Result<()> {
+    let mut cfg = cfg;
     let start = Instant::now();
     let jar = match cfg.tcp.cookie_secret {
         Some(s) => CookieJar::new(s),
@@ -224,6 +285,18 @@ pub fn run_until(cfg: Config, stop: Arc<AtomicBool>) -> Result<()> {
         Vec::new()
     };
     let key = cfg.steering.rss_key_or_default();
+    let capture_mode = crate::config::parse_capture_mode(&cfg.ops.capture_mode)
+        .map_err(|e| anyhow::anyhow!("ops.capture_mode: {e}"))?;
+    let (capture_tx, capture_writer) = match &cfg.ops.capture {
+        Some(path) => {
+            let (tx, rx) = crossbeam::channel::bounded(65_536);
+            let writer = crate::ops::spawn_capture_writer(path, cfg.workers.len(), rx)?;
+            info!(path = %path.display(), mode = %cfg.ops.capture_mode, "capturing frames");
+            (Some(tx), Some(writer))
+        }
+        None => (None, None),
+    };
+    let mut controls = Vec::new();
     let clock0 = engine::wall_clock(start);
     let mut handles = Vec::new();
     let mut running = Vec::new();
@@ -261,6 +334,12 @@ pub fn run_until(cfg: Config, stop: Arc<AtomicBool>) -> Result<()> {
         if n > 1 {
             worker.set_handoff(&queues, i);
         }
+        if let Some(tx) = &capture_tx {
+            worker.capture = Some(Capture::new(capture_mode, tx.clone(), i as u16));
+        }
+        let (ctl_tx, ctl_rx) = crossbeam::channel::bounded(16);
+        worker.control = Some(ctl_rx);
+        controls.push(ctl_tx);
         running.push(Running {
             cpu,
             queue,
@@ -279,6 +358,20 @@ pub fn run_until(cfg: Config, stop: Arc<AtomicBool>) -> Result<()> {
             .context("spawning a worker thread")?;
         handles.push(handle);
     }
+    drop(capture_tx);
+    let latest_metrics = Arc::new(std::sync::Mutex::new(String::new()));
+    let metrics_thread = match cfg.ops.metrics {
+        Some(addr) => {
+            let (rep, _) = report(&cfg, mode, start, &running, &prog);
+            if let Ok(mut m) = latest_metrics.lock() {
+                *m = crate::ops::prometheus_text(&rep);
+            }
+            let t = crate::ops::serve_metrics(addr, latest_metrics.clone(), stop.clone())?;
+            info!(%addr, "serving Prometheus metrics at /metrics");
+            Some(t)
+        }
+        None => None,
+    };
     info!(
         workers = ?cfg.workers.iter().enumerate().map(|(i, c)| format!("cpu{c}=queue{i}")).collect::<Vec<_>>(),
         "ready"
@@ -289,10 +382,53 @@ pub fn run_until(cfg: Config, stop: Arc<AtomicBool>) -> Result<()> {
     }
     let interval = Duration::from_millis(cfg.ops.stats_interval_ms);
     let mut last = Counters::default();
+    let mut last_rep = report(&cfg, mode, start, &running, &prog).0;
     let mut last_t = Instant::now();
     let mut next = Instant::now() + interval;
+    let mut forget_secret_at: Option<Instant> = None;
     while !stop.load(Ordering::Relaxed) && !handles.iter().any(|h| h.is_finished()) {
         std::thread::sleep(Duration::from_millis(20).min(interval));
+        if hup.swap(false, Ordering::Relaxed) {
+            match reload.as_ref().map(|f| f()) {
+                None => warn!("SIGHUP: no config to reload from (started without --config)"),
+                Some(Err(e)) => warn!("SIGHUP: config not reloaded: {e}"),
+                Some(Ok(new)) => {
+                    let (msgs, ignored) = reload_messages(&cfg, &new);
+                    for name in &ignored {
+                        warn!("SIGHUP: not applied: {name}");
+                    }
+                    if new.listen != cfg.listen {
+                        let ports: Vec<u16> = new.listen.iter().map(|l| l.port).collect();
+                        if let Err(e) = prog.set_ports(&ports) {
+                            warn!("SIGHUP: updating the XDP port map: {e:#}");
+                        }
+                    }
+                    for m in &msgs {
+                        if matches!(m, Control::RotateSecret(_)) {
+                            // Old cookies stay valid for one validity period (two minutes).
+                            forget_secret_at = Some(Instant::now() + Duration::from_secs(120));
+                        }
+                        for c in &controls {
+                            let _ = c.send(m.clone());
+                        }
+                    }
+                    info!(
+                        changes = msgs.len(),
+                        "SIGHUP: configuration reloaded; established connections kept"
+                    );
+                    cfg.listen = new.listen;
+                    cfg.http = new.http;
+                    cfg.tcp.cookie_secret = new.tcp.cookie_secret;
+                }
+            }
+        }
+        if forget_secret_at.is_some_and(|t| Instant::now() >= t) {
+            forget_secret_at = None;
+            for c in &controls {
+                let _ = c.send(Control::ForgetPreviousSecret);
+            }
+            info!("previous cookie secret forgotten");
+        }
         if Instant::now() < next {
             continue;
         }
@@ -300,31 +436,65 @@ pub fn run_until(cfg: Config, stop: Arc<AtomicBool>) -> Result<()> {
         let (rep, total) = report(&cfg, mode, start, &running, &prog);
         let dt = last_t.elapsed().as_secs_f64().max(1e-9);
         let rate = |e: Event| (total.get(e) - last.get(e)) as f64 / dt;
-        info!(
-            rx_pps = rate(Event::RxFrames) as u64,
-            tx_pps = rate(Event::TxFrames) as u64,
-            syn_s = rate(Event::SynReceived) as u64,
-            established_s = rate(Event::Established) as u64,
-            closed_s = rate(Event::Closed) as u64,
-            drops_s = ((total.total_drops() - last.total_drops()) as f64 / dt) as u64,
-            active = rep.active,
-            "stats"
-        );
+        match cfg.ops.view {
+            View::Log => info!(
+                rx_pps = rate(Event::RxFrames) as u64,
+                tx_pps = rate(Event::TxFrames) as u64,
+                syn_s = rate(Event::SynReceived) as u64,
+                established_s = rate(Event::Established) as u64,
+                closed_s = rate(Event::Closed) as u64,
+                drops_s = ((total.total_drops() - last.total_drops()) as f64 / dt) as u64,
+                active = rep.active,
+                "stats"
+            ),
+            View::Table => {
+                let table = crate::ops::Rates {
+                    prev: &last_rep,
+                    cur: &rep,
+                }
+                .table();
+                print!("{table}");
+            }
+            View::JsonLines => {
+                if let Ok(line) = serde_json::to_string(&rep) {
+                    println!("{line}");
+                }
+            }
+            View::Quiet => {}
+        }
         if let Some(path) = &cfg.ops.stats_json {
             if let Err(e) = write_json_atomic(path, &rep) {
                 warn!("stats json: {e:#}");
             }
         }
+        if cfg.ops.metrics.is_some() {
+            if let Ok(mut m) = latest_metrics.lock() {
+                *m = crate::ops::prometheus_text(&rep);
+            }
+        }
         last = total;
+        last_rep = rep;
         last_t = Instant::now();
     }
     stop.store(true, Ordering::Relaxed);
     info!("stopping: closing connections");
     let mut failed = None;
     for h in handles {
-        if h.join().is_err() {
-            failed = Some("a worker thread panicked");
+        match h.join() {
+            // Dropping the worker closes its capture sender.
+            Ok(worker) => drop(worker),
+            Err(_) => failed = Some("a worker thread panicked"),
         }
+    }
+    if let Some(w) = capture_writer {
+        match w.join() {
+            Ok(Ok(n)) => info!(frames = n, "capture written"),
+            Ok(Err(e)) => warn!("capture: {e:#}"),
+            Err(_) => warn!("capture writer panicked"),
+        }
+    }
+    if let Some(t) = metrics_thread {
+        let _ = t.join();
     }
     let (rep, total) = report(&cfg, mode, start, &running, &prog);
     if let Some(path) = &cfg.ops.stats_json {

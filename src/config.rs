@@ -357,6 +357,50 @@ pub struct OpsSettings {
     pub stats_json: Option<PathBuf>,
     /// Period of the stats file and log line in ms: 100..=60000. Default: 1000.
     pub stats_interval_ms: u64,
+    /// Serve Prometheus metrics over HTTP on this address (e.g. "127.0.0.1:9100").
+    /// Default: absent (no metrics endpoint).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<std::net::SocketAddr>,
+    /// Write captured frames to this pcapng file (readable by Wireshark/tshark).
+    /// Default: absent (no capture).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capture: Option<PathBuf>,
+    /// Which frames to capture: "dropped" (with the drop reason as packet comment), "all",
+    /// or "sample:N" (one received frame in N). Default: "dropped".
+    pub capture_mode: String,
+    /// The per-second live view on stdout: "table" (a per-core table), "log" (a log line),
+    /// "json-lines" (one JSON object a second, for machines) or "quiet". Default: "log".
+    pub view: View,
+}
+
+/// The per-second live view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum View {
+    /// A compact per-core table, like xdp-bench.
+    Table,
+    /// One `stats` log line.
+    #[default]
+    Log,
+    /// One JSON object per line.
+    JsonLines,
+    /// Nothing.
+    Quiet,
+}
+
+/// Parse a capture mode: `dropped`, `all` or `sample:N` with N ≥ 1.
+pub fn parse_capture_mode(s: &str) -> Result<crate::engine::CaptureMode, String> {
+    use crate::engine::CaptureMode;
+    match s.trim() {
+        "dropped" => Ok(CaptureMode::Dropped),
+        "all" => Ok(CaptureMode::All),
+        other => match other.strip_prefix("sample:").map(|n| n.parse::<u32>()) {
+            Some(Ok(n)) if n >= 1 => Ok(CaptureMode::Sample(n)),
+            _ => Err(format!(
+                "{other:?} is not dropped, all or sample:N with N >= 1"
+            )),
+        },
+    }
 }
 
 impl Default for OpsSettings {
@@ -365,6 +409,10 @@ impl Default for OpsSettings {
             ready_file: None,
             stats_json: None,
             stats_interval_ms: 1000,
+            metrics: None,
+            capture: None,
+            capture_mode: "dropped".to_owned(),
+            view: View::Log,
         }
     }
 }
@@ -577,6 +625,10 @@ fn field_hint(field: &str) -> &'static str {
         "ops.ready_file" => "use a file path, e.g. ready_file = \"/run/synack.ready\", or leave it out",
         "ops.stats_json" => "use a file path other than ops.ready_file, e.g. stats_json = \"/run/synack-stats.json\", or leave it out",
         "ops.stats_interval_ms" => "use 100..=60000 ms, e.g. stats_interval_ms = 1000",
+        "ops.metrics" => "use an address:port to serve Prometheus metrics on, e.g. metrics = \"127.0.0.1:9100\", or leave it out",
+        "ops.capture" => "use a pcapng file path, e.g. capture = \"/tmp/synack.pcapng\", or leave it out",
+        "ops.capture_mode" => "use dropped, all or sample:N (N >= 1), e.g. capture_mode = \"sample:100\"",
+        "ops.view" => "use table, log, json-lines or quiet, e.g. view = \"table\"",
         _ => "see config/default.toml for every setting, its allowed values and an example",
     }
 }
@@ -595,6 +647,9 @@ fn flag_hint(flag: &str) -> &'static str {
         "--connections" => "give a whole number 1..=100000, e.g. --connections 2000",
         "--flood-packets" => "give a whole number 0..=10000000 (0 skips the flood), e.g. --flood-packets 200000",
         "--flood-secs" => "give a whole number of seconds 1..=60, e.g. --flood-secs 5",
+        "--metrics" => "give an address:port, e.g. --metrics 127.0.0.1:9100",
+        "--capture" => "give a pcapng file path, e.g. --capture /tmp/synack.pcapng",
+        "--capture-mode" => "give dropped, all or sample:N (N >= 1), e.g. --capture-mode sample:100",
         "--log-level" => "give error, warn, info, debug, trace or off, or a filter like synack=debug,info",
         _ => "see synack --help",
     }
@@ -763,6 +818,8 @@ impl Config {
         }
         check_range(o.stats_interval_ms, 100, 60_000)
             .map_err(|p| inv("ops.stats_interval_ms", p))?;
+        check_path(o.capture.as_deref()).map_err(|p| inv("ops.capture", p))?;
+        parse_capture_mode(&o.capture_mode).map_err(|p| inv("ops.capture_mode", p))?;
         Ok(())
     }
 }
@@ -1145,6 +1202,14 @@ pub struct Overrides {
     pub ready_file: Option<PathBuf>,
     /// `--stats-json PATH`.
     pub stats_json: Option<PathBuf>,
+    /// `--metrics ADDR:PORT`.
+    pub metrics: Option<String>,
+    /// `--capture PATH`.
+    pub capture: Option<PathBuf>,
+    /// `--capture-mode MODE`.
+    pub capture_mode: Option<String>,
+    /// `--quiet` / `--json-lines` / `--table`.
+    pub view: Option<View>,
 }
 
 impl Overrides {
@@ -1203,6 +1268,24 @@ impl Overrides {
                 ));
             }
             cfg.ops.stats_json = Some(p.clone());
+        }
+        if let Some(m) = &self.metrics {
+            let addr = m
+                .trim()
+                .parse()
+                .map_err(|_| flag("--metrics", format!("{m:?} is not an address:port")))?;
+            cfg.ops.metrics = Some(addr);
+        }
+        if let Some(p) = &self.capture {
+            check_path(Some(p)).map_err(|e| flag("--capture", e))?;
+            cfg.ops.capture = Some(p.clone());
+        }
+        if let Some(m) = &self.capture_mode {
+            parse_capture_mode(m).map_err(|e| flag("--capture-mode", e))?;
+            cfg.ops.capture_mode = m.trim().to_owned();
+        }
+        if let Some(v) = self.view {
+            cfg.ops.view = v;
         }
         Ok(())
     }
@@ -1504,6 +1587,12 @@ mod tests {
             ),
             ("ops", "stats_interval_ms = 99", "ops.stats_interval_ms"),
             ("ops", "stats_interval_ms = 60001", "ops.stats_interval_ms"),
+            ("ops", "metrics = \"nowhere\"", "ops.metrics"),
+            ("ops", "metrics = 9100", "ops.metrics"),
+            ("ops", "capture = \"\"", "ops.capture"),
+            ("ops", "capture_mode = \"sample:0\"", "ops.capture_mode"),
+            ("ops", "capture_mode = \"some\"", "ops.capture_mode"),
+            ("ops", "view = \"fancy\"", "ops.view"),
         ];
         // The table covers every setting: collect all leaf paths of a config with every
         // optional value set, and require a case for each.
@@ -1512,6 +1601,8 @@ mod tests {
         full.steering.rss_key = Some([1; 40]);
         full.ops.ready_file = Some("/tmp/r".into());
         full.ops.stats_json = Some("/tmp/s".into());
+        full.ops.metrics = Some("127.0.0.1:9100".parse().unwrap());
+        full.ops.capture = Some("/tmp/c.pcapng".into());
         let table = toml::Table::try_from(&full).expect("config serializes");
         let mut leaves = Vec::new();
         for (k, v) in &table {
@@ -1526,7 +1617,7 @@ mod tests {
                 _ => leaves.push(k.clone()),
             }
         }
-        assert_eq!(leaves.len(), 38, "{leaves:?}");
+        assert_eq!(leaves.len(), 42, "{leaves:?}");
         for leaf in &leaves {
             assert!(
                 cases.iter().any(|&(_, _, p)| p == leaf),
@@ -1694,9 +1785,29 @@ mod tests {
             cookie_secret: Some("ff".repeat(16)),
             ready_file: Some("/tmp/r".into()),
             stats_json: Some("/tmp/s.json".into()),
+            metrics: Some("127.0.0.1:9100".into()),
+            capture: Some("/tmp/c.pcapng".into()),
+            capture_mode: Some("sample:10".into()),
+            view: Some(View::Quiet),
         };
         ov.apply(&mut cfg).unwrap();
         cfg.validate().unwrap();
+        assert_eq!(cfg.ops.metrics, Some("127.0.0.1:9100".parse().unwrap()));
+        assert_eq!(cfg.ops.capture_mode, "sample:10");
+        assert_eq!(cfg.ops.view, View::Quiet);
+        let bad = Overrides {
+            capture_mode: Some("sample:0".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            bad.apply(&mut cfg).unwrap_err().field(),
+            Some("--capture-mode")
+        );
+        let bad = Overrides {
+            metrics: Some("localhost".into()),
+            ..Default::default()
+        };
+        assert_eq!(bad.apply(&mut cfg).unwrap_err().field(), Some("--metrics"));
         assert_eq!(cfg.interface, "veth9");
         assert_eq!(cfg.addresses, vec!["198.18.0.9".parse::<IpAddr>().unwrap()]);
         assert_eq!(

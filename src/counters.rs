@@ -149,6 +149,9 @@ pub struct Counters {
     pub drops: [u64; DropReason::COUNT],
     /// Indexed by `Event as usize`.
     pub events: [u64; Event::COUNT],
+    /// The most recent drop reason (lets a capture hook label a dropped frame without
+    /// scanning the array).
+    pub last_drop: Option<DropReason>,
 }
 
 impl Default for Counters {
@@ -156,6 +159,7 @@ impl Default for Counters {
         Self {
             drops: [0; DropReason::COUNT],
             events: [0; Event::COUNT],
+            last_drop: None,
         }
     }
 }
@@ -165,6 +169,7 @@ impl Counters {
     #[inline(always)]
     pub fn drop(&mut self, reason: DropReason) {
         self.drops[reason as usize] += 1;
+        self.last_drop = Some(reason);
     }
 
     /// Count one event.

@@ -17,6 +17,7 @@ pub mod counters;
 pub mod engine;
 pub mod io;
 pub mod lab;
+pub mod ops;
 pub mod table;
 pub mod tcp;
 pub mod wire;

@@ -104,6 +104,24 @@ struct OverrideArgs {
     /// File to rewrite with the counters as JSON (replaces `ops.stats_json`).
     #[arg(long, value_name = "PATH")]
     stats_json: Option<PathBuf>,
+    /// Serve Prometheus metrics on ADDR:PORT (replaces `ops.metrics`), e.g. 127.0.0.1:9100.
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics: Option<String>,
+    /// Capture frames to a pcapng file (replaces `ops.capture`).
+    #[arg(long, value_name = "PATH")]
+    capture: Option<PathBuf>,
+    /// What to capture: dropped (default), all, or sample:N (replaces `ops.capture_mode`).
+    #[arg(long, value_name = "MODE")]
+    capture_mode: Option<String>,
+    /// Print a per-core table every second instead of a log line (`ops.view = "table"`).
+    #[arg(long, conflicts_with_all = ["quiet", "json_lines"])]
+    table: bool,
+    /// No per-second output (`ops.view = "quiet"`).
+    #[arg(long, conflicts_with = "json_lines")]
+    quiet: bool,
+    /// One JSON object per second on stdout, for machines (`ops.view = "json-lines"`).
+    #[arg(long)]
+    json_lines: bool,
 }
 
 impl From<OverrideArgs> for Overrides {
@@ -117,6 +135,18 @@ impl From<OverrideArgs> for Overrides {
             cookie_secret: a.cookie_secret,
             ready_file: a.ready_file,
             stats_json: a.stats_json,
+            metrics: a.metrics,
+            capture: a.capture,
+            capture_mode: a.capture_mode,
+            view: if a.table {
+                Some(synack::config::View::Table)
+            } else if a.quiet {
+                Some(synack::config::View::Quiet)
+            } else if a.json_lines {
+                Some(synack::config::View::JsonLines)
+            } else {
+                None
+            },
         }
     }
 }
@@ -164,7 +194,8 @@ fn main() -> ExitCode {
     }
     match cli.command {
         Command::Run(args) => {
-            let cfg = match resolve(args.config.as_deref(), args.overrides.into()) {
+            let reload_overrides: Overrides = args.overrides.into();
+            let cfg = match resolve(args.config.as_deref(), reload_overrides.clone()) {
                 Ok(cfg) => cfg,
                 Err(msg) => return fail_config(&msg),
             };
@@ -175,7 +206,11 @@ fn main() -> ExitCode {
                 "starting synack {}",
                 env!("CARGO_PKG_VERSION")
             );
-            match synack::app::run(cfg) {
+            let reload: Option<synack::app::Reloader> = args.config.clone().map(|path| {
+                let ov = reload_overrides.clone();
+                Box::new(move || resolve(Some(&path), ov.clone())) as synack::app::Reloader
+            });
+            match synack::app::run(cfg, reload) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail_runtime(&e),
             }

@@ -526,6 +526,8 @@ pub struct Published {
     pub loop_ns: AtomicU64,
     /// Port statistics, flattened in [`PortStats`] field order.
     pub port: [AtomicU64; 9],
+    /// Captured frames lost because the capture channel was full.
+    pub capture_lost: AtomicU64,
 }
 
 impl Default for Published {
@@ -537,6 +539,7 @@ impl Default for Published {
             busy_ns: AtomicU64::new(0),
             loop_ns: AtomicU64::new(0),
             port: Default::default(),
+            capture_lost: AtomicU64::new(0),
         }
     }
 }
@@ -610,6 +613,84 @@ pub fn wall_clock(start: Instant) -> Clock {
     }
 }
 
+/// Which received frames a worker copies to the capture thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaptureMode {
+    /// Frames dropped, with their reason.
+    Dropped,
+    /// Every received frame.
+    All,
+    /// One received frame in N.
+    Sample(u32),
+}
+
+/// A received frame copied for the capture thread.
+#[derive(Debug, Clone)]
+pub struct Captured {
+    /// Worker that received it.
+    pub worker: u16,
+    /// Arrival time, ns since the Unix epoch.
+    pub unix_ns: u64,
+    /// Why it was dropped, if it was.
+    pub reason: Option<DropReason>,
+    /// The frame bytes as received.
+    pub data: Vec<u8>,
+}
+
+/// A worker's capture hook: frames go to a bounded channel that a writer thread drains;
+/// a full channel loses the frame (counted), it never blocks the loop.
+#[derive(Debug)]
+pub struct Capture {
+    /// What to capture.
+    pub mode: CaptureMode,
+    /// To the writer thread.
+    pub tx: crossbeam::channel::Sender<Captured>,
+    /// This worker's index (stored in each record).
+    pub worker: u16,
+    seen: u64,
+}
+
+impl Capture {
+    /// A hook for `worker` sending to `tx`.
+    pub fn new(mode: CaptureMode, tx: crossbeam::channel::Sender<Captured>, worker: u16) -> Self {
+        Capture {
+            mode,
+            tx,
+            worker,
+            seen: 0,
+        }
+    }
+
+    fn send(&self, reason: Option<DropReason>, data: &[u8], lost: &AtomicU64) {
+        let unix_ns = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        let rec = Captured {
+            worker: self.worker,
+            unix_ns,
+            reason,
+            data: data.to_vec(),
+        };
+        if self.tx.try_send(rec).is_err() {
+            lost.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Instructions from the control thread, applied between batches (reload without a restart).
+#[derive(Debug, Clone)]
+pub enum Control {
+    /// New listening ports and modes.
+    Listeners(Vec<(u16, crate::tcp::responder::Mode)>),
+    /// New fixed HTTP responses.
+    Http(crate::tcp::responder::HttpResponses),
+    /// New cookie secret; cookies of the old one stay valid until `ForgetPreviousSecret`.
+    RotateSecret([u8; 16]),
+    /// Stop accepting cookies made with the secret before the last rotation.
+    ForgetPreviousSecret,
+}
+
 /// One worker: a stack, a port, and the handoff queues.
 pub struct Worker<P: Port> {
     /// The frame-level endpoint.
@@ -625,6 +706,10 @@ pub struct Worker<P: Port> {
     spare: Vec<Box<Handoff>>,
     /// What the stats thread reads.
     pub published: Arc<Published>,
+    /// Frame capture hook.
+    pub capture: Option<Capture>,
+    /// Reload instructions.
+    pub control: Option<crossbeam::channel::Receiver<Control>>,
 }
 
 impl<P: Port> Worker<P> {
@@ -639,6 +724,8 @@ impl<P: Port> Worker<P> {
             peers: Vec::new(),
             spare: Vec::new(),
             published: Arc::new(Published::default()),
+            capture: None,
+            control: None,
         }
     }
 
@@ -664,7 +751,38 @@ impl<P: Port> Worker<P> {
         for i in 0..n {
             let Frame { addr, len } = self.batch[i];
             let buf = self.port.buffer(addr);
-            match self.stack.handle(clock, buf, len as usize) {
+            if let Some(cap) = &mut self.capture {
+                // Copy before handling: a reply overwrites the frame in place.
+                let take = match cap.mode {
+                    CaptureMode::All => true,
+                    CaptureMode::Sample(k) => {
+                        cap.seen += 1;
+                        cap.seen % k.max(1) as u64 == 0
+                    }
+                    CaptureMode::Dropped => false,
+                };
+                if take {
+                    cap.send(None, &buf[..len as usize], &self.published.capture_lost);
+                }
+            }
+            let drops_before = match &self.capture {
+                Some(c) if c.mode == CaptureMode::Dropped => {
+                    self.stack.core.sh.counters.total_drops()
+                }
+                _ => 0,
+            };
+            let outcome = self.stack.handle(clock, buf, len as usize);
+            if let Some(cap) = &self.capture {
+                if cap.mode == CaptureMode::Dropped
+                    && self.stack.core.sh.counters.total_drops() != drops_before
+                {
+                    // A dropped frame was not written to: these are the bytes received.
+                    let reason = self.stack.core.sh.counters.last_drop;
+                    let buf = self.port.buffer(addr);
+                    cap.send(reason, &buf[..len as usize], &self.published.capture_lost);
+                }
+            }
+            match outcome {
                 Outcome::Reply(len) => self.send(addr, len),
                 Outcome::Done => self.port.release(addr),
                 Outcome::Handoff(owner) => {
@@ -781,6 +899,20 @@ impl<P: Port> Worker<P> {
         );
     }
 
+    /// Apply pending control messages (reload).
+    fn apply_control(&mut self) {
+        let Some(rx) = &self.control else { return };
+        while let Ok(msg) = rx.try_recv() {
+            let core = &mut self.stack.core;
+            match msg {
+                Control::Listeners(l) => core.set_listeners(&l),
+                Control::Http(h) => core.sh.http = h,
+                Control::RotateSecret(s) => core.sh.jar.rotate(s),
+                Control::ForgetPreviousSecret => core.sh.jar.forget_previous(),
+            }
+        }
+    }
+
     /// Run until `stop` is set, then close every connection and keep serving for up to
     /// `drain` so the closes complete. Empty polls spin briefly, then wait on the port.
     pub fn run(&mut self, stop: &AtomicBool, drain: Duration) {
@@ -793,6 +925,7 @@ impl<P: Port> Worker<P> {
             let t0 = Instant::now();
             let clock = wall_clock(start);
             let n = self.poll(&clock);
+            self.apply_control();
             let t1 = Instant::now();
             if n > 0 {
                 busy += t1 - t0;

@@ -178,6 +178,21 @@ impl XdpProgram {
         self.mode
     }
 
+    /// Replace the set of redirected ports (reload). Ports added start reaching the
+    /// sockets, ports removed go back to the kernel, without detaching the program.
+    pub fn set_ports(&mut self, ports: &[u16]) -> anyhow::Result<()> {
+        let map = self.ebpf.map_mut("ports").context("no map ports")?;
+        let mut map: Array<&mut MapData, u8> = map.try_into().context("ports")?;
+        for p in 0..=u16::MAX {
+            let want = u8::from(ports.contains(&p));
+            if map.get(&u32::from(p), 0).unwrap_or(0) != want {
+                map.set(u32::from(p), want, 0)
+                    .with_context(|| format!("updating port {p} in the XDP ports map"))?;
+            }
+        }
+        Ok(())
+    }
+
     /// Direct frames received on rx queue `queue` to the AF_XDP socket `fd`.
     pub fn register_socket(&mut self, queue: u32, fd: RawFd) -> anyhow::Result<()> {
         if queue >= MAX_QUEUES {

@@ -1,0 +1,366 @@
+//! Operator tooling, all off the hot path: the Prometheus text endpoint, the pcapng capture
+//! writer, and the per-second live view.
+
+use crate::app::Report;
+use crate::counters::{DropReason, Event};
+use crate::engine::Captured;
+use anyhow::{Context, Result};
+use pcap_file::pcapng::blocks::enhanced_packet::{EnhancedPacketBlock, EnhancedPacketOption};
+use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionBlock;
+use pcap_file::pcapng::PcapNgWriter;
+use pcap_file::DataLink;
+use std::borrow::Cow;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Render a report in the Prometheus text exposition format (version 0.0.4).
+pub fn prometheus_text(rep: &Report) -> String {
+    let mut out = String::with_capacity(16 * 1024);
+    let _ = writeln!(
+        out,
+        "# HELP synack_up 1 while the endpoint runs.\n# TYPE synack_up gauge\nsynack_up 1"
+    );
+    let _ = writeln!(
+        out,
+        "# HELP synack_uptime_seconds Seconds since start.\n# TYPE synack_uptime_seconds gauge\nsynack_uptime_seconds {:.3}",
+        rep.uptime_secs
+    );
+    let _ = writeln!(
+        out,
+        "# HELP synack_xdp_native 1 when the XDP program runs in native (driver) mode, 0 in generic mode.\n# TYPE synack_xdp_native gauge\nsynack_xdp_native {}",
+        u8::from(rep.xdp_mode == crate::io::XdpMode::Native)
+    );
+    let _ = writeln!(out, "# HELP synack_active_connections Connections in the table.\n# TYPE synack_active_connections gauge");
+    for w in &rep.workers {
+        let _ = writeln!(
+            out,
+            "synack_active_connections{{worker=\"{}\"}} {}",
+            w.queue, w.active
+        );
+    }
+    let _ = writeln!(out, "# HELP synack_busy_ratio Share of loop time spent on non-empty batches.\n# TYPE synack_busy_ratio gauge");
+    for w in &rep.workers {
+        let _ = writeln!(
+            out,
+            "synack_busy_ratio{{worker=\"{}\"}} {:.6}",
+            w.queue, w.busy_fraction
+        );
+    }
+    let _ = writeln!(out, "# HELP synack_events_total Things that happened, by kind.\n# TYPE synack_events_total counter");
+    for w in &rep.workers {
+        for e in Event::ALL {
+            let v = w.counters.events.get(e.label()).copied().unwrap_or(0);
+            let _ = writeln!(
+                out,
+                "synack_events_total{{worker=\"{}\",event=\"{}\"}} {v}",
+                w.queue,
+                e.label()
+            );
+        }
+    }
+    let _ = writeln!(out, "# HELP synack_drops_total Frames dropped or refused, by reason.\n# TYPE synack_drops_total counter");
+    for w in &rep.workers {
+        for r in DropReason::ALL {
+            let v = w.counters.drops.get(r.label()).copied().unwrap_or(0);
+            let _ = writeln!(
+                out,
+                "synack_drops_total{{worker=\"{}\",reason=\"{}\"}} {v}",
+                w.queue,
+                r.label()
+            );
+        }
+    }
+    let _ = writeln!(out, "# HELP synack_xdp_socket AF_XDP socket statistics (XDP_STATISTICS and TX kicks).\n# TYPE synack_xdp_socket counter");
+    for w in &rep.workers {
+        let s = &w.xdp_socket;
+        for (name, v) in [
+            ("rx_dropped", s.rx_dropped),
+            ("rx_invalid_descs", s.rx_invalid_descs),
+            ("tx_invalid_descs", s.tx_invalid_descs),
+            ("rx_ring_full", s.rx_ring_full),
+            ("rx_fill_ring_empty_descs", s.rx_fill_ring_empty_descs),
+            ("tx_ring_empty_descs", s.tx_ring_empty_descs),
+            ("tx_kicks", s.tx_kicks),
+            ("tx_kick_errors", s.tx_kick_errors),
+            ("tx_ring_full", s.tx_ring_full),
+        ] {
+            let _ = writeln!(
+                out,
+                "synack_xdp_socket{{worker=\"{}\",stat=\"{name}\"}} {v}",
+                w.queue
+            );
+        }
+    }
+    if let Some(p) = &rep.xdp_program {
+        let _ = writeln!(out, "# HELP synack_xdp_program_total Verdicts of the XDP program, all CPUs.\n# TYPE synack_xdp_program_total counter");
+        for (name, v) in [
+            ("redirected", p.redirected),
+            ("passed", p.passed),
+            ("redirect_failed", p.redirect_failed),
+            ("arp_redirected", p.arp_redirected),
+            ("ndp_redirected", p.ndp_redirected),
+        ] {
+            let _ = writeln!(out, "synack_xdp_program_total{{verdict=\"{name}\"}} {v}");
+        }
+    }
+    let _ = writeln!(out, "# HELP synack_capture_lost_total Captured frames lost to a full capture queue.\n# TYPE synack_capture_lost_total counter\nsynack_capture_lost_total {}", rep.capture_lost);
+    out
+}
+
+/// Serve `GET /metrics` on `addr` from a thread, rendering the latest report each time.
+/// Returns once the listener is bound (so a bad address fails the start).
+pub fn serve_metrics(
+    addr: SocketAddr,
+    latest: Arc<Mutex<String>>,
+    stop: Arc<AtomicBool>,
+) -> Result<std::thread::JoinHandle<()>> {
+    let server = tiny_http::Server::http(addr)
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .with_context(|| format!("ops.metrics: cannot listen on {addr}"))?;
+    Ok(std::thread::Builder::new()
+        .name("synack-metrics".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let Ok(Some(req)) = server.recv_timeout(Duration::from_millis(200)) else {
+                    continue;
+                };
+                let resp = if req.url() == "/metrics" || req.url().starts_with("/metrics?") {
+                    let body = latest.lock().map(|s| s.clone()).unwrap_or_default();
+                    let header = tiny_http::Header::from_bytes(
+                        &b"Content-Type"[..],
+                        &b"text/plain; version=0.0.4"[..],
+                    )
+                    .expect("static header");
+                    tiny_http::Response::from_string(body).with_header(header)
+                } else {
+                    tiny_http::Response::from_string("see /metrics\n").with_status_code(404)
+                };
+                let _ = req.respond(resp);
+            }
+        })?)
+}
+
+/// Write captured frames to a pcapng file from a thread until the channel closes. Each
+/// worker is one interface in the file; a dropped frame carries its reason as the packet
+/// comment (`tshark -r FILE -T fields -e frame.comment`).
+pub fn spawn_capture_writer(
+    path: &Path,
+    workers: usize,
+    rx: crossbeam::channel::Receiver<Captured>,
+) -> Result<std::thread::JoinHandle<Result<u64>>> {
+    let file = std::fs::File::create(path)
+        .with_context(|| format!("ops.capture: creating {}", path.display()))?;
+    let mut writer = PcapNgWriter::new(std::io::BufWriter::new(file))
+        .context("ops.capture: writing the pcapng header")?;
+    for _ in 0..workers.max(1) {
+        let idb = InterfaceDescriptionBlock {
+            linktype: DataLink::ETHERNET,
+            snaplen: 0,
+            options: vec![],
+        };
+        writer
+            .write_pcapng_block(idb)
+            .context("ops.capture: writing an interface block")?;
+    }
+    Ok(std::thread::Builder::new()
+        .name("synack-capture".into())
+        .spawn(move || {
+            let mut written = 0u64;
+            for c in rx.iter() {
+                let options = match c.reason {
+                    Some(r) => vec![EnhancedPacketOption::Comment(Cow::Owned(format!(
+                        "dropped: {}",
+                        r.label()
+                    )))],
+                    None => vec![],
+                };
+                let block = EnhancedPacketBlock {
+                    interface_id: u32::from(c.worker),
+                    timestamp: Duration::from_nanos(c.unix_ns),
+                    original_len: c.data.len() as u32,
+                    data: Cow::Borrowed(&c.data),
+                    options,
+                };
+                writer
+                    .write_pcapng_block(block)
+                    .context("ops.capture: writing a packet")?;
+                written += 1;
+            }
+            use std::io::Write;
+            writer.get_mut().flush().context("ops.capture: flushing")?;
+            Ok(written)
+        })?)
+}
+
+/// Per-second rates between two reports.
+pub struct Rates<'a> {
+    /// Earlier report.
+    pub prev: &'a Report,
+    /// Later report.
+    pub cur: &'a Report,
+}
+
+impl Rates<'_> {
+    fn dt(&self) -> f64 {
+        (self.cur.uptime_secs - self.prev.uptime_secs).max(1e-9)
+    }
+
+    fn worker_event(&self, w: usize, e: Event) -> f64 {
+        let get = |r: &Report| {
+            r.workers
+                .get(w)
+                .and_then(|x| x.counters.events.get(e.label()).copied())
+                .unwrap_or(0)
+        };
+        get(self.cur).saturating_sub(get(self.prev)) as f64 / self.dt()
+    }
+
+    fn worker_drops(&self, w: usize, pick: impl Fn(&str) -> bool) -> f64 {
+        let sum = |r: &Report| {
+            r.workers
+                .get(w)
+                .map(|x| {
+                    x.counters
+                        .drops
+                        .iter()
+                        .filter(|(k, _)| pick(k))
+                        .map(|(_, v)| *v)
+                        .sum::<u64>()
+                })
+                .unwrap_or(0)
+        };
+        sum(self.cur).saturating_sub(sum(self.prev)) as f64 / self.dt()
+    }
+
+    /// The live table: one row per worker and a total, then non-zero drop reasons.
+    pub fn table(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "{:>6} {:>10} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>6}",
+            "core",
+            "rx_pps",
+            "tx_pps",
+            "syn/s",
+            "cookie_ok",
+            "cookie_bad",
+            "estab/s",
+            "closed/s",
+            "active",
+            "busy%"
+        );
+        let mut tot = [0f64; 8];
+        for (i, w) in self.cur.workers.iter().enumerate() {
+            let row = [
+                self.worker_event(i, Event::RxFrames),
+                self.worker_event(i, Event::TxFrames),
+                self.worker_event(i, Event::SynReceived),
+                self.worker_event(i, Event::CookieOk),
+                self.worker_drops(i, |k| k.starts_with("cookie_")),
+                self.worker_event(i, Event::Established),
+                self.worker_event(i, Event::Closed),
+                w.active as f64,
+            ];
+            for (t, v) in tot.iter_mut().zip(row) {
+                *t += v;
+            }
+            let _ = writeln!(
+                s,
+                "{:>6} {:>10.0} {:>10.0} {:>9.0} {:>9.0} {:>9.0} {:>9.0} {:>9.0} {:>9.0} {:>5.1}%",
+                format!("cpu{}", w.cpu),
+                row[0],
+                row[1],
+                row[2],
+                row[3],
+                row[4],
+                row[5],
+                row[6],
+                row[7],
+                w.busy_fraction * 100.0
+            );
+        }
+        if self.cur.workers.len() > 1 {
+            let _ = writeln!(
+                s,
+                "{:>6} {:>10.0} {:>10.0} {:>9.0} {:>9.0} {:>9.0} {:>9.0} {:>9.0} {:>9.0}",
+                "total", tot[0], tot[1], tot[2], tot[3], tot[4], tot[5], tot[6], tot[7]
+            );
+        }
+        let drops: Vec<String> = DropReason::ALL
+            .iter()
+            .filter_map(|r| {
+                let v: f64 = (0..self.cur.workers.len())
+                    .map(|i| self.worker_drops(i, |k| k == r.label()))
+                    .sum();
+                (v > 0.0).then(|| format!("{}={:.0}/s", r.label(), v))
+            })
+            .collect();
+        if !drops.is_empty() {
+            let _ = writeln!(s, "  drops: {}", drops.join(" "));
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::WorkerReport;
+    use crate::counters::Counters;
+
+    fn report(secs: f64, syn: u64, bad: u64) -> Report {
+        let mut c = Counters::default();
+        c.add(Event::SynReceived, syn);
+        for _ in 0..bad {
+            c.drop(DropReason::CookieInvalid);
+        }
+        Report {
+            interface: "x".into(),
+            xdp_mode: crate::io::XdpMode::Native,
+            uptime_secs: secs,
+            active: 3,
+            total: c.to_json(),
+            xdp_program: None,
+            capture_lost: 0,
+            workers: vec![WorkerReport {
+                cpu: 0,
+                queue: 0,
+                active: 3,
+                busy_fraction: 0.5,
+                counters: c.to_json(),
+                xdp_socket: Default::default(),
+            }],
+        }
+    }
+
+    #[test]
+    fn prometheus_has_every_reason_and_event() {
+        let text = prometheus_text(&report(1.0, 5, 2));
+        assert!(text.contains("synack_events_total{worker=\"0\",event=\"syn_received\"} 5"));
+        assert!(text.contains("synack_drops_total{worker=\"0\",reason=\"cookie_invalid\"} 2"));
+        assert!(text.contains("synack_active_connections{worker=\"0\"} 3"));
+        for r in DropReason::ALL {
+            assert!(text.contains(&format!("reason=\"{}\"", r.label())));
+        }
+        // Every sample line is `name{labels} value` or `name value`.
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let value = line.rsplit(' ').next().unwrap();
+            assert!(value.parse::<f64>().is_ok(), "{line}");
+        }
+    }
+
+    #[test]
+    fn table_shows_rates_and_drops() {
+        let a = report(1.0, 10, 0);
+        let b = report(3.0, 30, 4);
+        let t = Rates { prev: &a, cur: &b }.table();
+        assert!(t.contains("cpu0"), "{t}");
+        assert!(t.contains("cookie_invalid=2/s"), "{t}");
+        let row = t.lines().nth(1).unwrap();
+        assert!(row.split_whitespace().nth(3) == Some("10"), "{row}");
+    }
+}
