@@ -504,9 +504,12 @@ impl Conn {
         }
         // "If SND.UNA =< SEG.ACK =< SND.NXT, the send window should be updated. If
         // (SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and SND.WL2 =< SEG.ACK))": we use Linux's
-        // equivalent tcp_may_update_window, which needs no SND.WL2.
+        // equivalent tcp_may_update_window, which needs no SND.WL2. Its last term (`!nwin`)
+        // matters: a peer that stops reading closes its window with a segment of the same
+        // SEG.SEQ and SEG.ACK, and that zero window must be taken.
         let wnd = (seg.window as u32) << self.snd_wscale;
-        if advanced || seg.seq.gt(self.snd_wl1) || (seg.seq == self.snd_wl1 && wnd > self.snd_wnd) {
+        let same_seq_update = seg.seq == self.snd_wl1 && (wnd > self.snd_wnd || wnd == 0);
+        if advanced || seg.seq.gt(self.snd_wl1) || same_seq_update {
             self.snd_wnd = wnd;
             self.snd_wl1 = seg.seq;
             self.max_snd_wnd = self.max_snd_wnd.max(wnd);
