@@ -47,7 +47,7 @@ pub const FRAME: usize = 2048;
 pub const UNIX_START: u64 = 1_700_000_000;
 
 /// One parsed segment the server sent, with where it went.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Seg {
     pub eth: EthernetRepr,
     pub src: IpAddr,
@@ -62,6 +62,24 @@ pub struct Seg {
     pub payload: Vec<u8>,
     /// Length of the whole frame.
     pub frame_len: usize,
+}
+
+impl std::fmt::Debug for Seg {
+    /// A trace line: `80 > 40000 <ACK|FIN SEQ=.. ACK=.. WND=.. LEN=..> TS=..`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} > {} <{} SEQ={} ACK={} WND={} LEN={}> {:?}",
+            self.src_port,
+            self.dst_port,
+            self.flags,
+            self.seq,
+            self.ack,
+            self.window,
+            self.payload.len(),
+            self.options
+        )
+    }
 }
 
 impl Seg {
