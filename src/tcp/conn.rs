@@ -369,6 +369,7 @@ impl Conn {
             ctx.counters.drop(DropReason::NoAck);
             return Verdict::Keep;
         }
+        let wnd_before = self.rcv_wnd(ctx.params, ctx.pool);
         match self.on_ack(ctx, seg) {
             AckResult::Continue => {}
             AckResult::Drop => return Verdict::Keep,
@@ -388,6 +389,12 @@ impl Conn {
         } else if seg.segment_len() > 0 {
             ctx.counters.drop(DropReason::OutOfOrder);
         }
+        // RFC 9293 §3.8.6.2.2: the window is updated once it can open by "min(Fr *
+        // RCV.BUFF, Eff.snd.MSS)" (Fr = 1/2). When an ACK of our data (echo, http) frees
+        // that much of a window that was smaller, say so: a peer that saw it closed would
+        // otherwise wait for its persist timer (Linux tcp_cleanup_rbuf does the same).
+        let threshold = (self.mss as u32).min(ctx.pool.size() as u32 / 2).max(1);
+        need_ack |= wnd_before < threshold && self.rcv_wnd(ctx.params, ctx.pool) >= threshold;
         let before = ctx.out.len();
         self.transmit(ctx);
         if need_ack && ctx.out.len() == before {
