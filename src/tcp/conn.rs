@@ -502,9 +502,18 @@ impl Conn {
             let data = acked.min(self.queued(ctx.pool));
             ctx.pool.tx_consume(self.buf, data as usize);
             self.snd_una = ack;
-            self.retries = 0;
+            let recovering = self.retries > 0;
             if self.snd_una == self.snd_nxt {
+                self.retries = 0;
                 self.flags &= !flag::RTO;
+            } else if recovering {
+                // RFC 6582 §3.2 step 5 (a partial ACK during recovery): "retransmit the first
+                // unacknowledged segment" now, so the rest of a lost flight follows one
+                // segment per ACK instead of one per RTO. `retries` stays 1 until all is
+                // acknowledged, marking the recovery.
+                self.retries = 1;
+                self.arm_rto(ctx.now, ctx.params);
+                self.retransmit_first(ctx);
             } else {
                 self.arm_rto(ctx.now, ctx.params);
             }
@@ -786,15 +795,26 @@ impl Conn {
                 self.snd_nxt = self.snd_una.add(1);
             }
         } else {
-            self.snd_nxt = self.snd_una;
-            // Even a peer window smaller than what is outstanding gets one segment.
-            let saved = self.snd_wnd;
-            self.snd_wnd = self.snd_wnd.max(self.mss as u32);
-            self.send_from_nxt(ctx, 1);
-            self.snd_wnd = saved;
+            self.retransmit_first(ctx);
         }
         self.arm_rto(ctx.now, ctx.params);
         None
+    }
+
+    /// RFC 6298 §5.4: "Retransmit the earliest segment that has not been acknowledged":
+    /// one segment from SND.UNA (data, or the FIN). SND.NXT stays the highest sequence
+    /// number sent: it bounds an acceptable ACK (RFC 9293 §3.10.7.4), and a receiver that
+    /// kept the later segments acknowledges them all at once; it also keeps our FIN from
+    /// being taken as acknowledged by an ACK of the data before it.
+    fn retransmit_first(&mut self, ctx: &mut Ctx<'_>) {
+        let snd_nxt = self.snd_nxt;
+        self.snd_nxt = self.snd_una;
+        // Even a peer window smaller than what is outstanding gets one segment.
+        let saved = self.snd_wnd;
+        self.snd_wnd = self.snd_wnd.max(self.mss as u32);
+        self.send_from_nxt(ctx, 1);
+        self.snd_wnd = saved;
+        self.snd_nxt = self.snd_nxt.max(snd_nxt);
     }
 
     /// Give back the connection's buffer (when it is removed).
