@@ -34,7 +34,10 @@ fn listen_syn_gets_synack_with_options_rfc9293_3_10_7_2() {
     assert!(o.sack_permitted);
     let (tsval, tsecr) = o.timestamps.expect("timestamps in the SYN-ACK");
     assert_eq!(tsecr, peer.tsval(&net), "TSecr echoes the SYN's TSval");
-    assert!(tsval <= net.clock.ms as u32, "cookie TSval never runs ahead of the clock");
+    assert!(
+        tsval <= net.clock.ms as u32,
+        "cookie TSval never runs ahead of the clock"
+    );
     // RFC 7323 §2.2: "The window field in a segment where the SYN bit is set ... MUST NOT
     // be scaled".
     assert_eq!(synack.window, 65535);
@@ -289,7 +292,14 @@ fn time_wait_reacks_retransmitted_fin_rfc9293_3_10_7_4() {
     let (mut net, mut peer) = time_wait(fast());
     net.advance(1_500);
     let opts = peer.opts(&net);
-    let a = one(peer.send(&mut net, ACK | FIN, peer.snd_nxt - 1, peer.rcv_nxt, b"", opts));
+    let a = one(peer.send(
+        &mut net,
+        ACK | FIN,
+        peer.snd_nxt - 1,
+        peer.rcv_nxt,
+        b"",
+        opts,
+    ));
     a.expect(ACK, peer.rcv_nxt, peer.snd_nxt);
     // The timer restarted: still there 1.5 s later, gone 2 s after the FIN.
     net.advance(1_500);
@@ -353,13 +363,34 @@ fn exact_rst_closes_rfc5961_3_2() {
 #[test]
 fn in_window_rst_challenged_out_of_window_dropped_rfc5961_3_2() {
     let (mut net, mut peer) = established(fast());
-    let a = one(peer.send(&mut net, RST, peer.snd_nxt + 10, 0, b"", TcpOptions::default()));
+    let a = one(peer.send(
+        &mut net,
+        RST,
+        peer.snd_nxt + 10,
+        0,
+        b"",
+        TcpOptions::default(),
+    ));
     a.expect(ACK, peer.rcv_nxt, peer.snd_nxt);
     assert_eq!(net.dropped(DropReason::RstInWindow), 1);
     assert_eq!(net.event(Event::ChallengeAck), 1);
-    none(peer.send(&mut net, RST, peer.snd_nxt.wrapping_add(1 << 30), 0, b"", TcpOptions::default()));
+    none(peer.send(
+        &mut net,
+        RST,
+        peer.snd_nxt.wrapping_add(1 << 30),
+        0,
+        b"",
+        TcpOptions::default(),
+    ));
     assert_eq!(net.dropped(DropReason::RstOutOfWindow), 1);
-    none(peer.send(&mut net, RST, peer.snd_nxt.wrapping_sub(1), 0, b"", TcpOptions::default()));
+    none(peer.send(
+        &mut net,
+        RST,
+        peer.snd_nxt.wrapping_sub(1),
+        0,
+        b"",
+        TcpOptions::default(),
+    ));
     assert_eq!(net.dropped(DropReason::RstOutOfWindow), 2);
     assert_eq!(net.state(&peer), Some(State::Established));
 }
@@ -383,7 +414,11 @@ fn syn_on_established_challenged_and_rate_limited_rfc5961_4_2_and_7() {
     // A new second, a new budget.
     net.advance(1_000);
     let o = peer.opts(&net);
-    one(peer.send(&mut net, SYN, peer.snd_nxt + 5, 0, b"", o)).expect(ACK, peer.rcv_nxt, peer.snd_nxt);
+    one(peer.send(&mut net, SYN, peer.snd_nxt + 5, 0, b"", o)).expect(
+        ACK,
+        peer.rcv_nxt,
+        peer.snd_nxt,
+    );
     assert_eq!(net.state(&peer), Some(State::Established));
 }
 
@@ -546,12 +581,24 @@ fn http_keep_alive_then_connection_close() {
     assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
     assert!(text.contains("Connection: keep-alive") && text.ends_with("synack\n"));
     peer.absorb(&[r]);
-    let out = peer.tx(&mut net, ACK | PSH, b"GET /2 HTTP/1.1\r\nConnection: close\r\n\r\n");
+    let out = peer.tx(
+        &mut net,
+        ACK | PSH,
+        b"GET /2 HTTP/1.1\r\nConnection: close\r\n\r\n",
+    );
     assert_eq!(out.len(), 2, "{out:#?}");
     assert!(String::from_utf8_lossy(&out[0].payload).contains("Connection: close"));
-    out[1].expect(ACK | FIN, out[0].seq + out[0].payload.len() as u32, peer.snd_nxt);
+    out[1].expect(
+        ACK | FIN,
+        out[0].seq + out[0].payload.len() as u32,
+        peer.snd_nxt,
+    );
     peer.absorb(&out);
-    assert_eq!(net.event(Event::HttpRequests), 0, "counted by the engine, not the core");
+    assert_eq!(
+        net.event(Event::HttpRequests),
+        0,
+        "counted by the engine, not the core"
+    );
     none(peer.tx(&mut net, ACK, b""));
     assert_eq!(net.state(&peer), Some(State::FinWait2));
     one(peer.tx(&mut net, ACK | FIN, b"")).expect(ACK, peer.rcv_nxt, peer.snd_nxt);
@@ -602,4 +649,85 @@ fn fixtures_reach_their_states() {
         expect[state as usize] = 1;
         assert_eq!(net.states(), expect);
     }
+}
+
+// ---- retransmission and what was really sent --------------------------------------------
+
+/// RFC 6298 §5.4 with RFC 9293 §3.10.7.4 ("If SND.UNA < SEG.ACK =< SND.NXT ... set SND.UNA
+/// <- SEG.ACK"): after the RTO resends the first segment of a flight, a receiver that kept
+/// the rest (any TCP with an out-of-order queue) acknowledges the whole flight. That ACK
+/// covers data we did send and must be accepted, not refused as "ACK of unsent data".
+#[test]
+fn cumulative_ack_after_retransmission_accepted_rfc6298_5_4() {
+    let mut net = Net::new(fast(), Mode::Echo);
+    let mut peer = Peer::v4(1050);
+    peer.connect(&mut net);
+    peer.window = 0;
+    one(peer.tx(&mut net, ACK, &[b'a'; 1400]));
+    one(peer.tx(&mut net, ACK, &[b'b'; 1400]));
+    peer.window = 502;
+    let flight = peer.tx(&mut net, ACK, b"");
+    assert_eq!(flight.len(), 2, "{flight:#?}");
+    let flight_end = peer.rcv_nxt + 2800;
+    // The first segment is lost; the client keeps the second out of order. RTO: the first
+    // segment again.
+    let re = one(net.advance(1_000));
+    assert_eq!(
+        (re.seq, re.payload.len()),
+        (flight[0].seq, flight[0].payload.len())
+    );
+    // The client now has everything and acknowledges all of it.
+    peer.rcv_nxt = flight_end;
+    // Accepted: the echo buffer is empty again, so the reply is a window update.
+    let upd = one(peer.tx(&mut net, ACK, b""));
+    upd.expect(ACK, flight_end, peer.snd_nxt);
+    assert_eq!(upd.window, 4096);
+    assert_eq!(net.dropped(DropReason::UnacceptableAck), 0);
+    assert_eq!(net.event(Event::ChallengeAck), 0);
+    let c = net.conn(&peer).unwrap();
+    assert_eq!(c.snd_una.0, flight_end);
+    assert!(!c.rto_armed(), "everything acknowledged");
+    none(net.advance(10_000));
+}
+
+/// RFC 6298 §5.4 and RFC 9293 §3.10.7.4 (FIN-WAIT-1: "if the FIN segment is now
+/// acknowledged, then enter FIN-WAIT-2"): when the data before our FIN is lost and
+/// retransmitted, the ACK of that data does not acknowledge the FIN; the FIN is sent again.
+#[test]
+fn ack_of_retransmitted_data_does_not_ack_fin_rfc9293_3_10_7_4() {
+    let mut net = Net::new(fast(), Mode::Http);
+    let mut peer = Peer::v4(1051);
+    peer.connect(&mut net);
+    let out = peer.tx(
+        &mut net,
+        ACK | PSH,
+        b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(out.len(), 2);
+    let (resp, fin) = (&out[0], &out[1]);
+    fin.expect(
+        ACK | FIN,
+        resp.seq + resp.payload.len() as u32,
+        peer.snd_nxt,
+    );
+    // The response is lost; the FIN arrives out of order: a duplicate ACK.
+    none(peer.tx(&mut net, ACK, b""));
+    // RTO: the response again; the client acknowledges it (but has no FIN yet).
+    let re = one(net.advance(1_000));
+    assert_eq!(re.payload, resp.payload);
+    peer.absorb(std::slice::from_ref(&re));
+    // That partial ACK (RFC 6582 §3.2) brings the FIN again at once.
+    let again = one(peer.tx(&mut net, ACK, b""));
+    again.expect(ACK | FIN, fin.seq, peer.snd_nxt);
+    assert_eq!(
+        net.state(&peer),
+        Some(State::FinWait1),
+        "the FIN is not acknowledged"
+    );
+    // Lost again: the timer resends it (2 s: still in recovery).
+    none(net.advance(1_992));
+    one(net.advance(8)).expect(ACK | FIN, fin.seq, peer.snd_nxt);
+    peer.absorb(&[again]);
+    none(peer.tx(&mut net, ACK, b""));
+    assert_eq!(net.state(&peer), Some(State::FinWait2));
 }
