@@ -386,7 +386,9 @@ impl Conn {
         let mut need_ack = !accept.in_order && seg.segment_len() > 0;
         if accept.in_order {
             need_ack |= self.on_text(ctx, seg, accept.skip);
-        } else if seg.segment_len() > 0 {
+        } else if seg.segment_len() > 0 && seg.seq.gt(self.rcv_nxt) {
+            // (Text at RCV.NXT that is not in order was refused by a zero window and
+            // already counted as NoBuffer: one reason per frame.)
             ctx.counters.drop(DropReason::OutOfOrder);
         }
         // RFC 9293 §3.8.6.2.2: the window is updated once it can open by "min(Fr *
