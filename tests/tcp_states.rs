@@ -245,7 +245,7 @@ fn paws_rejects_old_timestamp_rfc7323_5_3() {
     a.expect(ACK, peer.rcv_nxt, peer.snd_nxt);
     assert_eq!(net.dropped(DropReason::PawsRejected), 1);
     assert_eq!(net.event(Event::RxBytes), 0);
-    one(peer.tx(&mut net, ACK, b"new")).expect(ACK, peer.rcv_nxt, peer.snd_nxt + 0);
+    one(peer.tx(&mut net, ACK, b"new")).expect(ACK, peer.rcv_nxt, peer.snd_nxt);
     assert_eq!(net.event(Event::RxBytes), 3);
 }
 
@@ -636,7 +636,8 @@ fn ipv6_handshake_and_close_rfc9293_3_5() {
 /// Every per-state fixture reaches its state (and only one connection exists).
 #[test]
 fn fixtures_reach_their_states() {
-    let cases: [(fn(Params) -> (Net, Peer), State); 7] = [
+    type Fixture = fn(Params) -> (Net, Peer);
+    let cases: [(Fixture, State); 7] = [
         (established, State::Established),
         (close_wait, State::CloseWait),
         (last_ack, State::LastAck),
