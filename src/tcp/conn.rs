@@ -374,6 +374,7 @@ impl Conn {
             ctx.counters.drop(DropReason::NoAck);
             return Verdict::Keep;
         }
+        let wnd_before = self.rcv_wnd(ctx.params, ctx.pool);
         match self.on_ack(ctx, seg) {
             AckResult::Continue => {}
             AckResult::Drop => return Verdict::Keep,
@@ -390,9 +391,17 @@ impl Conn {
         let mut need_ack = !accept.in_order && seg.segment_len() > 0;
         if accept.in_order {
             need_ack |= self.on_text(ctx, seg, accept.skip);
-        } else if seg.segment_len() > 0 {
+        } else if seg.segment_len() > 0 && seg.seq.gt(self.rcv_nxt) {
+            // (Text at RCV.NXT that is not in order was refused by a zero window and
+            // already counted as NoBuffer: one reason per frame.)
             ctx.counters.drop(DropReason::OutOfOrder);
         }
+        // RFC 9293 §3.8.6.2.2: the window is updated once it can open by "min(Fr *
+        // RCV.BUFF, Eff.snd.MSS)" (Fr = 1/2). When an ACK of our data (echo, http) frees
+        // that much of a window that was smaller, say so: a peer that saw it closed would
+        // otherwise wait for its persist timer (Linux tcp_cleanup_rbuf does the same).
+        let threshold = (self.mss as u32).min(ctx.pool.size() as u32 / 2).max(1);
+        need_ack |= wnd_before < threshold && self.rcv_wnd(ctx.params, ctx.pool) >= threshold;
         let before = ctx.out.len();
         self.transmit(ctx);
         if need_ack && ctx.out.len() == before {
@@ -500,18 +509,30 @@ impl Conn {
             let data = acked.min(self.queued(ctx.pool));
             ctx.pool.tx_consume(self.buf, data as usize);
             self.snd_una = ack;
-            self.retries = 0;
+            let recovering = self.retries > 0;
             if self.snd_una == self.snd_nxt {
+                self.retries = 0;
                 self.flags &= !flag::RTO;
+            } else if recovering {
+                // RFC 6582 §3.2 step 5 (a partial ACK during recovery): "retransmit the first
+                // unacknowledged segment" now, so the rest of a lost flight follows one
+                // segment per ACK instead of one per RTO. `retries` stays 1 until all is
+                // acknowledged, marking the recovery.
+                self.retries = 1;
+                self.arm_rto(ctx.now, ctx.params);
+                self.retransmit_first(ctx);
             } else {
                 self.arm_rto(ctx.now, ctx.params);
             }
         }
         // "If SND.UNA =< SEG.ACK =< SND.NXT, the send window should be updated. If
         // (SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and SND.WL2 =< SEG.ACK))": we use Linux's
-        // equivalent tcp_may_update_window, which needs no SND.WL2.
+        // equivalent tcp_may_update_window, which needs no SND.WL2. Its last term (`!nwin`)
+        // matters: a peer that stops reading closes its window with a segment of the same
+        // SEG.SEQ and SEG.ACK, and that zero window must be taken.
         let wnd = (seg.window as u32) << self.snd_wscale;
-        if advanced || seg.seq.gt(self.snd_wl1) || (seg.seq == self.snd_wl1 && wnd > self.snd_wnd) {
+        let same_seq_update = seg.seq == self.snd_wl1 && (wnd > self.snd_wnd || wnd == 0);
+        if advanced || seg.seq.gt(self.snd_wl1) || same_seq_update {
             self.snd_wnd = wnd;
             self.snd_wl1 = seg.seq;
             self.max_snd_wnd = self.max_snd_wnd.max(wnd);
@@ -789,15 +810,26 @@ impl Conn {
                 self.snd_nxt = self.snd_una.add(1);
             }
         } else {
-            self.snd_nxt = self.snd_una;
-            // Even a peer window smaller than what is outstanding gets one segment.
-            let saved = self.snd_wnd;
-            self.snd_wnd = self.snd_wnd.max(self.mss as u32);
-            self.send_from_nxt(ctx, 1);
-            self.snd_wnd = saved;
+            self.retransmit_first(ctx);
         }
         self.arm_rto(ctx.now, ctx.params);
         None
+    }
+
+    /// RFC 6298 §5.4: "Retransmit the earliest segment that has not been acknowledged":
+    /// one segment from SND.UNA (data, or the FIN). SND.NXT stays the highest sequence
+    /// number sent: it bounds an acceptable ACK (RFC 9293 §3.10.7.4), and a receiver that
+    /// kept the later segments acknowledges them all at once; it also keeps our FIN from
+    /// being taken as acknowledged by an ACK of the data before it.
+    fn retransmit_first(&mut self, ctx: &mut Ctx<'_>) {
+        let snd_nxt = self.snd_nxt;
+        self.snd_nxt = self.snd_una;
+        // Even a peer window smaller than what is outstanding gets one segment.
+        let saved = self.snd_wnd;
+        self.snd_wnd = self.snd_wnd.max(self.mss as u32);
+        self.send_from_nxt(ctx, 1);
+        self.snd_wnd = saved;
+        self.snd_nxt = self.snd_nxt.max(snd_nxt);
     }
 
     /// Give back the connection's buffer (when it is removed).
