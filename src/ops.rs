@@ -6,7 +6,9 @@ use crate::counters::{DropReason, Event};
 use crate::engine::Captured;
 use anyhow::{Context, Result};
 use pcap_file::pcapng::blocks::enhanced_packet::{EnhancedPacketBlock, EnhancedPacketOption};
-use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionBlock;
+use pcap_file::pcapng::blocks::interface_description::{
+    InterfaceDescriptionBlock, InterfaceDescriptionOption,
+};
 use pcap_file::pcapng::PcapNgWriter;
 use pcap_file::DataLink;
 use std::borrow::Cow;
@@ -160,7 +162,9 @@ pub fn spawn_capture_writer(
         let idb = InterfaceDescriptionBlock {
             linktype: DataLink::ETHERNET,
             snaplen: 0,
-            options: vec![],
+            // The writer stores timestamps in nanoseconds (pcap-file 2): say so, or readers
+            // assume the default microseconds.
+            options: vec![InterfaceDescriptionOption::IfTsResol(9)],
         };
         writer
             .write_pcapng_block(idb)
