@@ -708,6 +708,7 @@ pub struct Worker<P: Port> {
     pub published: Arc<Published>,
     /// Frame capture hook.
     pub capture: Option<Capture>,
+    capture_scratch: Vec<u8>,
     /// Reload instructions.
     pub control: Option<crossbeam::channel::Receiver<Control>>,
 }
@@ -725,6 +726,7 @@ impl<P: Port> Worker<P> {
             spare: Vec::new(),
             published: Arc::new(Published::default()),
             capture: None,
+            capture_scratch: Vec::with_capacity(4096),
             control: None,
         }
     }
@@ -767,6 +769,10 @@ impl<P: Port> Worker<P> {
             }
             let drops_before = match &self.capture {
                 Some(c) if c.mode == CaptureMode::Dropped => {
+                    // A dropped frame may still be answered in place (an ACK for an
+                    // unacceptable segment): keep the received bytes aside first.
+                    self.capture_scratch.clear();
+                    self.capture_scratch.extend_from_slice(&buf[..len as usize]);
                     self.stack.core.sh.counters.total_drops()
                 }
                 _ => 0,
@@ -776,10 +782,8 @@ impl<P: Port> Worker<P> {
                 if cap.mode == CaptureMode::Dropped
                     && self.stack.core.sh.counters.total_drops() != drops_before
                 {
-                    // A dropped frame was not written to: these are the bytes received.
                     let reason = self.stack.core.sh.counters.last_drop;
-                    let buf = self.port.buffer(addr);
-                    cap.send(reason, &buf[..len as usize], &self.published.capture_lost);
+                    cap.send(reason, &self.capture_scratch, &self.published.capture_lost);
                 }
             }
             match outcome {

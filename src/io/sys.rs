@@ -38,3 +38,25 @@ pub fn in_netns<R: Send>(name: &str, f: impl FnOnce() -> R + Send) -> std::io::R
         }
     })
 }
+
+/// Turn on TCP keepalive on a socket with `idle` and `interval` seconds (Linux
+/// TCP_KEEPIDLE/TCP_KEEPINTVL). Returns whether every option was accepted.
+pub fn set_keepalive(s: &std::net::TcpStream, idle: i32, interval: i32) -> bool {
+    let fd = s.as_raw_fd();
+    let set = |level: i32, name: i32, v: i32| {
+        // SAFETY: `fd` is an open socket borrowed from `s`; the value is a live i32 whose
+        // size is passed.
+        unsafe {
+            libc::setsockopt(
+                fd,
+                level,
+                name,
+                (&v as *const i32).cast(),
+                std::mem::size_of::<i32>() as libc::socklen_t,
+            ) == 0
+        }
+    };
+    set(libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1)
+        && set(libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, idle)
+        && set(libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, interval)
+}

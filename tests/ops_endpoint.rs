@@ -1,0 +1,363 @@
+//! Operability of a running endpoint (issue: Prometheus metrics, pcap capture, live view,
+//! reload on SIGHUP). Root-only: each test builds its own veth lab in fresh namespaces and
+//! runs `synack run` in the server namespace.
+
+mod common;
+
+use common::Lab;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// `synack run` in the lab's server namespace; killed (by PID) when dropped.
+struct Endpoint {
+    child: Option<Child>,
+    dir: PathBuf,
+}
+
+impl Endpoint {
+    fn start(lab: &Lab, tag: &str, extra_toml: &str, args: &[&str]) -> Endpoint {
+        let dir = std::env::temp_dir().join(format!("synack-ops-{}-{tag}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let cfg = format!(
+            "interface = \"{}\"\naddresses = [\"{}\"]\nworkers = [0]\n\
+             listen = [{{ port = 7, mode = \"echo\" }}, {{ port = 9, mode = \"discard\" }}]\n\
+             {extra_toml}\n[xdp]\nmode = \"native\"\n",
+            lab.server_if, lab.server_v4
+        );
+        std::fs::write(dir.join("cfg.toml"), cfg).unwrap();
+        let child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &lab.server_ns,
+                env!("CARGO_BIN_EXE_synack"),
+                "run",
+            ])
+            .arg("--config")
+            .arg(dir.join("cfg.toml"))
+            .arg("--ready-file")
+            .arg(dir.join("ready"))
+            .args(args)
+            .stdout(std::fs::File::create(dir.join("stdout")).unwrap())
+            .stderr(std::fs::File::create(dir.join("stderr")).unwrap())
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn synack run");
+        let ep = Endpoint {
+            child: Some(child),
+            dir,
+        };
+        ep.wait_for(|| ep.dir.join("ready").exists(), "the ready file");
+        ep
+    }
+
+    fn wait_for(&self, mut f: impl FnMut() -> bool, what: &str) {
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(10) {
+            if f() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("timed out waiting for {what}; stderr:\n{}", self.stderr());
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.join("stderr")).unwrap_or_default()
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().unwrap().id().to_string();
+        assert!(Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap()
+            .success());
+    }
+
+    /// SIGINT, then wait for exit 0 (bounded).
+    fn stop(mut self) -> String {
+        self.signal("-INT");
+        let mut child = self.child.take().unwrap();
+        let t = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                assert!(
+                    status.success(),
+                    "synack exited with {status}: {}",
+                    self.stderr()
+                );
+                break;
+            }
+            assert!(t.elapsed() < Duration::from_secs(10), "synack did not stop");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.stderr()
+    }
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn connect(lab: &Lab, port: u16) -> TcpStream {
+    let addr = SocketAddr::new(lab.server_v4.into(), port);
+    lab.in_ns(&lab.client_ns, || {
+        TcpStream::connect_timeout(&addr, Duration::from_secs(3))
+    })
+    .unwrap_or_else(|e| panic!("connect to port {port}: {e}"))
+}
+
+fn echo(s: &mut TcpStream, msg: &[u8]) {
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    s.write_all(msg).unwrap();
+    let mut got = vec![0; msg.len()];
+    s.read_exact(&mut got).unwrap();
+    assert_eq!(got, msg);
+}
+
+/// Scrape the metrics endpoint with curl (a real HTTP client) inside the server namespace.
+fn scrape(lab: &Lab, port: u16) -> String {
+    let out = lab.ns_exec(
+        &lab.server_ns,
+        &[
+            "curl",
+            "-sf",
+            "--max-time",
+            "3",
+            &format!("http://127.0.0.1:{port}/metrics"),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "curl failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn metric(text: &str, prefix: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no metric {prefix} in:\n{text}"))
+}
+
+#[test]
+fn prometheus_endpoint_is_scraped_by_a_real_http_client() {
+    if !common::require_root("prometheus_endpoint_is_scraped_by_a_real_http_client") {
+        return;
+    }
+    let lab = Lab::new("metrics", 1);
+    let ep = Endpoint::start(
+        &lab,
+        "metrics",
+        "",
+        &[
+            "--metrics",
+            "127.0.0.1:9464",
+            "--stats-json",
+            "/dev/null",
+            "--quiet",
+        ],
+    );
+    let mut s = connect(&lab, 7);
+    echo(&mut s, b"ping");
+    // The text is refreshed every stats interval (1 s).
+    let mut text = String::new();
+    ep.wait_for(
+        || {
+            text = scrape(&lab, 9464);
+            metric(&text, "synack_active_connections{worker=\"0\"}") == 1.0
+        },
+        "active_connections 1 in the metrics",
+    );
+    assert_eq!(metric(&text, "synack_up "), 1.0);
+    assert!(
+        metric(
+            &text,
+            "synack_events_total{worker=\"0\",event=\"cookie_ok\"}"
+        ) >= 1.0
+    );
+    assert!(metric(&text, "synack_xdp_program_total{verdict=\"redirected\"}") >= 3.0);
+    assert!(text.contains("synack_drops_total{worker=\"0\",reason=\"bad_tcp_checksum\"} 0"));
+    assert!(text.contains("# TYPE synack_drops_total counter"));
+    drop(s);
+    let log = ep.stop();
+    assert!(log.contains("serving Prometheus metrics"), "{log}");
+}
+
+/// tshark's one-line summaries and comments of a capture file.
+fn tshark(file: &Path, fields: &[&str]) -> String {
+    let mut cmd = Command::new("tshark");
+    cmd.arg("-r").arg(file).args(["-T", "fields"]);
+    for f in fields {
+        cmd.args(["-e", f]);
+    }
+    let out = cmd.output().expect("tshark is installed (scripts/deps.sh)");
+    assert!(
+        out.status.success(),
+        "tshark: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn capture_of_dropped_frames_reads_back_in_tshark_with_reasons() {
+    if !common::require_root("capture_of_dropped_frames_reads_back_in_tshark_with_reasons") {
+        return;
+    }
+    let lab = Lab::new("capdrop", 1);
+    let dir = std::env::temp_dir().join(format!("synack-cap-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("dropped.pcapng");
+    let ep = Endpoint::start(
+        &lab,
+        "capdrop",
+        "",
+        &[
+            "--capture",
+            file.to_str().unwrap(),
+            "--capture-mode",
+            "dropped",
+            "--quiet",
+        ],
+    );
+    // A keepalive probe (SEG.SEQ = RCV.NXT - 1, RFC 9293 §3.8.4) is unacceptable by the
+    // sequence check: it is answered with an ACK and dropped as out_of_window.
+    let s = connect(&lab, 9);
+    let sock = socket2_keepalive(&s);
+    assert!(sock, "could not enable keepalive");
+    std::thread::sleep(Duration::from_millis(3500));
+    drop(s);
+    ep.stop();
+    let comments = tshark(&file, &["tcp.dstport", "frame.comment"]);
+    assert!(
+        comments
+            .lines()
+            .any(|l| l.starts_with("9\t") && l.contains("dropped: out_of_window")),
+        "no out_of_window drop to port 9 in the capture:\n{comments}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// TCP keepalive with a 1 s idle time and interval (std has no keepalive API).
+fn socket2_keepalive(s: &TcpStream) -> bool {
+    synack::io::sys::set_keepalive(s, 1, 1)
+}
+
+#[test]
+fn capture_all_and_live_json_lines() {
+    if !common::require_root("capture_all_and_live_json_lines") {
+        return;
+    }
+    let lab = Lab::new("capall", 1);
+    let dir = std::env::temp_dir().join(format!("synack-capall-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("all.pcapng");
+    let ep = Endpoint::start(
+        &lab,
+        "capall",
+        "[ops]\nstats_interval_ms = 200\n",
+        &[
+            "--capture",
+            file.to_str().unwrap(),
+            "--capture-mode",
+            "all",
+            "--json-lines",
+        ],
+    );
+    let mut s = connect(&lab, 7);
+    echo(&mut s, b"capture me");
+    drop(s);
+    std::thread::sleep(Duration::from_millis(600));
+    let stdout = std::fs::read_to_string(ep.dir.join("stdout")).unwrap_or_default();
+    ep.stop();
+    let out = tshark(&file, &["tcp.flags.str", "tcp.dstport"]);
+    assert!(
+        out.lines()
+            .next()
+            .is_some_and(|l| l.contains("S") && l.ends_with("\t7")),
+        "first frame is the SYN to 7:\n{out}"
+    );
+    assert!(
+        out.lines().count() >= 4,
+        "handshake, data and close captured:\n{out}"
+    );
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .collect();
+    assert!(lines.len() >= 2, "json lines every 200 ms:\n{stdout}");
+    assert!(lines
+        .iter()
+        .any(|v| v["total"]["events"]["established"].as_u64() == Some(1)));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn sighup_reload_changes_listeners_and_keeps_connections() {
+    if !common::require_root("sighup_reload_changes_listeners_and_keeps_connections") {
+        return;
+    }
+    let lab = Lab::new("reload", 1);
+    let ep = Endpoint::start(
+        &lab,
+        "reload",
+        "[tcp]\ncookie_secret = \"00112233445566778899aabbccddeeff\"\n",
+        &["--quiet"],
+    );
+    let mut kept = connect(&lab, 7);
+    echo(&mut kept, b"before");
+    // New file: port 9 becomes 19 (http), a new secret.
+    let cfg = ep.dir.join("cfg.toml");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace(
+            "{ port = 9, mode = \"discard\" }",
+            "{ port = 19, mode = \"http\" }",
+        )
+        .replace(
+            "00112233445566778899aabbccddeeff",
+            "ffeeddccbbaa99887766554433221100",
+        );
+    std::fs::write(&cfg, text).unwrap();
+    ep.signal("-HUP");
+    ep.wait_for(
+        || ep.stderr().contains("configuration reloaded"),
+        "the reload log line",
+    );
+    // The established connection survives and still echoes.
+    echo(&mut kept, b"after reload");
+    // The new listener answers HTTP; the removed port goes back to the kernel (refused).
+    let mut h = connect(&lab, 19);
+    h.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut resp = String::new();
+    h.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    h.read_to_string(&mut resp).unwrap();
+    assert!(resp.starts_with("HTTP/1.1 200 OK"), "{resp}");
+    let addr = SocketAddr::new(lab.server_v4.into(), 9);
+    let refused = lab.in_ns(&lab.client_ns, || {
+        TcpStream::connect_timeout(&addr, Duration::from_secs(3))
+    });
+    assert_eq!(
+        refused.unwrap_err().kind(),
+        std::io::ErrorKind::ConnectionRefused
+    );
+    drop(kept);
+    let log = ep.stop();
+    assert!(!log.contains("not applied"), "{log}");
+}
