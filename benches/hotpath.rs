@@ -473,8 +473,9 @@ fn pipeline(c: &mut Criterion) {
     g.bench_function("lifecycle_ts_idle_off", |b| {
         b.iter(|| {
             for _ in 0..BATCH {
-                let (conn, step) = common::pipelined(k, lc.count());
-                w.port.inject(lc.steps(conn)[step]);
+                if let Some((conn, step)) = common::pipelined(k, lc.count()) {
+                    w.port.inject(lc.steps(conn)[step]);
+                }
                 k += 1;
             }
             ms += 1;
@@ -484,13 +485,12 @@ fn pipeline(c: &mut Criterion) {
             });
         })
     });
-    // The first batches carry ACKs and FINs of connections whose SYN never came; those
-    // are the only frames allowed to go unanswered.
-    let closed = w.stack.counters().get(Event::Closed);
-    assert!(
-        closed + 64 >= (k / 4) as u64,
-        "pipeline/lifecycle: {closed} closed of {}",
-        k / 4
+    // Up to 48 connections are still in flight when the bench stops.
+    check(
+        &w.stack,
+        "pipeline/lifecycle",
+        Event::Closed,
+        (k / 4).saturating_sub(48) as u64,
     );
     g.finish();
 }

@@ -66,8 +66,9 @@ fn deal(
                 out[k % workers].push(syns.get(i).to_vec());
             }
             Setup::LifecycleSteered => {
-                let (conn, step) = common::pipelined(k, lc.count());
-                out[owner(conn)].push(lc.steps(conn)[step].to_vec());
+                if let Some((conn, step)) = common::pipelined(k, lc.count()) {
+                    out[owner(conn)].push(lc.steps(conn)[step].to_vec());
+                }
             }
         }
     }

@@ -371,13 +371,19 @@ pub fn lifecycles(n: u32, ts: bool) -> Lifecycles {
 /// The order frames of `lc` arrive in at a busy server: a batch of 64 carries the SYNs of
 /// 16 connections, the ACKs of the 16 before them, the FINs of the 16 before those and the
 /// last ACKs of the 16 before those (every flow's frames in order, four stages in flight).
-/// Returns (connection, step) for the `k`th frame.
+/// Returns (connection, step) for the `k`th frame, or `None` in the first three batches
+/// for the later steps of connections that never sent a SYN. (Such orphans are not
+/// harmless: a final ACK, whose SEQ and ACK are both one past the handshake's, passes the
+/// cookie check like Linux's and opens a connection the client never meant to.)
 #[inline(always)]
-pub fn pipelined(k: usize, conns: usize) -> (usize, usize) {
+pub fn pipelined(k: usize, conns: usize) -> Option<(usize, usize)> {
     let batch = k / 64;
     let step = (k % 64) / 16;
-    let conn = (16 * (batch + 3 - step) + k % 16) % conns;
-    (conn, step)
+    if step > batch {
+        return None;
+    }
+    let conn = (16 * (batch - step) + k % 16) % conns;
+    Some((conn, step))
 }
 
 /// Resident set size of this process in bytes (`/proc/self/statm`, second field).
