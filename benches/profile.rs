@@ -1,0 +1,103 @@
+//! A fixed-work driver for `valgrind --tool=callgrind`: no timing loop, no criterion, the
+//! same frames and stacks as the criterion benches. Usage (after `cargo bench --no-run`):
+//!
+//! ```text
+//! valgrind --tool=callgrind target/release/deps/profile-* syn 200000
+//! valgrind --tool=callgrind target/release/deps/profile-* lifecycle 50000
+//! valgrind --tool=callgrind target/release/deps/profile-* cookie_ack 200000
+//! ```
+//!
+//! Frames are prepared before the measured part; compare against the `setup` run (same
+//! preparation, nothing handled) to subtract it, or use callgrind's `--toggle-collect`
+//! on `profile::measured`.
+
+mod common;
+
+use std::hint::black_box;
+use synack::counters::Event;
+
+/// The measured part: kept out of line so `--toggle-collect=*measured*` can isolate it.
+#[inline(never)]
+fn measured(
+    what: &str,
+    n: usize,
+    syns: &common::Frames,
+    lc: &common::Lifecycles,
+    acks: &common::Frames,
+) -> u64 {
+    let mut buf = vec![0u8; 2048];
+    match what {
+        "syn" => {
+            let mut stack = common::stack(1024, |_| {});
+            let clk = common::clock(0);
+            for i in 0..n {
+                let f = syns.get(i % syns.count());
+                buf[..f.len()].copy_from_slice(f);
+                black_box(stack.handle(&clk, &mut buf, f.len()));
+            }
+            stack.counters().get(Event::SynAckSent)
+        }
+        "cookie_ack" => {
+            let mut stack = common::stack(n, |_| {});
+            let clk = common::clock(0);
+            for i in 0..n {
+                let f = acks.get(i);
+                buf[..f.len()].copy_from_slice(f);
+                black_box(stack.handle(&clk, &mut buf, f.len()));
+            }
+            stack.counters().get(Event::Established)
+        }
+        "lifecycle" => {
+            let mut stack = common::stack(lc.count(), |p| p.idle_timeout_ms = 0);
+            let mut ms = 0;
+            for i in 0..n {
+                if i.is_multiple_of(16) {
+                    ms += 1;
+                    stack.on_timers(&common::clock(ms));
+                }
+                let clk = common::clock(ms);
+                for f in lc.steps(i % lc.count()) {
+                    buf[..f.len()].copy_from_slice(f);
+                    black_box(stack.handle(&clk, &mut buf, f.len()));
+                }
+            }
+            stack.counters().get(Event::Closed)
+        }
+        _ => 0,
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let what = args.first().map_or("syn", String::as_str).to_string();
+    let n: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(100_000);
+    let flows = 4096;
+    let (mut syns, mut lc, mut acks) = (
+        common::Frames::default(),
+        common::Lifecycles::default(),
+        common::Frames::default(),
+    );
+    match what.as_str() {
+        "syn" => syns = common::syns(flows),
+        "lifecycle" => lc = common::lifecycles(flows, true),
+        "cookie_ack" => acks = common::cookie_acks(n as u32, false),
+        "setup" => {}
+        other => {
+            eprintln!(
+                "profile: unknown workload {other:?}; use syn, cookie_ack, lifecycle or setup"
+            );
+            std::process::exit(2);
+        }
+    }
+    let done = measured(&what, n, &syns, &lc, &acks);
+    println!("profile {what}: {n} iterations, counter {done}");
+    if what != "setup" {
+        assert_eq!(
+            done, n as u64,
+            "the workload did not complete every iteration"
+        );
+    }
+}
