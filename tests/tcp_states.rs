@@ -735,3 +735,32 @@ fn ack_of_retransmitted_data_does_not_ack_fin_rfc9293_3_10_7_4() {
     none(peer.tx(&mut net, ACK, b""));
     assert_eq!(net.state(&peer), Some(State::FinWait2));
 }
+
+// ---- timer memory -------------------------------------------------------------------------
+
+/// Connections that close normally leave nothing on the timer wheel: the idle timer is a
+/// slab sweep, not a wheel entry, and a retransmission entry goes stale (and is dropped
+/// when it comes due) once its connection is gone. Wheel memory follows live connections.
+#[test]
+fn closed_connections_leave_no_wheel_entries() {
+    let mut net = Net::new(
+        Params {
+            idle_timeout_ms: 300_000,
+            ..Params::default()
+        },
+        Mode::Discard,
+    );
+    for i in 0..500u16 {
+        let mut peer = Peer::v4(20_000 + i);
+        peer.connect(&mut net);
+        let fin = one(peer.tx(&mut net, ACK | FIN, b""));
+        fin.expect_flags(ACK | FIN);
+        peer.absorb(&[fin]);
+        none(peer.tx(&mut net, ACK, b""));
+    }
+    assert_eq!(net.core().active(), 0);
+    assert!(net.core().sh.wheel.len() <= 500);
+    net.advance(Params::default().rto_initial_ms as u64 + 100);
+    assert_eq!(net.core().sh.wheel.len(), 0);
+    net.assert_clean();
+}

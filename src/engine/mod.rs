@@ -314,9 +314,10 @@ impl Stack {
         !self.pending.is_empty() || !self.core.sh.out.is_empty()
     }
 
-    /// Run due timers; their segments become pending.
+    /// Run due timers and the idle sweep; their segments become pending.
     pub fn on_timers(&mut self, clock: &Clock) {
         self.core.on_timers(clock);
+        self.core.sweep_idle(clock);
     }
 
     /// Write `tx` as a complete frame into `buf`. Returns its length, or `None` when it does

@@ -318,6 +318,10 @@ pub struct Shared {
     capacity: usize,
     scratch: Vec<Segment>,
     fired: Vec<Entry>,
+    /// Next slab position the idle sweep visits (v4 positions, then v6).
+    sweep_cursor: usize,
+    /// When the sweep last ran (monotonic ms).
+    sweep_last_ms: u64,
     /// Segments to transmit, drained by the engine after each frame or timer run.
     pub out: Vec<Tx>,
 }
@@ -358,6 +362,8 @@ impl Core {
                 capacity: cfg.capacity,
                 scratch: Vec::with_capacity(64),
                 fired: Vec::with_capacity(256),
+                sweep_cursor: 0,
+                sweep_last_ms: clock.ms,
                 out: Vec::with_capacity(256),
             },
         }
@@ -434,6 +440,39 @@ impl Core {
         sh.fired = fired;
     }
 
+    /// Visit part of the slabs for idle connections. The whole slab is covered once per
+    /// eighth of the idle timeout (at least once a second), in slices proportional to the
+    /// time since the last call, so an idle connection is closed at most 12.5% late and
+    /// the cost per call stays small and flat.
+    pub fn sweep_idle(&mut self, clock: &Clock) {
+        let dt = clock.ms.saturating_sub(self.sh.sweep_last_ms);
+        let total = self.v4.slots.len() + self.v6.slots.len();
+        if dt == 0 || total == 0 {
+            return;
+        }
+        self.sh.sweep_last_ms = clock.ms;
+        let limit = match self.sh.params.idle_timeout_ms {
+            0 => crate::tcp::conn::FIN_TIMEOUT_MS,
+            ms => ms,
+        };
+        let period = (limit as u64 / 8).max(1000);
+        let budget = ((total as u64 * dt).div_ceil(period)).clamp(1, 65_536) as usize;
+        for _ in 0..budget.min(total) {
+            let pos = self.sh.sweep_cursor % total;
+            self.sh.sweep_cursor = pos + 1;
+            if pos < self.v4.slots.len() {
+                sweep_one(&mut self.v4, &mut self.sh, clock, pos as u32);
+            } else {
+                sweep_one(
+                    &mut self.v6,
+                    &mut self.sh,
+                    clock,
+                    (pos - self.v4.slots.len()) as u32,
+                );
+            }
+        }
+    }
+
     /// Monotonic ms of the earliest timer, if any.
     pub fn next_deadline_ms(&self) -> Option<u64> {
         self.sh.wheel.next_deadline_ms()
@@ -502,7 +541,7 @@ impl Shared {
     /// After an event: put the connection's earliest deadline on the wheel if it has none
     /// there yet or needs an earlier one.
     fn reschedule(&mut self, conn: &mut Conn, slot: u32, gen: u32, now_ms: u64) {
-        let Some(at) = conn.next_deadline(&self.params) else {
+        let Some(at) = conn.next_deadline() else {
             return;
         };
         if !conn.scheduled || (!tick_reached(at, conn.timer_at)) {
@@ -691,6 +730,36 @@ fn fire<K: Key>(table: &mut ConnTable<K>, sh: &mut Shared, clock: &Clock, e: Ent
     sh.scratch = scratch;
     match verdict {
         Verdict::Keep => sh.reschedule(conn, e.slot, e.gen, clock.ms),
+        Verdict::Remove(event) => {
+            sh.counters.event(event);
+            if let Some(mut old) = table.remove(pos) {
+                old.release(&mut sh.pool);
+            }
+        }
+    }
+}
+
+/// Run one slab position's idle timer if it is due.
+fn sweep_one<K: Key>(table: &mut ConnTable<K>, sh: &mut Shared, clock: &Clock, pos: u32) {
+    let now = clock.tick();
+    let slot = &mut table.slots[pos as usize];
+    let gen = slot.gen;
+    let flow = slot.key.flow();
+    let Some(conn) = slot.conn.as_mut() else {
+        return;
+    };
+    if !conn
+        .idle_timer(&sh.params)
+        .is_some_and(|t| tick_reached(now, t.at()))
+    {
+        return;
+    }
+    let mut scratch = std::mem::take(&mut sh.scratch);
+    let verdict = conn.on_idle(&mut sh.ctx(now, &mut scratch));
+    sh.flush(&flow, Link::Path(conn.link), &mut scratch);
+    sh.scratch = scratch;
+    match verdict {
+        Verdict::Keep => sh.reschedule(conn, pos | K::FAMILY, gen, clock.ms),
         Verdict::Remove(event) => {
             sh.counters.event(event);
             if let Some(mut old) = table.remove(pos) {

@@ -75,6 +75,9 @@ impl State {
     }
 }
 
+/// FIN-WAIT-2 lifetime when no idle timeout is configured (Linux `tcp_fin_timeout`).
+pub const FIN_TIMEOUT_MS: u32 = 60_000;
+
 /// TCB flag bits.
 mod flag {
     /// Timestamps negotiated (RFC 7323).
@@ -322,27 +325,38 @@ impl Conn {
         }
     }
 
-    /// The timers this connection runs now.
-    pub fn timers(&self, params: &Params) -> impl Iterator<Item = Timer> {
-        let rto = if self.state == State::TimeWait {
+    /// The timer this connection keeps on the wheel, if any: retransmission (or window
+    /// probe) while something is unacknowledged, or the end of TIME-WAIT. At most one runs.
+    pub fn wheel_timer(&self) -> Option<Timer> {
+        if self.state == State::TimeWait {
             Some(Timer::TimeWait { at: self.rto_at })
         } else if self.rto_armed() {
             Some(Timer::Retransmit { at: self.rto_at })
         } else {
             None
-        };
-        let idle =
-            (params.idle_timeout_ms > 0 && self.state != State::TimeWait).then(|| Timer::Idle {
-                at: self.last_active.wrapping_add(params.idle_timeout_ms),
-            });
-        rto.into_iter().chain(idle)
+        }
     }
 
-    /// The earliest deadline among [`Self::timers`], if any.
-    pub fn next_deadline(&self, params: &Params) -> Option<u32> {
-        self.timers(params)
-            .map(|t| t.at())
-            .reduce(|a, b| if tick_reached(b, a) { a } else { b })
+    /// The idle timer. It is not on the wheel: the table sweeps its slab for idle
+    /// connections, so a connection that closes normally leaves no timer entry behind
+    /// (wheel memory then follows live connections, not the connection rate × timeout).
+    /// FIN-WAIT-2 always has one (Linux's `tcp_fin_timeout`, 60 s when no idle timeout is
+    /// set); TIME-WAIT has its own wheel timer instead.
+    pub fn idle_timer(&self, params: &Params) -> Option<Timer> {
+        let limit = match (self.state, params.idle_timeout_ms) {
+            (State::TimeWait, _) => return None,
+            (State::FinWait2, 0) => FIN_TIMEOUT_MS,
+            (_, 0) => return None,
+            (_, ms) => ms,
+        };
+        Some(Timer::Idle {
+            at: self.last_active.wrapping_add(limit),
+        })
+    }
+
+    /// The deadline of [`Self::wheel_timer`], if any.
+    pub fn next_deadline(&self) -> Option<u32> {
+        self.wheel_timer().map(|t| t.at())
     }
 
     /// Handle one segment for this connection: RFC 9293 §3.10.7.4 "Otherwise", in order.
@@ -748,38 +762,39 @@ impl Conn {
         self.transmit(ctx);
     }
 
-    /// Run the timers due at `ctx.now`.
+    /// Run the wheel timer if it is due at `ctx.now`.
     pub fn on_timer(&mut self, ctx: &mut Ctx<'_>) -> Verdict {
-        let now = ctx.now;
-        for timer in self
-            .timers(ctx.params)
-            .collect::<arrayvec_lite::Timers>()
-            .iter()
-        {
-            if !tick_reached(now, timer.at()) {
-                continue;
-            }
-            match *timer {
-                Timer::TimeWait { .. } => return Verdict::Remove(Event::Closed),
-                Timer::Retransmit { .. } => {
-                    if let Some(v) = self.retransmit(ctx) {
-                        return v;
-                    }
-                }
-                Timer::Idle { .. } => match self.state {
-                    State::Established | State::CloseWait => {
-                        ctx.counters.event(Event::IdleClosed);
-                        self.last_active = now;
-                        self.close(ctx);
-                    }
-                    // Nothing of ours is outstanding and the peer stays silent: forget it
-                    // (Linux's tcp_fin_timeout for FIN-WAIT-2).
-                    State::FinWait2 => return Verdict::Remove(Event::IdleClosed),
-                    _ => {}
-                },
-            }
+        match self.wheel_timer() {
+            Some(t) if tick_reached(ctx.now, t.at()) => match t {
+                Timer::TimeWait { .. } => Verdict::Remove(Event::Closed),
+                Timer::Retransmit { .. } => self.retransmit(ctx).unwrap_or(Verdict::Keep),
+                Timer::Idle { .. } => Verdict::Keep,
+            },
+            _ => Verdict::Keep,
         }
-        Verdict::Keep
+    }
+
+    /// Run the idle timer if it is due at `ctx.now` (called by the table's sweep).
+    pub fn on_idle(&mut self, ctx: &mut Ctx<'_>) -> Verdict {
+        let due = self
+            .idle_timer(ctx.params)
+            .is_some_and(|t| tick_reached(ctx.now, t.at()));
+        if !due {
+            return Verdict::Keep;
+        }
+        match self.state {
+            State::Established | State::CloseWait => {
+                ctx.counters.event(Event::IdleClosed);
+                self.last_active = ctx.now;
+                self.close(ctx);
+                Verdict::Keep
+            }
+            // Nothing of ours is outstanding and the peer stays silent: forget it
+            // (Linux's tcp_fin_timeout for FIN-WAIT-2).
+            State::FinWait2 => Verdict::Remove(Event::IdleClosed),
+            // FIN-WAIT-1, CLOSING, LAST-ACK: the retransmission timer ends those.
+            _ => Verdict::Keep,
+        }
     }
 
     /// RFC 6298 §5.4–5.6: "Retransmit the earliest segment that has not been acknowledged",
@@ -848,33 +863,4 @@ enum AckResult {
     Continue,
     Drop,
     Remove(Event),
-}
-
-/// A tiny fixed-capacity list for the (at most two) due timers, so `on_timer` can iterate
-/// without borrowing the TCB and without allocating.
-mod arrayvec_lite {
-    use super::Timer;
-
-    #[derive(Default)]
-    pub struct Timers {
-        items: [Option<Timer>; 2],
-        len: usize,
-    }
-
-    impl Timers {
-        pub fn iter(&self) -> impl Iterator<Item = &Timer> {
-            self.items[..self.len].iter().flatten()
-        }
-    }
-
-    impl FromIterator<Timer> for Timers {
-        fn from_iter<I: IntoIterator<Item = Timer>>(iter: I) -> Self {
-            let mut t = Timers::default();
-            for x in iter.into_iter().take(2) {
-                t.items[t.len] = Some(x);
-                t.len += 1;
-            }
-            t
-        }
-    }
 }

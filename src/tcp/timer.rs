@@ -41,10 +41,11 @@ impl Timer {
         }
     }
 
-    /// The longest time ahead each kind can be set, given the parameters: the wheel's
-    /// horizon is the largest of these, so every kind fits in one turn.
+    /// The longest time ahead each kind can be set on the wheel, given the parameters:
+    /// the wheel's horizon is the largest of these, so every kind fits in one turn. The
+    /// idle timer is not kept on the wheel (the table sweeps for it), so its horizon is 0.
     pub fn horizons(p: &super::Params) -> [u32; Self::KINDS] {
-        [p.rto_max_ms, p.time_wait_ms, p.idle_timeout_ms]
+        [p.rto_max_ms, p.time_wait_ms, 0]
     }
 }
 
@@ -232,7 +233,8 @@ mod tests {
             ..Default::default()
         };
         let w = Wheel::for_params(&p, 0);
-        assert!(w.slots() as u64 * Wheel::TICK_MS as u64 >= p.idle_timeout_ms as u64);
+        let turn = w.slots() as u64 * Wheel::TICK_MS as u64;
+        assert!(turn >= p.time_wait_ms as u64 && turn >= p.rto_max_ms as u64);
     }
 
     #[test]
