@@ -599,8 +599,8 @@ fn http_keep_alive_then_connection_close() {
     peer.absorb(&out);
     assert_eq!(
         net.event(Event::HttpRequests),
-        0,
-        "counted by the engine, not the core"
+        2,
+        "one per response queued"
     );
     none(peer.tx(&mut net, ACK, b""));
     assert_eq!(net.state(&peer), Some(State::FinWait2));

@@ -566,8 +566,13 @@ impl Conn {
             State::LastAck if fin_acked => return AckResult::Remove(Event::Closed),
             _ => {}
         }
-        if advanced && responder::on_send_space(self.mode, ctx.pool, ctx.http, self.buf) {
-            self.flags |= flag::CLOSE;
+        if advanced {
+            let served = responder::on_send_space(self.mode, ctx.pool, ctx.http, self.buf);
+            ctx.counters
+                .add(Event::HttpRequests, served.responses.into());
+            if served.close {
+                self.flags |= flag::CLOSE;
+            }
         }
         AckResult::Continue
     }
@@ -635,6 +640,8 @@ impl Conn {
             }
         }
         let taken = responder::on_data(self.mode, ctx.pool, ctx.http, self.buf, data);
+        ctx.counters
+            .add(Event::HttpRequests, taken.responses.into());
         self.rcv_nxt = self.rcv_nxt.add(taken.bytes as u32);
         ctx.counters.add(Event::RxBytes, taken.bytes as u64);
         if taken.close {

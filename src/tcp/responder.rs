@@ -264,6 +264,17 @@ pub struct Taken {
     pub bytes: usize,
     /// The responder wants to close once everything queued is sent.
     pub close: bool,
+    /// HTTP responses queued.
+    pub responses: u32,
+}
+
+/// What one run of the HTTP responder queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Served {
+    /// A response that closes the connection was queued.
+    pub close: bool,
+    /// Responses queued.
+    pub responses: u32,
 }
 
 /// Hand in-order data to the responder. `buf` must be attached for buffered modes.
@@ -277,32 +288,35 @@ pub fn on_data(
     match mode {
         Mode::Discard | Mode::Close => Taken {
             bytes: data.len(),
-            close: false,
+            ..Taken::default()
         },
         Mode::Echo => Taken {
             bytes: pool.tx_push(buf, data),
-            close: false,
+            ..Taken::default()
         },
         Mode::Http => {
             let bytes = pool.rx_push(buf, data);
-            let close = serve_http(pool, http, buf);
-            Taken { bytes, close }
+            let served = serve_http(pool, http, buf);
+            Taken {
+                bytes,
+                close: served.close,
+                responses: served.responses,
+            }
         }
     }
 }
 
 /// Let the responder make progress after the peer acknowledged data (send space freed).
-/// Returns whether it wants to close.
-pub fn on_send_space(mode: Mode, pool: &mut BufferPool, http: &HttpResponses, buf: u32) -> bool {
+pub fn on_send_space(mode: Mode, pool: &mut BufferPool, http: &HttpResponses, buf: u32) -> Served {
     match mode {
         Mode::Http if buf != NO_BUF => serve_http(pool, http, buf),
-        _ => false,
+        _ => Served::default(),
     }
 }
 
 /// Answer every complete request in the receive half for which the send half has room.
-/// Returns true when a response that closes the connection was queued.
-fn serve_http(pool: &mut BufferPool, http: &HttpResponses, buf: u32) -> bool {
+fn serve_http(pool: &mut BufferPool, http: &HttpResponses, buf: u32) -> Served {
+    let mut served = Served::default();
     loop {
         // Skip the body of the previous request.
         let meta = pool.meta[buf as usize];
@@ -311,18 +325,20 @@ fn serve_http(pool: &mut BufferPool, http: &HttpResponses, buf: u32) -> bool {
             pool.rx_consume(buf, n as usize);
             pool.meta[buf as usize].skip -= n;
             if pool.meta[buf as usize].skip > 0 {
-                return false;
+                return served;
             }
         }
         let r = pool.rx_range(buf);
         let rx_len = pool.meta[buf as usize].rx_len as usize;
         let rx = &pool.mem[r.start..r.start + rx_len];
         let Some(end) = find_header_end(rx) else {
-            if rx_len == pool.size {
+            if rx_len == pool.size && http.too_large.len() <= pool.tx_free(buf) {
                 // A header block larger than the buffer: answer 431 and close.
-                return queue(pool, buf, &http.too_large, true, rx_len, 0);
+                queue(pool, buf, &http.too_large, true, rx_len, 0);
+                served.close = true;
+                served.responses += 1;
             }
-            return false;
+            return served;
         };
         let head = parse_head(&rx[..end]);
         let (resp, close, body) = match head {
@@ -332,25 +348,19 @@ fn serve_http(pool: &mut BufferPool, http: &HttpResponses, buf: u32) -> bool {
             Head::Ok { close: false, body } => (&http.keep_alive, false, body),
         };
         if resp.len() > pool.tx_free(buf) {
-            return false; // wait for the peer to acknowledge what we sent
+            return served; // wait for the peer to acknowledge what we sent
         }
-        if queue(pool, buf, resp, close, end, body) {
-            return true;
+        queue(pool, buf, resp, close, end, body);
+        served.responses += 1;
+        if close {
+            served.close = true;
+            return served;
         }
     }
 }
 
-fn queue(
-    pool: &mut BufferPool,
-    buf: u32,
-    resp: &[u8],
-    close: bool,
-    consumed: usize,
-    body: u32,
-) -> bool {
-    if resp.len() > pool.tx_free(buf) {
-        return false;
-    }
+/// Queue `resp` (the caller checked it fits), consume the request, skip its body.
+fn queue(pool: &mut BufferPool, buf: u32, resp: &[u8], close: bool, consumed: usize, body: u32) {
     pool.tx_push(buf, resp);
     pool.rx_consume(buf, consumed);
     pool.meta[buf as usize].skip = body;
@@ -359,7 +369,6 @@ fn queue(
         let len = pool.meta[buf as usize].rx_len as usize;
         pool.rx_consume(buf, len);
     }
-    close
 }
 
 fn find_header_end(b: &[u8]) -> Option<usize> {
@@ -469,7 +478,8 @@ mod tests {
             t,
             Taken {
                 bytes: req.len(),
-                close: false
+                close: false,
+                responses: 2
             }
         );
         let out = tx(&pool, b);
@@ -564,7 +574,14 @@ mod tests {
         );
         assert_eq!(pool.tx_len(b), len);
         pool.tx_consume(b, len);
-        assert!(!on_send_space(Mode::Http, &mut pool, &h, b));
+        let served = on_send_space(Mode::Http, &mut pool, &h, b);
+        assert_eq!(
+            served,
+            Served {
+                close: false,
+                responses: 1
+            }
+        );
         assert_eq!(pool.tx_len(b), len);
     }
 
