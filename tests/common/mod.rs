@@ -326,3 +326,225 @@ pub fn inet_checksum(chunks: &[&[u8]]) -> u16 {
     }
     !(sum as u16)
 }
+
+// ---------------------------------------------------------------------------------------
+// The endpoint as a child process (tests/endpoint_*.rs)
+// ---------------------------------------------------------------------------------------
+
+/// Send signal `sig` (a name like `INT` or `KILL`) to one process, by pid, with kill(1).
+pub fn signal(pid: u32, sig: &str) {
+    must(
+        Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(pid.to_string()),
+    );
+}
+
+/// The config of a test endpoint on `lab`'s server side: ports 80 http, 7 echo, 9 discard,
+/// 13 close; `extra` is appended (sections such as `[tcp]`), `workers` is a CPU list.
+pub fn endpoint_toml(lab: &Lab, workers: &str, extra: &str) -> String {
+    format!(
+        "interface = \"{}\"\naddresses = [\"{}\", \"{}\"]\nworkers = \"{workers}\"\n\
+         [[listen]]\nport = 80\nmode = \"http\"\n\
+         [[listen]]\nport = 7\nmode = \"echo\"\n\
+         [[listen]]\nport = 9\nmode = \"discard\"\n\
+         [[listen]]\nport = 13\nmode = \"close\"\n\
+         [ops]\nstats_interval_ms = 100\n{extra}\n",
+        lab.server_if, lab.server_v4, lab.server_v6
+    )
+}
+
+static ENDPOINT_COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// `synack run` started in a lab's server namespace (`ip netns exec` execs the binary, so
+/// the child's pid is the endpoint's). Dropping it kills that pid (SIGKILL) and removes its
+/// temporary directory.
+pub struct Endpoint {
+    pub child: Option<std::process::Child>,
+    pub dir: std::path::PathBuf,
+    pub ready: std::path::PathBuf,
+    pub stats: std::path::PathBuf,
+    pub stdout: std::path::PathBuf,
+    pub stderr: std::path::PathBuf,
+}
+
+impl Endpoint {
+    /// Start the endpoint with config `toml` and extra flags; wait (at most 20 s) for its
+    /// ready file and its first stats file. Panics with its stderr if it does not come up.
+    pub fn start(lab: &Lab, toml: &str, flags: &[&str]) -> Endpoint {
+        let n = ENDPOINT_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("synack-ep-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let config = dir.join("endpoint.toml");
+        std::fs::write(&config, toml).expect("write config");
+        let mut ep = Endpoint {
+            child: None,
+            ready: dir.join("ready"),
+            stats: dir.join("stats.json"),
+            stdout: dir.join("stdout.log"),
+            stderr: dir.join("stderr.log"),
+            dir,
+        };
+        let out = std::fs::File::create(&ep.stdout).expect("stdout log");
+        let err = std::fs::File::create(&ep.stderr).expect("stderr log");
+        let child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &lab.server_ns,
+                env!("CARGO_BIN_EXE_synack"),
+                "run",
+            ])
+            .arg("--config")
+            .arg(&config)
+            .arg("--ready-file")
+            .arg(&ep.ready)
+            .arg("--stats-json")
+            .arg(&ep.stats)
+            .args(flags)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("spawn synack run");
+        ep.child = Some(child);
+        let t0 = Instant::now();
+        while !(ep.ready.exists() && ep.stats.exists()) {
+            if let Some(st) = ep.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!(
+                    "synack run exited during start-up ({st}): {}",
+                    ep.stderr_text()
+                );
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "synack run not ready after 20 s: {}",
+                ep.stderr_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        ep
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    pub fn stderr_text(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// The stats JSON as it is now.
+    pub fn stats(&self) -> serde_json::Value {
+        let text = std::fs::read(&self.stats).expect("read stats json");
+        serde_json::from_slice(&text).expect("stats json parses")
+    }
+
+    /// The stats JSON once it was rewritten after this call (bounded: 5 s).
+    pub fn fresh_stats(&self) -> serde_json::Value {
+        let since = std::time::SystemTime::now();
+        let t0 = Instant::now();
+        loop {
+            let fresh = std::fs::metadata(&self.stats)
+                .and_then(|m| m.modified())
+                .is_ok_and(|m| m > since);
+            if fresh {
+                if let Ok(text) = std::fs::read(&self.stats) {
+                    if let Ok(v) = serde_json::from_slice(&text) {
+                        return v;
+                    }
+                }
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(5),
+                "stats json not rewritten within 5 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Poll fresh stats until `pred` holds (at most `timeout`); returns the stats that did.
+    pub fn wait_stats(
+        &self,
+        timeout: Duration,
+        what: &str,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let t0 = Instant::now();
+        loop {
+            let s = self.fresh_stats();
+            if pred(&s) {
+                return s;
+            }
+            assert!(
+                t0.elapsed() < timeout,
+                "stats never showed {what} within {timeout:?}: {s:#}"
+            );
+        }
+    }
+
+    /// SIGINT, then wait at most `timeout` for the exit; returns the status and how long
+    /// it took. Panics (after SIGKILL) if it does not exit in time.
+    pub fn interrupt(&mut self, timeout: Duration) -> (std::process::ExitStatus, Duration) {
+        let mut child = self.child.take().expect("running");
+        let t0 = Instant::now();
+        signal(child.id(), "INT");
+        loop {
+            if let Some(st) = child.try_wait().expect("wait") {
+                return (st, t0.elapsed());
+            }
+            if t0.elapsed() > timeout {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("synack run ignored SIGINT for {timeout:?}");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// SIGKILL and reap.
+    pub fn kill(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reap")
+    }
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill(); // SIGKILL to this pid only
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A counter from a stats document: `total.events.NAME` (or `total.drops.NAME`).
+pub fn event(stats: &serde_json::Value, name: &str) -> u64 {
+    stats["total"]["events"][name]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no event {name} in {stats:#}"))
+}
+
+/// `ss -tanH` in namespace `ns`: (state, recv-q, send-q, local, peer) per socket.
+pub fn ss_tan(lab: &Lab, ns: &str) -> Vec<(String, u64, u64, String, String)> {
+    let out = lab.ns_exec(ns, &["ss", "-tanH"]);
+    assert!(out.status.success(), "ss failed: {out:?}");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() >= 5).then(|| {
+                (
+                    f[0].to_owned(),
+                    f[1].parse().unwrap_or(0),
+                    f[2].parse().unwrap_or(0),
+                    f[3].to_owned(),
+                    f[4].to_owned(),
+                )
+            })
+        })
+        .collect()
+}
