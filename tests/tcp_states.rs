@@ -597,11 +597,7 @@ fn http_keep_alive_then_connection_close() {
         peer.snd_nxt,
     );
     peer.absorb(&out);
-    assert_eq!(
-        net.event(Event::HttpRequests),
-        2,
-        "one per response queued"
-    );
+    assert_eq!(net.event(Event::HttpRequests), 2, "one per response queued");
     none(peer.tx(&mut net, ACK, b""));
     assert_eq!(net.state(&peer), Some(State::FinWait2));
     one(peer.tx(&mut net, ACK | FIN, b"")).expect(ACK, peer.rcv_nxt, peer.snd_nxt);
