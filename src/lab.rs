@@ -484,10 +484,29 @@ impl ConnResults {
 
 /// What the flood did.
 #[derive(Debug, Default)]
-struct FloodResult {
-    sent: u64,
-    elapsed: Duration,
-    tx_ring_full: u64,
+pub struct FloodResult {
+    /// SYNs put on the TX rings.
+    pub sent: u64,
+    /// How long it ran.
+    pub elapsed: Duration,
+    /// Times a TX ring was full.
+    pub tx_ring_full: u64,
+}
+
+/// Where a SYN flood goes: sent from `ifname` in namespace `ns` to `dst:dst_port` at L2
+/// address `server_mac`, from sources in 198.19.0.0/16 (see [`flood_source`]).
+#[derive(Debug, Clone)]
+pub struct FloodTarget<'a> {
+    /// Namespace of the sending interface.
+    pub ns: &'a str,
+    /// Sending interface (its AF_XDP TX queues are used, no XDP program needed).
+    pub ifname: &'a str,
+    /// MAC of the receiving interface.
+    pub server_mac: [u8; 6],
+    /// Destination address.
+    pub dst: Ipv4Addr,
+    /// Destination port.
+    pub dst_port: u16,
 }
 
 /// Run the lab: see the module documentation. Needs root.
@@ -605,8 +624,13 @@ fn run_inner(opts: &LabOptions, stop: &Arc<AtomicBool>) -> Result<()> {
     let flood = if opts.flood_packets > 0 {
         let server_mac = ns_mac(&ns.server, SERVER_IF)?;
         flood(
-            &ns.client,
-            server_mac,
+            &FloodTarget {
+                ns: &ns.client,
+                ifname: CLIENT_IF,
+                server_mac,
+                dst: SERVER_V4,
+                dst_port: FLOOD_PORT,
+            },
             opts.flood_packets,
             Duration::from_secs(opts.flood_secs),
             opts.workers.len().max(1) as u32,
@@ -1115,15 +1139,18 @@ fn read_http_response(
 
 /// Send at most `packets` SYNs in at most `limit` from AF_XDP sockets (TX only, no XDP
 /// program) on the client veth's `queues` queues, round-robin, to the server's MAC.
-fn flood(
-    client_ns: &str,
-    server_mac: [u8; 6],
+/// A SYN flood over AF_XDP TX, bounded by `packets` and `limit` (and `stop`), spread
+/// over `queues` TX queues in batches of 64.
+pub fn flood(
+    target: &FloodTarget<'_>,
     packets: u64,
     limit: Duration,
     queues: u32,
     stop: &AtomicBool,
 ) -> Result<FloodResult> {
-    let client_mac = ns_mac(client_ns, CLIENT_IF)?;
+    let client_ns = target.ns;
+    let server_mac = target.server_mac;
+    let client_mac = ns_mac(client_ns, target.ifname)?;
     let seed = {
         let mut b = [0u8; 4];
         getrandom::fill(&mut b).map_err(|e| anyhow::anyhow!("getrandom: {e}"))?;
@@ -1142,7 +1169,7 @@ fn flood(
             };
             let mut ports = Vec::new();
             for q in 0..queues {
-                let p = AfXdpPort::open(CLIENT_IF, q, &cfg)
+                let p = AfXdpPort::open(target.ifname, q, &cfg)
                     .with_context(|| format!("opening the flood's AF_XDP socket on queue {q}"))?;
                 let free = p.free_frames();
                 ports.push((p, free));
@@ -1166,9 +1193,9 @@ fn flood(
                             client_mac,
                             server_mac,
                             src,
-                            SERVER_V4,
+                            target.dst,
                             sport,
-                            FLOOD_PORT,
+                            target.dst_port,
                             rng,
                         );
                         if !port.send(addr, len as u32) {
