@@ -265,6 +265,10 @@ pub fn run_until(
         ports: cfg.listen.iter().map(|l| l.port).collect(),
         standalone: cfg.xdp.standalone,
     };
+    info!(
+        config = %cfg.to_toml_redacted().lines().filter(|l| !l.is_empty()).collect::<Vec<_>>().join("; "),
+        "resolved configuration"
+    );
     let mut prog = XdpProgram::attach(&cfg.interface, cfg.xdp.mode, &filter)?;
     let mode = prog.mode();
     let mac = interface_mac(&cfg.interface)?;
