@@ -128,7 +128,7 @@ counter_enum! {
         Retransmit => "retransmit",
         /// Payload bytes accepted in order.
         RxBytes => "rx_bytes",
-        /// Payload bytes sent (first transmissions).
+        /// Payload bytes sent, retransmissions included.
         TxBytes => "tx_bytes",
         /// HTTP requests answered.
         HttpRequests => "http_requests",

@@ -760,3 +760,36 @@ fn closed_connections_leave_no_wheel_entries() {
     assert_eq!(net.core().sh.wheel.len(), 0);
     net.assert_clean();
 }
+
+/// RFC 1122 §4.2.2.17: zero-window probing continues indefinitely while the receiver
+/// answers the probes; only a silent peer is given up after `max_retries`.
+#[test]
+fn zero_window_probes_continue_while_answered_rfc1122_4_2_2_17() {
+    let params = Params {
+        rto_initial_ms: 200,
+        rto_max_ms: 1_000,
+        max_retries: 3,
+        idle_timeout_ms: 0,
+        ..Params::default()
+    };
+    let (mut net, mut peer) = close_wait(params.clone());
+    let mut probes = 0;
+    for _ in 0..400 {
+        // 20 s of virtual time; the receiver answers every probe, window still closed.
+        if !net.advance(50).is_empty() {
+            probes += 1;
+            let (seq, ack) = (peer.snd_nxt, peer.rcv_nxt);
+            let opts = peer.opts(&net);
+            peer.send(&mut net, ACK, seq, ack, b"", opts);
+        }
+        assert!(
+            net.state(&peer).is_some(),
+            "aborted after {probes} answered probes"
+        );
+    }
+    assert!(probes > params.max_retries as usize * 3, "{probes} probes");
+    // A silent peer: the probes run out and the connection is reset.
+    let out = net.advance_by_steps(10_000, 50);
+    assert!(out.iter().any(|s| s.flags.contains(RST)));
+    assert!(net.state(&peer).is_none());
+}

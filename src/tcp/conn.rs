@@ -551,6 +551,13 @@ impl Conn {
             self.snd_wl1 = seg.seq;
             self.max_snd_wnd = self.max_snd_wnd.max(wnd);
         }
+        // RFC 1122 §4.2.2.17: "probing of zero windows MUST be allowed to continue
+        // indefinitely as long as the receiving TCP continues to send acknowledgments in
+        // response to the probes". An answer to a probe keeps the backoff but never lets
+        // the retry count reach the abort.
+        if !advanced && self.snd_wnd == 0 && self.queued(ctx.pool) > 0 && self.retries > 0 {
+            self.retries = self.retries.min(ctx.params.max_retries.saturating_sub(1));
+        }
         let fin_acked = self.state.fin_sent() && self.snd_una == self.snd_nxt;
         match self.state {
             // "In addition to the processing for the ESTABLISHED state, if the FIN segment
