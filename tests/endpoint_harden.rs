@@ -51,6 +51,17 @@ fn clients(lab: &Lab, addr: SocketAddr, n: usize, threads: usize) -> Vec<Result<
     })
 }
 
+/// A SYN flood from the client side of `lab` to its server's port 80.
+fn flood_target(lab: &Lab) -> FloodTarget<'_> {
+    FloodTarget {
+        ns: &lab.client_ns,
+        ifname: &lab.client_if,
+        server_mac: lab.server_mac,
+        dst: lab.server_v4,
+        dst_port: 80,
+    }
+}
+
 #[test]
 fn syn_flood_while_200_real_clients_connect() {
     if !common::require_root("syn_flood_while_200_real_clients_connect") {
@@ -62,13 +73,7 @@ fn syn_flood_while_200_real_clients_connect() {
         &common::endpoint_toml(&lab, "0", "[xdp]\nmode = \"native\"\n"),
         &[],
     );
-    let target = FloodTarget {
-        ns: &lab.client_ns,
-        ifname: &lab.client_if,
-        server_mac: lab.server_mac,
-        dst: lab.server_v4,
-        dst_port: 80,
-    };
+    let target = flood_target(&lab);
     let stop = AtomicBool::new(false);
     let addr = SocketAddr::new(lab.server_v4.into(), 9);
     let t0 = Instant::now();
@@ -118,13 +123,7 @@ fn sigkill_while_loaded_detaches_and_restart_works() {
     let lab = Lab::new("killload", 1);
     let toml = common::endpoint_toml(&lab, "0", "[xdp]\nmode = \"native\"\n");
     let mut ep = Endpoint::start(&lab, &toml, &[]);
-    let target = FloodTarget {
-        ns: &lab.client_ns,
-        ifname: &lab.client_if,
-        server_mac: lab.server_mac,
-        dst: lab.server_v4,
-        dst_port: 80,
-    };
+    let target = flood_target(&lab);
     let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
         let f = s.spawn(|| flood(&target, 2_000_000, Duration::from_secs(3), 1, &stop));

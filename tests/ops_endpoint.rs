@@ -4,110 +4,42 @@
 
 mod common;
 
-use common::Lab;
+use common::{Endpoint, Lab};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// `synack run` in the lab's server namespace; killed (by PID) when dropped.
-struct Endpoint {
-    child: Option<Child>,
-    dir: PathBuf,
+/// The test endpoint (ports 80 http, 7 echo, 9 discard, 13 close) with `extra` config.
+fn start(lab: &Lab, extra: &str, flags: &[&str]) -> Endpoint {
+    Endpoint::start(lab, &common::endpoint_toml(lab, "0", extra), flags)
 }
 
-impl Endpoint {
-    fn start(lab: &Lab, tag: &str, extra_toml: &str, args: &[&str]) -> Endpoint {
-        let dir = std::env::temp_dir().join(format!("synack-ops-{}-{tag}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let cfg = format!(
-            "interface = \"{}\"\naddresses = [\"{}\"]\nworkers = [0]\n\
-             listen = [{{ port = 7, mode = \"echo\" }}, {{ port = 9, mode = \"discard\" }}]\n\
-             {extra_toml}\n[xdp]\nmode = \"native\"\n",
-            lab.server_if, lab.server_v4
-        );
-        std::fs::write(dir.join("cfg.toml"), cfg).unwrap();
-        let child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &lab.server_ns,
-                env!("CARGO_BIN_EXE_synack"),
-                "run",
-            ])
-            .arg("--config")
-            .arg(dir.join("cfg.toml"))
-            .arg("--ready-file")
-            .arg(dir.join("ready"))
-            .args(args)
-            .stdout(std::fs::File::create(dir.join("stdout")).unwrap())
-            .stderr(std::fs::File::create(dir.join("stderr")).unwrap())
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("spawn synack run");
-        let ep = Endpoint {
-            child: Some(child),
-            dir,
-        };
-        ep.wait_for(|| ep.dir.join("ready").exists(), "the ready file");
-        ep
-    }
-
-    fn wait_for(&self, mut f: impl FnMut() -> bool, what: &str) {
-        let t = Instant::now();
-        while t.elapsed() < Duration::from_secs(10) {
-            if f() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
+/// Poll `f` for up to 10 s.
+fn wait_for(ep: &Endpoint, mut f: impl FnMut() -> bool, what: &str) {
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(10) {
+        if f() {
+            return;
         }
-        panic!("timed out waiting for {what}; stderr:\n{}", self.stderr());
+        std::thread::sleep(Duration::from_millis(50));
     }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(self.dir.join("stderr")).unwrap_or_default()
-    }
-
-    fn signal(&self, sig: &str) {
-        let pid = self.child.as_ref().unwrap().id().to_string();
-        assert!(Command::new("kill")
-            .args([sig, &pid])
-            .status()
-            .unwrap()
-            .success());
-    }
-
-    /// SIGINT, then wait for exit 0 (bounded).
-    fn stop(mut self) -> String {
-        self.signal("-INT");
-        let mut child = self.child.take().unwrap();
-        let t = Instant::now();
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                assert!(
-                    status.success(),
-                    "synack exited with {status}: {}",
-                    self.stderr()
-                );
-                break;
-            }
-            assert!(t.elapsed() < Duration::from_secs(10), "synack did not stop");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        self.stderr()
-    }
+    panic!(
+        "timed out waiting for {what}; stderr:\n{}",
+        ep.stderr_text()
+    );
 }
 
-impl Drop for Endpoint {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+/// SIGINT, exit 0 within 10 s; returns the log.
+fn stop(mut ep: Endpoint) -> String {
+    let (status, took) = ep.interrupt(Duration::from_secs(10));
+    assert!(
+        status.success(),
+        "exit {status} after {took:?}: {}",
+        ep.stderr_text()
+    );
+    ep.stderr_text()
 }
 
 fn connect(lab: &Lab, port: u16) -> TcpStream {
@@ -160,23 +92,13 @@ fn prometheus_endpoint_is_scraped_by_a_real_http_client() {
         return;
     }
     let lab = Lab::new("metrics", 1);
-    let ep = Endpoint::start(
-        &lab,
-        "metrics",
-        "",
-        &[
-            "--metrics",
-            "127.0.0.1:9464",
-            "--stats-json",
-            "/dev/null",
-            "--quiet",
-        ],
-    );
+    let ep = start(&lab, "", &["--metrics", "127.0.0.1:9464", "--quiet"]);
     let mut s = connect(&lab, 7);
     echo(&mut s, b"ping");
     // The text is refreshed every stats interval (1 s).
     let mut text = String::new();
-    ep.wait_for(
+    wait_for(
+        &ep,
         || {
             text = scrape(&lab, 9464);
             metric(&text, "synack_active_connections{worker=\"0\"}") == 1.0
@@ -194,7 +116,7 @@ fn prometheus_endpoint_is_scraped_by_a_real_http_client() {
     assert!(text.contains("synack_drops_total{worker=\"0\",reason=\"bad_tcp_checksum\"} 0"));
     assert!(text.contains("# TYPE synack_drops_total counter"));
     drop(s);
-    let log = ep.stop();
+    let log = stop(ep);
     assert!(log.contains("serving Prometheus metrics"), "{log}");
 }
 
@@ -223,9 +145,8 @@ fn capture_of_dropped_frames_reads_back_in_tshark_with_reasons() {
     let dir = std::env::temp_dir().join(format!("synack-cap-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("dropped.pcapng");
-    let ep = Endpoint::start(
+    let ep = start(
         &lab,
-        "capdrop",
         "",
         &[
             "--capture",
@@ -242,7 +163,7 @@ fn capture_of_dropped_frames_reads_back_in_tshark_with_reasons() {
     assert!(sock, "could not enable keepalive");
     std::thread::sleep(Duration::from_millis(3500));
     drop(s);
-    ep.stop();
+    stop(ep);
     let comments = tshark(&file, &["tcp.dstport", "frame.comment"]);
     assert!(
         comments
@@ -267,10 +188,9 @@ fn capture_all_and_live_json_lines() {
     let dir = std::env::temp_dir().join(format!("synack-capall-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("all.pcapng");
-    let ep = Endpoint::start(
+    let ep = start(
         &lab,
-        "capall",
-        "[ops]\nstats_interval_ms = 200\n",
+        "",
         &[
             "--capture",
             file.to_str().unwrap(),
@@ -283,8 +203,8 @@ fn capture_all_and_live_json_lines() {
     echo(&mut s, b"capture me");
     drop(s);
     std::thread::sleep(Duration::from_millis(600));
-    let stdout = std::fs::read_to_string(ep.dir.join("stdout")).unwrap_or_default();
-    ep.stop();
+    let stdout = std::fs::read_to_string(&ep.stdout).unwrap_or_default();
+    stop(ep);
     let out = tshark(&file, &["tcp.flags.str", "tcp.dstport"]);
     assert!(
         out.lines()
@@ -300,7 +220,7 @@ fn capture_all_and_live_json_lines() {
         .lines()
         .map(|l| serde_json::from_str(l).expect("each line is JSON"))
         .collect();
-    assert!(lines.len() >= 2, "json lines every 200 ms:\n{stdout}");
+    assert!(lines.len() >= 2, "json lines every 100 ms:\n{stdout}");
     assert!(lines
         .iter()
         .any(|v| v["total"]["events"]["established"].as_u64() == Some(1)));
@@ -313,30 +233,27 @@ fn sighup_reload_changes_listeners_and_keeps_connections() {
         return;
     }
     let lab = Lab::new("reload", 1);
-    let ep = Endpoint::start(
+    let ep = start(
         &lab,
-        "reload",
         "[tcp]\ncookie_secret = \"00112233445566778899aabbccddeeff\"\n",
         &["--quiet"],
     );
     let mut kept = connect(&lab, 7);
     echo(&mut kept, b"before");
     // New file: port 9 becomes 19 (http), a new secret.
-    let cfg = ep.dir.join("cfg.toml");
+    let cfg = ep.dir.join("endpoint.toml");
     let text = std::fs::read_to_string(&cfg)
         .unwrap()
-        .replace(
-            "{ port = 9, mode = \"discard\" }",
-            "{ port = 19, mode = \"http\" }",
-        )
+        .replace("port = 9\nmode = \"discard\"", "port = 19\nmode = \"http\"")
         .replace(
             "00112233445566778899aabbccddeeff",
             "ffeeddccbbaa99887766554433221100",
         );
     std::fs::write(&cfg, text).unwrap();
-    ep.signal("-HUP");
-    ep.wait_for(
-        || ep.stderr().contains("configuration reloaded"),
+    common::signal(ep.pid(), "HUP");
+    wait_for(
+        &ep,
+        || ep.stderr_text().contains("configuration reloaded"),
         "the reload log line",
     );
     // The established connection survives and still echoes.
@@ -358,6 +275,6 @@ fn sighup_reload_changes_listeners_and_keeps_connections() {
         std::io::ErrorKind::ConnectionRefused
     );
     drop(kept);
-    let log = ep.stop();
+    let log = stop(ep);
     assert!(!log.contains("not applied"), "{log}");
 }

@@ -139,31 +139,29 @@ impl Flow {
         matches!(self, Flow::V6 { .. })
     }
 
+    /// Our address.
+    pub fn local(&self) -> std::net::IpAddr {
+        match *self {
+            Flow::V4 { local, .. } => local.into(),
+            Flow::V6 { local, .. } => local.into(),
+        }
+    }
+
+    /// The peer's address.
+    pub fn remote(&self) -> std::net::IpAddr {
+        match *self {
+            Flow::V4 { remote, .. } => remote.into(),
+            Flow::V6 { remote, .. } => remote.into(),
+        }
+    }
+
     /// The cookie hash input: the client (remote) is the SYN's source.
     pub fn cookie_flow(&self) -> cookie::CookieFlow {
-        match *self {
-            Flow::V4 {
-                local,
-                remote,
-                local_port,
-                remote_port,
-            } => cookie::CookieFlow {
-                src: remote.into(),
-                dst: local.into(),
-                src_port: remote_port,
-                dst_port: local_port,
-            },
-            Flow::V6 {
-                local,
-                remote,
-                local_port,
-                remote_port,
-            } => cookie::CookieFlow {
-                src: remote.into(),
-                dst: local.into(),
-                src_port: remote_port,
-                dst_port: local_port,
-            },
+        cookie::CookieFlow {
+            src: self.remote(),
+            dst: self.local(),
+            src_port: self.remote_port(),
+            dst_port: self.local_port(),
         }
     }
 }
