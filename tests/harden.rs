@@ -37,6 +37,17 @@ impl Rng {
     }
 }
 
+/// Resident set size of this process in bytes (Linux /proc/self/statm).
+fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
 fn env_count(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
@@ -330,6 +341,7 @@ fn forged_cookie_ack_flood_creates_nothing() {
     let mut net = Net::new(Params::default(), Mode::Discard);
     let mut rng = Rng(0x0dd_c0ffee);
     let mem_before = net.core().v4.memory_bytes() + net.core().v6.memory_bytes();
+    let rss_before = rss_bytes();
     let mut peer = Peer::v4(1);
     let start = Instant::now();
     for i in 0..n {
@@ -348,6 +360,7 @@ fn forged_cookie_ack_flood_creates_nothing() {
         assert!(net.inject(&f).is_empty(), "a forged ACK was answered");
     }
     let secs = start.elapsed().as_secs_f64();
+    let rss_after = rss_bytes();
     let c = &net.core().sh.counters;
     assert_eq!(net.core().active(), 0);
     assert_eq!(c.get(Event::Established), 0);
@@ -359,7 +372,7 @@ fn forged_cookie_ack_flood_creates_nothing() {
     assert_eq!(mem_before, mem_after, "table memory moved");
     assert_eq!(net.core().sh.wheel.len(), 0);
     println!(
-        "forged ACK flood: {n} frames, 0 connections, invalid={} expired={}, table memory {mem_before} -> {mem_after} bytes, {:.0} frames/s",
+        "forged ACK flood: {n} frames, 0 connections, invalid={} expired={}, table memory {mem_before} -> {mem_after} bytes, RSS {rss_before} -> {rss_after} bytes, {:.0} frames/s",
         c.dropped(DropReason::CookieInvalid),
         c.dropped(DropReason::CookieExpired),
         n as f64 / secs
