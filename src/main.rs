@@ -274,7 +274,10 @@ fn gen_options(a: GenArgs) -> Result<synack::gen::run::GenOptions, String> {
         return Err(format!("--batch {}: give 1..=2048", a.batch));
     }
     if !(1..=4_000_000).contains(&a.max_in_flight) {
-        return Err(format!("--max-in-flight {}: give 1..=4000000", a.max_in_flight));
+        return Err(format!(
+            "--max-in-flight {}: give 1..=4000000",
+            a.max_in_flight
+        ));
     }
     if !a.frames.is_power_of_two() || !(1024..=262_144).contains(&a.frames) {
         return Err(format!(

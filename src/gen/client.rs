@@ -595,7 +595,9 @@ impl Client {
         conn.state = State::Established;
         self.stats.synack_received += 1;
         self.stats.established += 1;
-        let _ = self.handshake.record(now_us.saturating_sub(conn.t_syn).max(1));
+        let _ = self
+            .handshake
+            .record(now_us.saturating_sub(conn.t_syn).max(1));
         self.tcp(key, TcpFlags::ACK, conn.snd_nxt, conn.rcv_nxt);
         if let Some(req) = &self.cfg.request {
             let len = req.len() as u32;
@@ -617,7 +619,12 @@ impl Client {
     /// Send our FIN (RFC 9293 §3.10.4 CLOSE: "form a FIN segment and send it") and move to
     /// `next` (FIN-WAIT-1 when we close first, LAST-ACK after the server's FIN).
     fn send_fin(&mut self, key: Key, conn: &mut Conn, next: State) {
-        self.tcp(key, TcpFlags::FIN | TcpFlags::ACK, conn.snd_nxt, conn.rcv_nxt);
+        self.tcp(
+            key,
+            TcpFlags::FIN | TcpFlags::ACK,
+            conn.snd_nxt,
+            conn.rcv_nxt,
+        );
         conn.snd_nxt = conn.snd_nxt.add(1);
         conn.state = next;
     }
@@ -732,7 +739,9 @@ impl Client {
             End::Completed => {
                 self.stats.completed += 1;
                 self.last_done_us = now_us;
-                let _ = self.lifetime.record(now_us.saturating_sub(conn.t_syn).max(1));
+                let _ = self
+                    .lifetime
+                    .record(now_us.saturating_sub(conn.t_syn).max(1));
             }
             End::Reset => self.stats.failed_reset += 1,
             End::NoReply => self.stats.failed_no_reply += 1,

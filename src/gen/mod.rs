@@ -142,11 +142,7 @@ fn parse_addrs(s: &str) -> Result<Vec<IpAddr>, String> {
                         "--source {s:?}: at most {MAX_SOURCE_ADDRS} addresses; use a /24 or smaller"
                     ));
                 }
-                let (first, last) = if len < 31 {
-                    (1, count - 1)
-                } else {
-                    (0, count)
-                };
+                let (first, last) = if len < 31 { (1, count - 1) } else { (0, count) };
                 Ok((first..last)
                     .map(|i| IpAddr::V4(Ipv4Addr::from(start + i as u32)))
                     .collect())

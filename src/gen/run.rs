@@ -265,7 +265,11 @@ pub fn resolve_mac(target: IpAddr, ifname: &str) -> Result<[u8; 6]> {
         }
         if !poked {
             poked = true;
-            let bind = if target.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
+            let bind = if target.is_ipv4() {
+                "0.0.0.0:0"
+            } else {
+                "[::]:0"
+            };
             let sock = UdpSocket::bind(bind).context("UDP socket to resolve the target MAC")?;
             let _ = sock.send_to(b"synack gen: resolving the target MAC", (target, 9));
         }
@@ -374,8 +378,7 @@ pub fn run(opts: &GenOptions, stop: Arc<AtomicBool>) -> Result<GenReport> {
     loop {
         let t0 = Instant::now();
         let now = us(t0);
-        let opening =
-            open_end.is_none() && !stop.load(Ordering::Relaxed) && now < duration_us;
+        let opening = open_end.is_none() && !stop.load(Ordering::Relaxed) && now < duration_us;
         if opening && driver.all_started() {
             open_end = Some(now);
         }
