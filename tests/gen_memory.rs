@@ -20,6 +20,9 @@ const SERVER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x05];
 /// Step of the virtual clock, µs.
 const STEP_US: u64 = 50;
 
+/// Decides, per client frame (its index and bytes), whether the link loses it.
+type LossFn = Box<dyn FnMut(u64, &[u8]) -> bool>;
+
 /// A link between the generator and a synack worker. `drop_to_server` decides, per
 /// client frame (with its index), whether the link loses it.
 struct Sim {
@@ -27,7 +30,7 @@ struct Sim {
     srv: Worker<MemoryPort>,
     now_us: u64,
     sent_to_server: u64,
-    drop_to_server: Box<dyn FnMut(u64, &[u8]) -> bool>,
+    drop_to_server: LossFn,
     /// Server frames seen by the client, as (flags) of TCP segments.
     server_flags: Vec<TcpFlags>,
 }
@@ -42,7 +45,7 @@ fn clock(now_us: u64) -> Clock {
 fn tcp_flags(frame: &[u8]) -> Option<TcpFlags> {
     let eth = EthernetFrame::new_checked(frame).ok()?;
     let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
-    let tcp = TcpPacket::new_checked(&ip.payload()[..]).ok()?;
+    let tcp = TcpPacket::new_checked(ip.payload()).ok()?;
     Some(tcp.flags())
 }
 
@@ -154,7 +157,11 @@ fn connect_client_first_against_discard() {
     assert_clean(&s, 2000);
     assert_eq!(s.established, 2000);
     assert_eq!(s.synack_received, 2000);
-    assert_eq!(sim.srv.stack.core.active(), 0, "server still holds connections");
+    assert_eq!(
+        sim.srv.stack.core.active(),
+        0,
+        "server still holds connections"
+    );
     let c = sim.srv.stack.counters();
     assert_eq!(c.get(synack::counters::Event::Established), 2000);
     assert_eq!(sim.gen.client.in_flight(), 0);
@@ -252,7 +259,11 @@ fn lost_syn_is_retransmitted_after_one_second() {
     assert_eq!(s.syn_sent, 2);
     let h = sim.gen.client.handshake_histogram();
     // 1 s + one step, as stored with 3 significant digits.
-    assert!(h.min() >= 999_000 && h.max() < 1_010_000, "latency {} us", h.min());
+    assert!(
+        h.min() >= 999_000 && h.max() < 1_010_000,
+        "latency {} us",
+        h.min()
+    );
 }
 
 /// No answer at all: the SYN is retried `syn_retries` times (1 s, then 2 s) and the
@@ -268,7 +279,11 @@ fn unanswered_syn_fails_after_bounded_retries() {
     assert_eq!(s.completed, 0);
     assert_eq!(sim.gen.client.in_flight(), 0);
     // 1 s + 2 s + 4 s of waiting, bounded.
-    assert!(sim.now_us >= 7_000_000 && sim.now_us < 7_200_000, "{}", sim.now_us);
+    assert!(
+        sim.now_us >= 7_000_000 && sim.now_us < 7_200_000,
+        "{}",
+        sim.now_us
+    );
 }
 
 /// Pacing: 1000/s over 0.2 s of virtual time starts 200 connections (one at once, then
