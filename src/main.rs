@@ -229,8 +229,9 @@ struct GenArgs {
     /// Most connections open at once, 1..=4000000.
     #[arg(long, value_name = "N", default_value_t = 65_536)]
     max_in_flight: usize,
-    /// UMEM frames (power of two), 1024..=262144.
-    #[arg(long, value_name = "N", default_value_t = 8192)]
+    /// UMEM frames (power of two), 1024..=262144; 2 KiB each. A flood at full speed needs
+    /// many in flight, or replies are dropped for want of fill-ring frames.
+    #[arg(long, value_name = "N", default_value_t = 32768)]
     frames: u32,
     /// Write the report as JSON to PATH.
     #[arg(long, value_name = "PATH")]
