@@ -3,12 +3,15 @@
 #
 #   sudo scripts/bench-lab.sh [--out DIR] [--secs S] [--flood-packets N] [--connections N]
 #                             [--wrk-connections N] [--bin PATH]
+#                             [--server-xdp-mode generic|native] [--gen-xdp-mode generic|native]
 #
 # Two namespaces joined by one veth pair (single queue). CPU 0 is the server's: the synack
 # worker, or the kernel's TCP work (RPS on the server veth) plus the kernel server process.
 # CPU 1 is the generator's: trafgen, `synack gen` (with RPS on the client veth so its
-# receive work runs there too) and wrk. XDP is attached in generic mode on both ends, so
-# the XDP program and the AF_XDP copy run on the RPS CPU of each side.
+# receive work runs there too) and wrk. XDP is attached in generic mode on both ends by
+# default, so the XDP program and the AF_XDP copy run on the RPS CPU of each side;
+# `--server-xdp-mode native` (or `--gen-xdp-mode native`) attaches in native mode and
+# switches that veth to threaded NAPI with its thread pinned to the side's CPU.
 #
 # For each server (kernel: tcp_syncookies=2 and scripts/gen/kserver.c; synack run), with
 # the same generator:
@@ -30,7 +33,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 ARGS="$*"
 SECS=6
-FLOOD_PKTS=6000000
+FLOOD_PKTS=""
 CONNS=3000000
 WRK_CONNS=50
 SERVER_XDP=generic
@@ -39,7 +42,7 @@ OUT=""
 BIN=""
 
 die() { echo "bench-lab: $*" >&2; exit 1; }
-usage() { sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -56,6 +59,9 @@ while [ $# -gt 0 ]; do
     esac
 done
 [[ "$SECS" =~ ^[0-9]+$ ]] && [ "$SECS" -ge 4 ] && [ "$SECS" -le 60 ] || die "--secs: give 4..60"
+# Enough for the fastest flood to last the whole run: a flood that ends early leaves the
+# counting window half idle.
+FLOOD_PKTS=${FLOOD_PKTS:-$((SECS * 2000000))}
 [[ "$FLOOD_PKTS" =~ ^[0-9]+$ ]] && [ "$FLOOD_PKTS" -le 50000000 ] || die "--flood-packets: at most 50000000"
 [[ "$CONNS" =~ ^[0-9]+$ ]] && [ "$CONNS" -le 16000000 ] || die "--connections: at most 16000000"
 for m in "$SERVER_XDP" "$GEN_XDP"; do
@@ -64,6 +70,10 @@ done
 [ "$(id -u)" -eq 0 ] || die "needs root (network namespaces, XDP, AF_XDP)"
 [ "$(nproc)" -ge 2 ] || die "needs 2 CPUs (server on CPU 0, generator on CPU 1)"
 
+# This script and what it starts (the snapshots, synack run's stats thread) stay on CPU 1:
+# on CPU 0 they would be starved by the server's softirq work and stretch the windows.
+# Servers pin themselves to CPU 0 (taskset for kserver, synack's worker pinning).
+taskset -pc 1 $$ >/dev/null
 # --- packages, installed only when missing -------------------------------------------
 missing=()
 need() { command -v "$1" >/dev/null 2>&1 || missing+=("$2"); }
