@@ -299,7 +299,18 @@ fn gen_options(a: GenArgs) -> Result<synack::gen::run::GenOptions, String> {
         None => None,
     };
     if let Some(cpu) = a.cpu {
-        let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+        // Not available_parallelism(): that is this process's affinity, and a caller pinned
+        // to another CPU (taskset) may still place the generator anywhere.
+        let n = std::fs::read_to_string("/proc/stat")
+            .map(|s| {
+                s.lines()
+                    .filter(|l| {
+                        l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit)
+                    })
+                    .count()
+            })
+            .unwrap_or(1)
+            .max(1);
         if cpu >= n {
             return Err(format!("--cpu {cpu}: this machine has CPUs 0..{}", n - 1));
         }
