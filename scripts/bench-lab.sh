@@ -72,7 +72,7 @@ done
 
 # This script and what it starts (the snapshots, synack run's stats thread) stay on CPU 1:
 # on CPU 0 they would be starved by the server's softirq work and stretch the windows.
-# Servers pin themselves to CPU 0 (taskset for kserver, synack's worker pinning).
+# Servers are placed on CPU 0 (taskset for kserver, synack's own worker pinning).
 taskset -pc 1 $$ >/dev/null
 # --- packages, installed only when missing -------------------------------------------
 missing=()
@@ -324,7 +324,9 @@ ready_file = "$WORK/synack.ready"
 stats_json = "$STATS"
 stats_interval_ms = 100
 EOF
-ip netns exec "$SNS" "$BIN" --log-level warn run --config "$WORK/synack.toml" >"$WORK/synack.log" 2>&1 &
+# taskset 0-1: synack checks that its worker CPUs are in its affinity (ours is CPU 1 only);
+# the worker then pins itself to CPU 0.
+ip netns exec "$SNS" taskset -c 0-1 "$BIN" --log-level warn run --config "$WORK/synack.toml" >"$WORK/synack.log" 2>&1 &
 SPID=$!
 PIDS+=("$SPID")
 for _ in $(seq 100); do [ -f "$WORK/synack.ready" ] && break; sleep 0.1; done
