@@ -15,6 +15,7 @@ pub mod app;
 pub mod config;
 pub mod counters;
 pub mod engine;
+pub mod gen;
 pub mod io;
 pub mod lab;
 pub mod ops;

@@ -1,4 +1,4 @@
-//! The `synack` command: `run`, `check-config` and `lab`.
+//! The `synack` command: `run`, `check-config`, `lab` and `gen`.
 //!
 //! Exit codes: 0 success; 2 a usage or configuration error (one line on stderr naming
 //! the setting or flag and how to fix it); 1 a runtime error (the endpoint failed), with
@@ -53,6 +53,10 @@ enum Command {
     /// Build a veth lab in private network namespaces, run the endpoint in it, and
     /// drive connections and a bounded SYN flood against it (needs root).
     Lab(LabArgs),
+    /// Connection-rate generator on AF_XDP: open connections to a target from a source
+    /// range (or flood SYNs), bounded by --count and --duration; report rates and
+    /// handshake latency percentiles (needs root).
+    Gen(GenArgs),
 }
 
 #[derive(Args, Debug)]
@@ -186,6 +190,260 @@ impl From<LabArgs> for LabOverrides {
     }
 }
 
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:\n  \
+synack gen --interface veth-c --target 198.18.0.1:9 --count 100000 --duration 10 --cpu 1\n  \
+synack gen --interface veth-c --target 198.18.0.1:80 --syn-flood --count 2000000 --duration 5\n  \
+synack gen --interface veth-c --target 198.18.0.1:80 --http-get / --count 50000 --json gen.json\n\n\
+The target must route the source range back to this interface, e.g. on a Linux target:\n  \
+ip route add 198.19.0.0/24 via <this interface's address>\n\
+(synack itself answers on L2 to the frame's source MAC and needs no route).")]
+struct GenArgs {
+    /// Interface to send on (its kernel must reach the target on-link, for the MAC).
+    #[arg(long, value_name = "NAME")]
+    interface: String,
+    /// Target IP:PORT, e.g. 198.18.0.1:80 or [2001:2::1]:80.
+    #[arg(long, value_name = "IP:PORT")]
+    target: String,
+    /// Source addresses: CIDR (198.19.0.0/24), range (198.19.0.1-198.19.0.9) or one
+    /// address; at most 256. The target must route them back to this interface.
+    #[arg(long, value_name = "ADDRS", default_value = "198.19.0.0/24")]
+    source: String,
+    /// Source ports, LOW-HIGH.
+    #[arg(long, value_name = "LOW-HIGH", default_value = "1024-65535")]
+    source_ports: String,
+    /// New connections (or SYNs) per second; 0 = as fast as possible.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    rate: u64,
+    /// Most connections (or SYNs) to start, 1..=100000000.
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    count: u64,
+    /// Longest time to start new connections, seconds (0 < S <= 600).
+    #[arg(long, value_name = "S", default_value_t = 10.0)]
+    duration: f64,
+    /// Longest time open connections may still finish afterwards, milliseconds (<= 60000).
+    #[arg(long, value_name = "MS", default_value_t = 2000)]
+    drain_ms: u64,
+    /// Send SYNs only and count the SYN-ACKs (no state, no handshake completion).
+    #[arg(long)]
+    syn_flood: bool,
+    /// Bytes to send once established; \r \n \t escapes are understood.
+    #[arg(long, value_name = "TEXT", conflicts_with_all = ["http_get", "syn_flood"])]
+    request: Option<String>,
+    /// Shorthand for --request "GET PATH HTTP/1.1\r\nHost: TARGET\r\n\r\n" (keep-alive;
+    /// add --server-first for "Connection: close" and let the server close).
+    #[arg(long, value_name = "PATH", conflicts_with = "syn_flood")]
+    http_get: Option<String>,
+    /// Reply bytes that make a reply complete [default: 1].
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    expect_bytes: u32,
+    /// Let the server close first (wait for its FIN); default: the client closes first.
+    #[arg(long)]
+    server_first: bool,
+    /// CPU to pin the generator to.
+    #[arg(long, value_name = "CPU")]
+    cpu: Option<usize>,
+    /// XDP attach mode: auto, native or generic. On veth use generic with RPS so that
+    /// receive work runs on the generator's CPU.
+    #[arg(long, value_name = "MODE", default_value = "auto")]
+    xdp_mode: String,
+    /// Target MAC (aa:bb:cc:dd:ee:ff); default: the kernel's neighbour entry.
+    #[arg(long, value_name = "MAC")]
+    target_mac: Option<String>,
+    /// NIC queue to bind to.
+    #[arg(long, value_name = "Q", default_value_t = 0)]
+    queue: u32,
+    /// Most SYNs started per loop iteration (one TX kick per iteration), 1..=2048.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    batch: usize,
+    /// Most connections open at once, 1..=4000000.
+    #[arg(long, value_name = "N", default_value_t = 65_536)]
+    max_in_flight: usize,
+    /// UMEM frames (power of two), 1024..=262144; 2 KiB each. A flood at full speed needs
+    /// many in flight, or replies are dropped for want of fill-ring frames.
+    #[arg(long, value_name = "N", default_value_t = 32768)]
+    frames: u32,
+    /// Write the report as JSON to PATH.
+    #[arg(long, value_name = "PATH")]
+    json: Option<PathBuf>,
+}
+
+/// Check the generator flags; the error names the flag and the remedy.
+fn gen_options(a: GenArgs) -> Result<synack::gen::run::GenOptions, String> {
+    use std::net::{IpAddr, SocketAddr};
+    use synack::gen::driver::Pace;
+    use synack::gen::{ClientConfig, CloseOrder, SourceRange};
+    let target: SocketAddr = a.target.parse().map_err(|_| {
+        format!(
+            "--target {:?}: give IP:PORT, e.g. 198.18.0.1:80 or [2001:2::1]:80",
+            a.target
+        )
+    })?;
+    if target.port() == 0 {
+        return Err("--target: port 0 cannot be connected to".into());
+    }
+    let sources = SourceRange::parse(&a.source, &a.source_ports)?;
+    if sources.is_v6() != target.is_ipv6() {
+        return Err(format!(
+            "--source {:?} and --target {} are of different families",
+            a.source, a.target
+        ));
+    }
+    if sources.has_addr(&target.ip()) {
+        return Err(format!("--source {:?} contains the target", a.source));
+    }
+    if !(1..=100_000_000).contains(&a.count) {
+        return Err(format!("--count {}: give 1..=100000000", a.count));
+    }
+    if !(a.duration > 0.0 && a.duration <= 600.0) {
+        return Err(format!("--duration {}: give 0 < S <= 600", a.duration));
+    }
+    if a.drain_ms > 60_000 {
+        return Err(format!("--drain-ms {}: give at most 60000", a.drain_ms));
+    }
+    if !(1..=2048).contains(&a.batch) {
+        return Err(format!("--batch {}: give 1..=2048", a.batch));
+    }
+    if !(1..=4_000_000).contains(&a.max_in_flight) {
+        return Err(format!(
+            "--max-in-flight {}: give 1..=4000000",
+            a.max_in_flight
+        ));
+    }
+    if !a.frames.is_power_of_two() || !(1024..=262_144).contains(&a.frames) {
+        return Err(format!(
+            "--frames {}: give a power of two in 1024..=262144",
+            a.frames
+        ));
+    }
+    let xdp_mode = match a.xdp_mode.as_str() {
+        "auto" => synack::io::XdpMode::Auto,
+        "native" => synack::io::XdpMode::Native,
+        "generic" => synack::io::XdpMode::Generic,
+        m => return Err(format!("--xdp-mode {m:?}: give auto, native or generic")),
+    };
+    let target_mac = match &a.target_mac {
+        Some(m) => Some(synack::gen::run::parse_mac(m).ok_or_else(|| {
+            format!("--target-mac {m:?}: give six hex bytes, e.g. 02:00:00:00:00:01")
+        })?),
+        None => None,
+    };
+    if let Some(cpu) = a.cpu {
+        // Not available_parallelism(): that is this process's affinity, and a caller pinned
+        // to another CPU (taskset) may still place the generator anywhere.
+        let n = std::fs::read_to_string("/proc/stat")
+            .map(|s| {
+                s.lines()
+                    .filter(|l| {
+                        l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit)
+                    })
+                    .count()
+            })
+            .unwrap_or(1)
+            .max(1);
+        if cpu >= n {
+            return Err(format!("--cpu {cpu}: this machine has CPUs 0..{}", n - 1));
+        }
+    }
+    let close = if a.server_first {
+        CloseOrder::ServerFirst
+    } else {
+        CloseOrder::ClientFirst
+    };
+    let request = match (&a.request, &a.http_get) {
+        (Some(r), _) => Some(unescape(r).into_bytes()),
+        (None, Some(path)) => {
+            let host = match target.ip() {
+                IpAddr::V4(ip) => ip.to_string(),
+                IpAddr::V6(ip) => format!("[{ip}]"),
+            };
+            let conn = if a.server_first {
+                "Connection: close\r\n"
+            } else {
+                ""
+            };
+            Some(format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n{conn}\r\n").into_bytes())
+        }
+        (None, None) => None,
+    };
+    if let Some(r) = &request {
+        if r.is_empty() || r.len() > 1400 {
+            return Err("--request: give 1..=1400 bytes (one segment)".into());
+        }
+    }
+    let mut client = ClientConfig::new(target.ip(), target.port(), sources);
+    client.request = request;
+    client.expect_bytes = a.expect_bytes.max(1);
+    client.close = close;
+    client.syn_flood = a.syn_flood;
+    let mut secret = [0u8; 8];
+    let _ = getrandom::fill(&mut secret);
+    client.iss_secret = u64::from_ne_bytes(secret);
+    Ok(synack::gen::run::GenOptions {
+        interface: a.interface,
+        queue: a.queue,
+        target_mac,
+        client,
+        pace: Pace {
+            rate: (a.rate > 0).then_some(a.rate),
+            count: a.count,
+            max_in_flight: a.max_in_flight,
+            batch: a.batch,
+        },
+        duration: std::time::Duration::from_secs_f64(a.duration),
+        drain: std::time::Duration::from_millis(a.drain_ms),
+        cpu: a.cpu,
+        xdp_mode,
+        frame_count: a.frames,
+        ring_size: (a.frames / 2).min(4096),
+        json: a.json,
+    })
+}
+
+/// `\r`, `\n`, `\t` and `\\` in a command-line request.
+fn unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('r') => out.push('\r'),
+            Some('n') => out.push('\n'),
+            Some('t') => out.push('\t'),
+            Some(o) => {
+                out.push('\\');
+                out.push(o);
+            }
+            None => out.push('\\'),
+        }
+    }
+    out
+}
+
+fn gen(args: GenArgs) -> ExitCode {
+    let opts = match gen_options(args) {
+        Ok(o) => o,
+        Err(msg) => return fail_config(&msg),
+    };
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        if let Err(e) = signal_hook::flag::register(sig, stop.clone()) {
+            return fail_runtime(&anyhow::Error::new(e).context("installing signal handlers"));
+        }
+    }
+    match synack::gen::run::run(&opts, stop) {
+        Ok(report) => {
+            println!("synack gen");
+            print!("{}", report.table());
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail_runtime(&e),
+    }
+}
+
 fn main() -> ExitCode {
     // clap prints help/version (exit 0) and usage errors (exit 2) itself.
     let cli = Cli::parse();
@@ -230,6 +488,7 @@ fn main() -> ExitCode {
             },
             Err(e) => fail_config(&e.to_string()),
         },
+        Command::Gen(args) => gen(args),
     }
 }
 

@@ -1,0 +1,494 @@
+//! The control path of `synack gen`: attach the XDP program for the source range, open
+//! the AF_XDP socket, find the target's MAC, run the [`Driver`] loop pinned to one CPU,
+//! and report (a human table on stdout, JSON on request).
+
+use crate::app::{interface_mac, write_json_atomic};
+use crate::gen::client::{Client, ClientConfig, CloseOrder, GenStats};
+use crate::gen::driver::{Driver, Pace};
+use crate::gen::SourceRange;
+use crate::io::afxdp::{AfXdpConfig, AfXdpPort};
+use crate::io::bpf::{Filter, XdpProgram};
+use crate::io::{Port, PortStats, XdpMode};
+use crate::table::L2Path;
+use anyhow::{bail, Context, Result};
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use std::net::{IpAddr, UdpSocket};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Everything `synack gen` needs.
+#[derive(Debug, Clone)]
+pub struct GenOptions {
+    /// Interface to send on (the generator's veth end, or a NIC).
+    pub interface: String,
+    /// NIC queue to bind to (replies must arrive on it).
+    pub queue: u32,
+    /// Target MAC; `None` resolves it through the kernel's neighbour table.
+    pub target_mac: Option<[u8; 6]>,
+    /// Per-connection behaviour.
+    pub client: ClientConfig,
+    /// Rate, count, in-flight bound, batch.
+    pub pace: Pace,
+    /// Longest time new connections are started.
+    pub duration: Duration,
+    /// Longest time open connections may still finish after that.
+    pub drain: Duration,
+    /// CPU to pin the loop to.
+    pub cpu: Option<usize>,
+    /// XDP attach mode.
+    pub xdp_mode: XdpMode,
+    /// UMEM frames.
+    pub frame_count: u32,
+    /// Ring entries.
+    pub ring_size: u32,
+    /// Where to write the JSON report.
+    pub json: Option<PathBuf>,
+}
+
+/// Latency percentiles in microseconds.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Percentiles {
+    /// Samples.
+    pub count: u64,
+    /// Mean.
+    pub mean: f64,
+    /// Median.
+    pub p50: u64,
+    /// 90th percentile.
+    pub p90: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// 99.9th percentile.
+    pub p999: u64,
+    /// Largest.
+    pub max: u64,
+}
+
+impl Percentiles {
+    /// From an HDR histogram.
+    pub fn of(h: &Histogram<u64>) -> Self {
+        if h.is_empty() {
+            return Percentiles::default();
+        }
+        Percentiles {
+            count: h.len(),
+            mean: h.mean(),
+            p50: h.value_at_quantile(0.5),
+            p90: h.value_at_quantile(0.9),
+            p99: h.value_at_quantile(0.99),
+            p999: h.value_at_quantile(0.999),
+            max: h.max(),
+        }
+    }
+}
+
+/// Rates per second.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Rates {
+    /// Connections (or SYNs) started per second, over the opening window.
+    pub attempted_per_sec: f64,
+    /// SYN-ACKs received per second, over the opening window.
+    pub synack_per_sec: f64,
+    /// Connections completed per second, from the first SYN to the last completion.
+    pub completed_per_sec: f64,
+    /// Connections failed per second, over the whole run.
+    pub failed_per_sec: f64,
+}
+
+/// The report `synack gen` prints and writes.
+#[derive(Debug, Clone, Serialize)]
+pub struct GenReport {
+    /// "syn-flood", "connect" or "request".
+    pub mode: &'static str,
+    /// Target address:port.
+    pub target: String,
+    /// Interface used.
+    pub interface: String,
+    /// XDP mode in use.
+    pub xdp_mode: XdpMode,
+    /// CPU the loop was pinned to.
+    pub cpu: Option<usize>,
+    /// Who closed first.
+    pub close: CloseOrder,
+    /// Source addresses × ports.
+    pub source_tuples: u64,
+    /// Seconds from the first SYN to the end of the opening window.
+    pub open_secs: f64,
+    /// Seconds from the first SYN to the end of the run.
+    pub elapsed_secs: f64,
+    /// Share of loop time spent in iterations that had work, 0..1.
+    pub busy_fraction: f64,
+    /// Counts.
+    pub stats: GenStats,
+    /// Rates per second.
+    pub rates: Rates,
+    /// SYN → SYN-ACK latency, µs (first SYN, so a retransmission shows as +1 s).
+    pub handshake_us: Percentiles,
+    /// SYN → clean close latency, µs.
+    pub lifetime_us: Percentiles,
+    /// Frames received and sent.
+    pub rx_frames: u64,
+    /// Frames sent.
+    pub tx_frames: u64,
+    /// AF_XDP socket statistics.
+    pub xdp_socket: PortStats,
+}
+
+impl GenReport {
+    /// The human table.
+    pub fn table(&self) -> String {
+        let s = &self.stats;
+        let h = &self.handshake_us;
+        let l = &self.lifetime_us;
+        let mut t = String::new();
+        let mut line = |k: &str, v: String| t.push_str(&format!("  {k:<26} {v}\n"));
+        line("mode", format!("{} -> {}", self.mode, self.target));
+        line(
+            "where",
+            format!(
+                "{} ({:?} XDP), cpu {}",
+                self.interface,
+                self.xdp_mode,
+                self.cpu.map_or("any".into(), |c| c.to_string())
+            ),
+        );
+        line(
+            "time",
+            format!(
+                "{:.3} s opening, {:.3} s in all, loop busy {:.0}%",
+                self.open_secs,
+                self.elapsed_secs,
+                self.busy_fraction * 100.0
+            ),
+        );
+        line(
+            "attempted",
+            format!("{} ({:.0}/s)", s.attempted, self.rates.attempted_per_sec),
+        );
+        line(
+            "SYN-ACKs received",
+            format!("{} ({:.0}/s)", s.synack_received, self.rates.synack_per_sec),
+        );
+        if self.mode != "syn-flood" {
+            line("established", s.established.to_string());
+            if self.mode == "request" {
+                line("replies", s.replies.to_string());
+            }
+            line(
+                "completed",
+                format!("{} ({:.0}/s)", s.completed, self.rates.completed_per_sec),
+            );
+        }
+        line(
+            "failed",
+            format!(
+                "{} (reset {}, timeout {}, no reply {}), unfinished {}",
+                s.failed(),
+                s.failed_reset,
+                s.failed_timeout,
+                s.failed_no_reply,
+                s.unfinished
+            ),
+        );
+        line(
+            "SYN retransmits",
+            format!("{} of {} SYNs sent", s.syn_retransmits, s.syn_sent),
+        );
+        if h.count > 0 {
+            line(
+                "handshake us p50/90/99/99.9",
+                format!(
+                    "{}/{}/{}/{} (max {}, n {})",
+                    h.p50, h.p90, h.p99, h.p999, h.max, h.count
+                ),
+            );
+        }
+        if l.count > 0 {
+            line(
+                "connection us p50/90/99",
+                format!("{}/{}/{} (max {})", l.p50, l.p90, l.p99, l.max),
+            );
+        }
+        let drops: Vec<String> = s
+            .drops_by_name()
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(k, n)| format!("{k}={n}"))
+            .collect();
+        line(
+            "frames",
+            format!(
+                "rx {} tx {}; xsk rx_dropped {} fill_empty {}; drops [{}]",
+                self.rx_frames,
+                self.tx_frames,
+                self.xdp_socket.rx_dropped,
+                self.xdp_socket.rx_fill_ring_empty_descs,
+                drops.join(" ")
+            ),
+        );
+        t
+    }
+}
+
+/// Parse `aa:bb:cc:dd:ee:ff`.
+pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let parts: Vec<&str> = s.trim().split(':').collect();
+    if parts.len() != 6 {
+        return None;
+    }
+    let mut mac = [0u8; 6];
+    for (m, p) in mac.iter_mut().zip(parts) {
+        *m = u8::from_str_radix(p, 16).ok()?;
+    }
+    Some(mac)
+}
+
+/// The target's MAC from the kernel's neighbour table (in this network namespace). When it
+/// is not there, a UDP datagram to the target's discard port makes the kernel resolve it
+/// (ARP or NDP); the answer is awaited for up to 2 s. The AF_XDP socket cannot see that
+/// answer itself: the XDP program steers only ARP *requests* for our addresses to it.
+pub fn resolve_mac(target: IpAddr, ifname: &str) -> Result<[u8; 6]> {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut poked = false;
+    loop {
+        if let Some(mac) = neighbour(target, ifname) {
+            return Ok(mac);
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "no neighbour entry for {target} on {ifname}: is the target on-link from \
+                 {ifname}? give it with --target-mac"
+            );
+        }
+        if !poked {
+            poked = true;
+            let bind = if target.is_ipv4() {
+                "0.0.0.0:0"
+            } else {
+                "[::]:0"
+            };
+            let sock = UdpSocket::bind(bind).context("UDP socket to resolve the target MAC")?;
+            let _ = sock.send_to(b"synack gen: resolving the target MAC", (target, 9));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn neighbour(target: IpAddr, ifname: &str) -> Option<[u8; 6]> {
+    let out = std::process::Command::new("ip")
+        .args(["neigh", "show", &target.to_string(), "dev", ifname])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    // "198.18.0.1 lladdr 02:..:.. REACHABLE"
+    let mut words = text.split_whitespace();
+    while let Some(w) = words.next() {
+        if w == "lladdr" {
+            return words.next().and_then(parse_mac);
+        }
+    }
+    None
+}
+
+/// The XDP filter for a source range: replies to our source addresses and ports come to
+/// the AF_XDP socket; standalone mode brings ARP requests for the source addresses too.
+pub fn source_filter(sources: &SourceRange) -> Filter {
+    Filter {
+        ipv4: sources
+            .addrs
+            .iter()
+            .filter_map(|a| match a {
+                IpAddr::V4(a) => Some(*a),
+                _ => None,
+            })
+            .collect(),
+        ipv6: sources
+            .addrs
+            .iter()
+            .filter_map(|a| match a {
+                IpAddr::V6(a) => Some(*a),
+                _ => None,
+            })
+            .collect(),
+        ports: (sources.ports.0..=sources.ports.1).collect(),
+        standalone: true,
+    }
+}
+
+/// Run the generator until the count is started and finished, or the duration and drain
+/// have passed, or `stop` is set.
+pub fn run(opts: &GenOptions, stop: Arc<AtomicBool>) -> Result<GenReport> {
+    if let Some(cpu) = opts.cpu {
+        if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
+            bail!("could not pin the generator to CPU {cpu}: does it exist?");
+        }
+    }
+    let filter = source_filter(&opts.client.sources);
+    let mut prog = XdpProgram::attach(&opts.interface, opts.xdp_mode, &filter)
+        .with_context(|| format!("attaching the XDP program to {}", opts.interface))?;
+    let mode = prog.mode();
+    let port = AfXdpPort::open(
+        &opts.interface,
+        opts.queue,
+        &AfXdpConfig {
+            frame_size: 2048,
+            frame_count: opts.frame_count,
+            ring_size: opts.ring_size,
+            busy_poll: false,
+            mode,
+        },
+    )
+    .with_context(|| {
+        format!(
+            "opening the AF_XDP socket on {} queue {}",
+            opts.interface, opts.queue
+        )
+    })?;
+    prog.register_socket(opts.queue, port.fd())?;
+    let local_mac = interface_mac(&opts.interface)?;
+    let remote_mac = match opts.target_mac {
+        Some(m) => m,
+        None => resolve_mac(opts.client.target, &opts.interface)?,
+    };
+    let l2 = L2Path {
+        local_mac,
+        remote_mac,
+        vlan: None,
+    };
+    tracing::info!(
+        interface = %opts.interface,
+        xdp_mode = ?mode,
+        target = %format!("{}:{}", opts.client.target, opts.client.target_port),
+        target_mac = %fmt_mac(&remote_mac),
+        tuples = opts.client.sources.len(),
+        "generator ready"
+    );
+    let mut driver = Driver::new(Client::new(opts.client.clone()), port, l2, opts.pace);
+    let start = Instant::now();
+    let us = |t: Instant| t.duration_since(start).as_micros() as u64;
+    let duration_us = opts.duration.as_micros() as u64;
+    let drain_us = opts.drain.as_micros() as u64;
+    let mut open_end: Option<u64> = None;
+    let mut last_rx = 0u64;
+    let mut idle_polls = 0u32;
+    let mut busy = Duration::ZERO;
+    loop {
+        let t0 = Instant::now();
+        let now = us(t0);
+        let opening = open_end.is_none() && !stop.load(Ordering::Relaxed) && now < duration_us;
+        if opening && driver.all_started() {
+            open_end = Some(now);
+        }
+        let opening = opening && open_end.is_none();
+        if !opening && open_end.is_none() {
+            open_end = Some(now);
+        }
+        let before_tx = driver.tx_frames;
+        let n = driver.poll(now, opening);
+        let t1 = Instant::now();
+        if n > 0 || driver.tx_frames > before_tx {
+            busy += t1 - t0;
+            idle_polls = 0;
+        } else {
+            idle_polls = idle_polls.saturating_add(1);
+        }
+        if n > 0 {
+            last_rx = now;
+        }
+        if let Some(end) = open_end {
+            let flood = opts.client.syn_flood;
+            let quiet = now.saturating_sub(last_rx.max(end)) > 200_000;
+            if (flood && quiet) || (!flood && driver.idle()) || now >= end + drain_us {
+                break;
+            }
+            if stop.load(Ordering::Relaxed) && now >= end + 100_000 {
+                break;
+            }
+            if idle_polls > 64 {
+                driver.port.wait(Duration::from_millis(1));
+            }
+        }
+    }
+    let end_us = us(Instant::now());
+    driver.client.finish();
+    let first = driver.first_open_us().unwrap_or(0);
+    let open_secs = (open_end.unwrap_or(end_us).saturating_sub(first)) as f64 / 1e6;
+    let elapsed_secs = end_us.saturating_sub(first) as f64 / 1e6;
+    let stats = driver.client.stats().clone();
+    let per = |n: u64, secs: f64| if secs > 0.0 { n as f64 / secs } else { 0.0 };
+    let done_secs = driver.client.last_done_us().saturating_sub(first) as f64 / 1e6;
+    let report = GenReport {
+        mode: if opts.client.syn_flood {
+            "syn-flood"
+        } else if opts.client.request.is_some() {
+            "request"
+        } else {
+            "connect"
+        },
+        target: match opts.client.target {
+            IpAddr::V4(a) => format!("{a}:{}", opts.client.target_port),
+            IpAddr::V6(a) => format!("[{a}]:{}", opts.client.target_port),
+        },
+        interface: opts.interface.clone(),
+        xdp_mode: mode,
+        cpu: opts.cpu,
+        close: opts.client.close,
+        source_tuples: opts.client.sources.len(),
+        open_secs,
+        elapsed_secs,
+        busy_fraction: busy.as_secs_f64() / start.elapsed().as_secs_f64().max(1e-9),
+        rates: Rates {
+            attempted_per_sec: per(stats.attempted, open_secs),
+            synack_per_sec: per(stats.synack_received, open_secs),
+            completed_per_sec: per(stats.completed, done_secs),
+            failed_per_sec: per(stats.failed(), elapsed_secs),
+        },
+        handshake_us: Percentiles::of(driver.client.handshake_histogram()),
+        lifetime_us: Percentiles::of(driver.client.lifetime_histogram()),
+        rx_frames: driver.rx_frames,
+        tx_frames: driver.tx_frames,
+        xdp_socket: driver.port.stats(),
+        stats,
+    };
+    if let Some(path) = &opts.json {
+        write_json_atomic(path, &report)
+            .with_context(|| format!("writing --json {}", path.display()))?;
+    }
+    drop(driver);
+    drop(prog);
+    Ok(report)
+}
+
+fn fmt_mac(m: &[u8; 6]) -> String {
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mac_parsing() {
+        assert_eq!(
+            parse_mac("02:00:5e:10:00:0a"),
+            Some([2, 0, 0x5e, 0x10, 0, 0x0a])
+        );
+        assert_eq!(parse_mac("02:00:5e:10:00"), None);
+        assert_eq!(parse_mac("zz:00:5e:10:00:0a"), None);
+    }
+
+    #[test]
+    fn filter_covers_the_source_range() {
+        let r = SourceRange::parse("198.19.0.0/30", "1024-1030").unwrap();
+        let f = source_filter(&r);
+        assert_eq!(f.ipv4.len(), 2);
+        assert_eq!(f.ports.len(), 7);
+        assert!(f.standalone);
+    }
+}
