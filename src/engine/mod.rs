@@ -925,6 +925,7 @@ impl<P: Port> Worker<P> {
         let mut last_publish = Instant::now();
         let mut idle_polls = 0u32;
         let mut stopping: Option<Instant> = None;
+        let mut last_drain_check = start;
         let mut busy = Duration::ZERO;
         loop {
             let t0 = Instant::now();
@@ -958,11 +959,16 @@ impl<P: Port> Worker<P> {
                     self.port.flush();
                     stopping = Some(Instant::now());
                 }
-                // TIME-WAIT needs nothing from us: stop once every other state is gone.
+                // TIME-WAIT needs nothing from us: stop once every other state is gone
+                // (counting states walks the slab, so only on idle polls, every 20 ms).
                 Some(t)
                     if t.elapsed() >= drain
                         || (idle_polls > 0
-                            && self.stack.core.states()[..6].iter().all(|&n| n == 0)) =>
+                            && t1 - last_drain_check >= Duration::from_millis(20)
+                            && {
+                                last_drain_check = t1;
+                                self.stack.core.states()[..6].iter().all(|&n| n == 0)
+                            }) =>
                 {
                     break
                 }
