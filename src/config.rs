@@ -987,6 +987,11 @@ fn check_path(p: Option<&Path>) -> Result<(), String> {
         Some(p) if p.as_os_str().to_string_lossy().ends_with('/') => {
             Err(format!("{} names a directory, not a file", p.display()))
         }
+        // These files are replaced by rename: never over a device, pipe or directory
+        // (a stats file of /dev/null would replace the device with a regular file).
+        Some(p) if std::fs::symlink_metadata(p).is_ok_and(|m| !m.file_type().is_file()) => {
+            Err(format!("{} exists and is not a regular file", p.display()))
+        }
         _ => Ok(()),
     }
 }
@@ -1590,6 +1595,8 @@ mod tests {
             ("ops", "metrics = \"nowhere\"", "ops.metrics"),
             ("ops", "metrics = 9100", "ops.metrics"),
             ("ops", "capture = \"\"", "ops.capture"),
+            ("ops", "stats_json = \"/dev/null\"", "ops.stats_json"),
+            ("ops", "ready_file = \"/tmp\"", "ops.ready_file"),
             ("ops", "capture_mode = \"sample:0\"", "ops.capture_mode"),
             ("ops", "capture_mode = \"some\"", "ops.capture_mode"),
             ("ops", "view = \"fancy\"", "ops.view"),
