@@ -136,26 +136,27 @@ fn tshark(file: &Path, fields: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Start the endpoint capturing in `mode` to a fresh temporary file, with one more flag.
+fn start_capturing(
+    lab: &Lab,
+    mode: &str,
+    flag: &str,
+) -> (std::path::PathBuf, std::path::PathBuf, Endpoint) {
+    let dir = std::env::temp_dir().join(format!("synack-cap-{}-{mode}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join(format!("{mode}.pcapng"));
+    let path = file.to_str().unwrap().to_owned();
+    let ep = start(lab, "", &["--capture", &path, "--capture-mode", mode, flag]);
+    (dir, file, ep)
+}
+
 #[test]
 fn capture_of_dropped_frames_reads_back_in_tshark_with_reasons() {
     if !common::require_root("capture_of_dropped_frames_reads_back_in_tshark_with_reasons") {
         return;
     }
     let lab = Lab::new("capdrop", 1);
-    let dir = std::env::temp_dir().join(format!("synack-cap-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("dropped.pcapng");
-    let ep = start(
-        &lab,
-        "",
-        &[
-            "--capture",
-            file.to_str().unwrap(),
-            "--capture-mode",
-            "dropped",
-            "--quiet",
-        ],
-    );
+    let (dir, file, ep) = start_capturing(&lab, "dropped", "--quiet");
     // A keepalive probe (SEG.SEQ = RCV.NXT - 1, RFC 9293 §3.8.4) is unacceptable by the
     // sequence check: it is answered with an ACK and dropped as out_of_window.
     let s = connect(&lab, 9);
@@ -185,20 +186,7 @@ fn capture_all_and_live_json_lines() {
         return;
     }
     let lab = Lab::new("capall", 1);
-    let dir = std::env::temp_dir().join(format!("synack-capall-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("all.pcapng");
-    let ep = start(
-        &lab,
-        "",
-        &[
-            "--capture",
-            file.to_str().unwrap(),
-            "--capture-mode",
-            "all",
-            "--json-lines",
-        ],
-    );
+    let (dir, file, ep) = start_capturing(&lab, "all", "--json-lines");
     let mut s = connect(&lab, 7);
     echo(&mut s, b"capture me");
     drop(s);
