@@ -91,8 +91,13 @@ for t in "${targets[@]}"; do
     elapsed=$(( $(date +%s) - start ))
     # The last status line: "#N  DONE/pulse  cov: C ft: F corp: U/S exec/s: E rss: R".
     last=$(grep -E '^#[0-9]+' "$log" | tail -n 1 || true)
-    executed=$(sed -n 's/^stat::number_executed_units: *//p' "$log" | tail -n 1)
-    rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n 1)
+    executed=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
+    # "Done N runs in S second(s)": libFuzzer's own average rounds S down to 0 on short runs.
+    done_secs=$(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$log" | tail -n 1)
+    rate=""
+    if [ -n "$executed" ] && [ -n "$done_secs" ]; then
+        rate=$(( executed / (done_secs > 0 ? done_secs : 1) ))
+    fi
     rss=$(sed -n 's/^stat::peak_rss_mb: *//p' "$log" | tail -n 1)
     cov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$last")
     ft=$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$last")
