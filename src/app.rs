@@ -1,6 +1,8 @@
 //! The control path of `synack run`: attach the XDP program, open one AF_XDP socket per
 //! worker, pin the workers, report readiness and statistics, stop cleanly on a signal.
 
+#![forbid(unsafe_code)]
+
 use crate::config::{Config, FullPolicy, LabOptions, ListenMode, View};
 use crate::counters::{Counters, DropReason, Event};
 use crate::engine::{

@@ -14,6 +14,8 @@
 //! setting, with its default, is `config/default.toml` ([`DEFAULT_CONFIG`]); the defaults
 //! are also written on each field below and in the `Default` impls.
 
+#![forbid(unsafe_code)]
+
 use std::collections::HashSet;
 use std::fmt;
 use std::net::IpAddr;

@@ -6,6 +6,8 @@
 //! This module sits below every layer (it imports nothing from the crate) so that `wire`,
 //! `tcp`, `table`, `engine` and `io` can all count into the same structure.
 
+#![forbid(unsafe_code)]
+
 use serde::Serialize;
 
 macro_rules! counter_enum {

@@ -18,6 +18,8 @@
 //! not own 198.19.0.0/16 and does not forward, so it drops them (counted as
 //! `Ip InAddrErrors`) and no RST comes back to disturb the numbers.
 
+#![forbid(unsafe_code)]
+
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};

@@ -1,6 +1,8 @@
 //! Operator tooling, all off the hot path: the Prometheus text endpoint, the pcapng capture
 //! writer, and the per-second live view.
 
+#![forbid(unsafe_code)]
+
 use crate::app::Report;
 use crate::counters::{DropReason, Event};
 use crate::engine::Captured;

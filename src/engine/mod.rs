@@ -7,6 +7,8 @@
 //! [`io::Port`]: batches of up to 64 frames, one clock reading per batch, timers fired from
 //! the loop, handoff of foreign flows to their owner through bounded lock-free queues.
 
+#![forbid(unsafe_code)]
+
 pub mod rss;
 
 use crate::counters::{Counters, DropReason, Event};

@@ -20,6 +20,8 @@
 //!   tests), with SYNs filled in batches and one kick per loop iteration.
 //! - [`run`]: `synack gen` itself.
 
+#![forbid(unsafe_code)]
+
 pub mod client;
 pub mod driver;
 pub mod run;

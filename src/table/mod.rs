@@ -10,6 +10,8 @@
 //! The index hash is hashbrown's default (foldhash), randomly seeded per table, so remote
 //! peers cannot aim their 4-tuples at one bucket chain without learning the seed.
 
+#![forbid(unsafe_code)]
+
 use crate::counters::{Counters, DropReason, Event};
 use crate::tcp::conn::{ChallengeLimiter, Conn, Ctx, State, Verdict};
 use crate::tcp::cookie::CookieJar;

@@ -9,6 +9,8 @@
 //! - [`responder`]: what the server does with a connection (discard, echo, http, close).
 //! - [`timer`]: timer kinds with their deadlines, and the per-core timer wheel.
 
+#![forbid(unsafe_code)]
+
 pub mod conn;
 pub mod cookie;
 pub mod listen;
