@@ -33,9 +33,7 @@ use anyhow::{bail, Context, Result};
 use crate::config::{Config, LabOptions};
 use crate::io::afxdp::{AfXdpConfig, AfXdpPort};
 use crate::io::{Port, XdpMode};
-use crate::wire::{
-    ip_protocol, EtherType, EthernetRepr, Ipv4Repr, SeqNumber, TcpFlags, TcpOptions, TcpRepr,
-};
+use crate::wire::{SeqNumber, TcpFlags, TcpFrame, TcpOptions, TcpRepr};
 
 /// The server side's config (interface `synack-srv`, 198.18.0.1 and 2001:2::1, ports 80
 /// http, 7 echo, 9 discard, 13 close); the lab adjusts workers, XDP mode and `ops`.
@@ -157,41 +155,31 @@ pub fn syn_frame(
     dst_port: u16,
     seq: u32,
 ) -> usize {
-    let eth = EthernetRepr {
-        src: src_mac,
-        dst: dst_mac,
+    let frame = TcpFrame {
+        src_mac,
+        dst_mac,
         vlan: None,
-        ethertype: EtherType::IPV4,
-    };
-    let tcp = TcpRepr {
-        src_port,
-        dst_port,
-        seq: SeqNumber(seq),
-        ack: SeqNumber(0),
-        flags: TcpFlags::SYN,
-        window: 64240,
-        options: TcpOptions {
-            mss: Some(1460),
-            window_scale: Some(7),
-            sack_permitted: true,
-            timestamps: Some((seq.rotate_left(7), 0)),
-            ..TcpOptions::default()
-        },
-        payload: &[],
-    };
-    let ip = Ipv4Repr {
-        src,
-        dst,
-        protocol: ip_protocol::TCP,
-        payload_len: tcp.buffer_len(),
+        src: src.into(),
+        dst: dst.into(),
         ttl: 64,
+        tcp: TcpRepr {
+            src_port,
+            dst_port,
+            seq: SeqNumber(seq),
+            ack: SeqNumber(0),
+            flags: TcpFlags::SYN,
+            window: 64240,
+            options: TcpOptions {
+                mss: Some(1460),
+                window_scale: Some(7),
+                sack_permitted: true,
+                timestamps: Some((seq.rotate_left(7), 0)),
+                ..TcpOptions::default()
+            },
+            payload: &[],
+        },
     };
-    let l2 = eth.header_len();
-    eth.emit(buf);
-    ip.emit(&mut buf[l2..]);
-    let l3 = l2 + Ipv4Repr::HEADER_LEN;
-    tcp.emit(&mut buf[l3..], &IpAddr::V4(src), &IpAddr::V4(dst));
-    l3 + tcp.buffer_len()
+    frame.emit(buf).unwrap_or(0)
 }
 
 /// Source address and port of flood packet `i`: 65534 hosts of 198.19.0.0/16 (no .0.0,
@@ -1238,7 +1226,7 @@ pub fn flood(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::{EthernetFrame, Ipv4Packet, TcpPacket};
+    use crate::wire::{EtherType, EthernetFrame, Ipv4Packet, Ipv4Repr, TcpPacket};
 
     #[test]
     fn lab_config_is_valid_and_keeps_the_listeners() {

@@ -24,7 +24,7 @@ use synack::tcp::responder::{HttpResponses, Mode};
 use synack::tcp::{Clock, Params};
 use synack::wire::{
     ArpOperation, ArpRepr, EtherType, EthernetFrame, EthernetRepr, Ipv4Packet, Ipv4Repr,
-    Ipv6Packet, Ipv6Repr, NdpRepr, SeqNumber, TcpFlags, TcpOptions, TcpPacket, TcpRepr,
+    Ipv6Packet, Ipv6Repr, NdpRepr, SeqNumber, TcpFlags, TcpFrame, TcpOptions, TcpPacket, TcpRepr,
 };
 
 /// The server's MAC.
@@ -343,42 +343,17 @@ fn trace_sent(what: &str, s: Option<Sent>) {
 /// Build a client frame (Ethernet + IPv4/IPv6 + TCP) with the wire `Repr`s, padded to the
 /// 60-byte Ethernet minimum.
 pub fn build_frame(src: IpAddr, dst: IpAddr, tcp: &TcpRepr<'_>) -> Vec<u8> {
-    let (ethertype, ip_len) = match src {
-        IpAddr::V4(_) => (EtherType::IPV4, Ipv4Repr::HEADER_LEN),
-        IpAddr::V6(_) => (EtherType::IPV6, Ipv6Repr::HEADER_LEN),
-    };
-    let eth = EthernetRepr {
-        src: CLIENT_MAC,
-        dst: SERVER_MAC,
+    TcpFrame {
+        src_mac: CLIENT_MAC,
+        dst_mac: SERVER_MAC,
         vlan: None,
-        ethertype,
-    };
-    let hl = eth.header_len();
-    let tcp_len = tcp.buffer_len();
-    let total = hl + ip_len + tcp_len;
-    let mut buf = vec![0; total.max(60)];
-    eth.emit(&mut buf);
-    match (src, dst) {
-        (IpAddr::V4(s), IpAddr::V4(d)) => Ipv4Repr {
-            src: s,
-            dst: d,
-            protocol: 6,
-            payload_len: tcp_len,
-            ttl: 64,
-        }
-        .emit(&mut buf[hl..]),
-        (IpAddr::V6(s), IpAddr::V6(d)) => Ipv6Repr {
-            src: s,
-            dst: d,
-            next_header: 6,
-            payload_len: tcp_len,
-            hop_limit: 64,
-        }
-        .emit(&mut buf[hl..]),
-        _ => unreachable!("clients and server share the family"),
+        src,
+        dst,
+        ttl: 64,
+        tcp: *tcp,
     }
-    tcp.emit(&mut buf[hl + ip_len..], &src, &dst);
-    buf
+    .to_vec()
+    .expect("clients and server share the family")
 }
 
 // ---- the stateful target ------------------------------------------------------------------

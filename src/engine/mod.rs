@@ -17,7 +17,7 @@ use crate::table::{Core, L2Path};
 use crate::tcp::{Clock, Flow, Link, Tx};
 use crate::wire::{
     self, ArpOperation, ArpRepr, EtherType, EthernetFrame, EthernetRepr, Ipv4Packet, Ipv4Repr,
-    Ipv6Packet, Ipv6Repr, NdpRepr, TcpPacket, TcpRepr,
+    Ipv6Packet, Ipv6Repr, NdpRepr, TcpFrame, TcpPacket, TcpRepr,
 };
 use crossbeam::queue::ArrayQueue;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -439,66 +439,25 @@ impl Stack {
 /// Write one segment as an Ethernet frame (padded to the 60-byte minimum).
 pub fn emit_frame(tx: &Tx, path: &L2Path, payload: &[u8], buf: &mut [u8]) -> Option<usize> {
     let seg = &tx.seg;
-    let tcp = TcpRepr {
-        src_port: tx.flow.local_port(),
-        dst_port: tx.flow.remote_port(),
-        seq: seg.seq,
-        ack: seg.ack,
-        flags: seg.flags,
-        window: seg.window,
-        options: seg.options,
-        payload,
-    };
-    let (ethertype, ip_len, src, dst) = match tx.flow {
-        Flow::V4 { local, remote, .. } => (
-            EtherType::IPV4,
-            Ipv4Repr::HEADER_LEN,
-            IpAddr::V4(local),
-            IpAddr::V4(remote),
-        ),
-        Flow::V6 { local, remote, .. } => (
-            EtherType::IPV6,
-            Ipv6Repr::HEADER_LEN,
-            IpAddr::V6(local),
-            IpAddr::V6(remote),
-        ),
-    };
-    let eth = EthernetRepr {
-        src: path.local_mac,
-        dst: path.remote_mac,
+    TcpFrame {
+        src_mac: path.local_mac,
+        dst_mac: path.remote_mac,
         vlan: path.vlan,
-        ethertype,
-    };
-    let hl = eth.header_len();
-    let tcp_len = tcp.buffer_len();
-    let total = hl + ip_len + tcp_len;
-    let padded = total.max(60);
-    if buf.len() < padded {
-        return None;
+        src: tx.flow.local(),
+        dst: tx.flow.remote(),
+        ttl: TTL,
+        tcp: TcpRepr {
+            src_port: tx.flow.local_port(),
+            dst_port: tx.flow.remote_port(),
+            seq: seg.seq,
+            ack: seg.ack,
+            flags: seg.flags,
+            window: seg.window,
+            options: seg.options,
+            payload,
+        },
     }
-    eth.emit(buf);
-    match (src, dst) {
-        (IpAddr::V4(s), IpAddr::V4(d)) => Ipv4Repr {
-            src: s,
-            dst: d,
-            protocol: PROTO_TCP,
-            payload_len: tcp_len,
-            ttl: TTL,
-        }
-        .emit(&mut buf[hl..hl + ip_len]),
-        (IpAddr::V6(s), IpAddr::V6(d)) => Ipv6Repr {
-            src: s,
-            dst: d,
-            next_header: PROTO_TCP,
-            payload_len: tcp_len,
-            hop_limit: TTL,
-        }
-        .emit(&mut buf[hl..hl + ip_len]),
-        _ => return None,
-    }
-    tcp.emit(&mut buf[hl + ip_len..total], &src, &dst);
-    buf[total..padded].fill(0);
-    Some(padded)
+    .emit(buf)
 }
 
 /// Largest frame a handoff queue carries (a full 1500-byte MTU frame with a VLAN tag fits).

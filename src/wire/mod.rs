@@ -23,6 +23,7 @@
 pub mod arp;
 pub mod checksum;
 pub mod ethernet;
+pub mod frame;
 pub mod ipv4;
 pub mod ipv6;
 pub mod ndp;
@@ -31,6 +32,7 @@ pub mod tcp;
 
 pub use arp::{ArpOperation, ArpPacket, ArpRepr};
 pub use ethernet::{EtherType, EthernetFrame, EthernetRepr};
+pub use frame::TcpFrame;
 pub use ipv4::{Ipv4Packet, Ipv4Repr};
 pub use ipv6::{Ipv6Packet, Ipv6Repr};
 pub use ndp::NdpRepr;

@@ -25,7 +25,7 @@ use synack::tcp::responder::{HttpResponses, Mode};
 use synack::tcp::{Clock, Flow, Params};
 use synack::wire::{
     EtherType, EthernetFrame, EthernetRepr, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr, SeqNumber,
-    TcpFlags, TcpOptions, TcpPacket, TcpRepr,
+    TcpFlags, TcpFrame, TcpOptions, TcpPacket, TcpRepr,
 };
 
 pub const FIN: TcpFlags = TcpFlags::FIN;
@@ -186,44 +186,18 @@ pub fn build_frame(
     dst: IpAddr,
     tcp: &TcpRepr<'_>,
 ) -> Vec<u8> {
-    let (ethertype, ip_len) = match src {
-        IpAddr::V4(_) => (EtherType::IPV4, Ipv4Repr::HEADER_LEN),
-        IpAddr::V6(_) => (EtherType::IPV6, Ipv6Repr::HEADER_LEN),
-    };
-    let eth = EthernetRepr {
-        src: src_mac,
-        dst: dst_mac,
+    let frame = TcpFrame {
+        src_mac,
+        dst_mac,
         vlan: None,
-        ethertype,
+        src,
+        dst,
+        ttl: 64,
+        tcp: *tcp,
     };
-    let hl = eth.header_len();
-    let tcp_len = tcp.buffer_len();
-    let total = hl + ip_len + tcp_len;
-    let mut buf = vec![0xa5; total.max(60)];
-    eth.emit(&mut buf);
-    match (src, dst) {
-        (IpAddr::V4(s), IpAddr::V4(d)) => Ipv4Repr {
-            src: s,
-            dst: d,
-            protocol: 6,
-            payload_len: tcp_len,
-            ttl: 64,
-        }
-        .emit(&mut buf[hl..]),
-        (IpAddr::V6(s), IpAddr::V6(d)) => Ipv6Repr {
-            src: s,
-            dst: d,
-            next_header: 6,
-            payload_len: tcp_len,
-            hop_limit: 64,
-        }
-        .emit(&mut buf[hl..]),
-        _ => panic!("mixed address families"),
-    }
-    tcp.emit(&mut buf[hl + ip_len..], &src, &dst);
-    if total < 60 {
-        buf[total..].fill(0);
-    }
+    // Emitted over 0xa5 so a field the emitter forgot would show.
+    let mut buf = vec![0xa5; frame.buffer_len()];
+    frame.emit(&mut buf).expect("same-family addresses");
     buf
 }
 
