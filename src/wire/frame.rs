@@ -29,6 +29,7 @@ pub struct TcpFrame<'a> {
 }
 
 impl TcpFrame<'_> {
+    #[inline(always)]
     fn eth(&self) -> EthernetRepr {
         EthernetRepr {
             src: self.src_mac,
@@ -42,6 +43,7 @@ impl TcpFrame<'_> {
         }
     }
 
+    #[inline(always)]
     fn ip_len(&self) -> usize {
         if self.src.is_ipv4() {
             Ipv4Repr::HEADER_LEN
@@ -62,17 +64,17 @@ impl TcpFrame<'_> {
 
     /// Write the frame at the start of `buf`, checksums filled, padding zeroed. Returns its
     /// length, or `None` when `buf` is too short or the two addresses differ in family.
-    #[inline]
+    #[inline(always)]
     pub fn emit(&self, buf: &mut [u8]) -> Option<usize> {
-        let total = self.unpadded_len();
-        let padded = total.max(MIN_FRAME);
-        if buf.len() < padded {
-            return None;
-        }
         let eth = self.eth();
         let hl = eth.header_len();
         let ip_len = self.ip_len();
         let tcp_len = self.tcp.buffer_len();
+        let total = hl + ip_len + tcp_len;
+        let padded = total.max(MIN_FRAME);
+        if buf.len() < padded {
+            return None;
+        }
         match (self.src, self.dst) {
             (IpAddr::V4(src), IpAddr::V4(dst)) => Ipv4Repr {
                 src,
