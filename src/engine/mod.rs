@@ -304,11 +304,15 @@ impl Stack {
 
     /// Segments waiting for frames of their own (replies beyond the first, timer output).
     pub fn take_pending(&mut self) -> std::vec::Drain<'_, Tx> {
-        if !self.core.sh.out.is_empty() {
-            let out = &mut self.core.sh.out;
-            self.pending.append(out);
-        }
+        self.gather_pending();
         self.pending.drain(..)
+    }
+
+    /// Move what the core queued since (timer output) behind the pending replies.
+    fn gather_pending(&mut self) {
+        if !self.core.sh.out.is_empty() {
+            self.pending.append(&mut self.core.sh.out);
+        }
     }
 
     /// Whether segments wait for frames.
@@ -779,8 +783,9 @@ impl<P: Port> Worker<P> {
         if !self.stack.has_pending() {
             return;
         }
+        self.stack.gather_pending();
+        // Taken out (and put back, keeping its capacity) so `emit` can borrow the stack.
         let mut pending = std::mem::take(&mut self.stack.pending);
-        pending.append(&mut self.stack.core.sh.out);
         for tx in pending.drain(..) {
             let Some(addr) = self.port.alloc_tx() else {
                 self.stack.core.sh.counters.drop(DropReason::TxFull);
