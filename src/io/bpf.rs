@@ -9,7 +9,7 @@
 
 use std::ffi::CString;
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::os::fd::RawFd;
+use std::os::fd::{AsFd, RawFd};
 
 use anyhow::{anyhow, bail, Context};
 use aya::maps::{Array, HashMap, MapData, PerCpuArray, XskMap};
@@ -17,6 +17,7 @@ use aya::programs::{Xdp, XdpMode as AyaXdpMode};
 use aya::Ebpf;
 use serde::Serialize;
 
+use crate::io::test_run::{XdpTestResult, XdpTestRun};
 use crate::io::XdpMode;
 
 /// The compiled program (built by `build.rs`), 8-byte aligned for the ELF parser.
@@ -110,38 +111,8 @@ impl XdpProgram {
                  `ip link show`"
             );
         }
-        if filter.ipv4.len() > MAX_ADDRS || filter.ipv6.len() > MAX_ADDRS {
-            bail!("at most {MAX_ADDRS} IPv4 and {MAX_ADDRS} IPv6 addresses can be served");
-        }
-
-        let mut ebpf = Ebpf::load(PROGRAM_OBJECT).map_err(|e| {
-            let hint = if errno_in_chain(&e) == Some(libc::EPERM) {
-                ": permission denied, run as root (needs CAP_BPF and CAP_NET_ADMIN)"
-            } else {
-                ""
-            };
-            anyhow::Error::new(e).context(format!(
-                "loading the XDP program's maps for {ifname} failed{hint}"
-            ))
-        })?;
-        fill_maps(&mut ebpf, filter).with_context(|| format!("filling XDP maps for {ifname}"))?;
-
-        let program: &mut Xdp = ebpf
-            .program_mut(PROGRAM_NAME)
-            .ok_or_else(|| anyhow!("XDP object has no program {PROGRAM_NAME}"))?
-            .try_into()
-            .context("program synack_xdp is not an XDP program")?;
-        program.load().map_err(|e| {
-            let hint = if errno_in_chain(&e) == Some(libc::EPERM) {
-                ": permission denied, run as root (needs CAP_BPF and CAP_NET_ADMIN)"
-            } else {
-                ""
-            };
-            anyhow::Error::new(e).context(format!(
-                "the kernel refused to load the XDP program for {ifname}{hint}"
-            ))
-        })?;
-
+        let mut ebpf = load_object(filter, ifname)?;
+        let program = xdp_program(&mut ebpf)?;
         let used = match mode {
             XdpMode::Native => {
                 attach_one(program, ifname, XdpMode::Native)?;
@@ -173,9 +144,31 @@ impl XdpProgram {
         })
     }
 
-    /// The mode actually in use: `Native` or `Generic`.
+    /// The mode actually in use: `Native` or `Generic` (`Auto` for a program loaded with
+    /// [`XdpProgram::load_detached`]).
     pub fn mode(&self) -> XdpMode {
         self.mode
+    }
+
+    /// Load the program and fill its maps without attaching it anywhere, so that tests and
+    /// tools can run it with `BPF_PROG_TEST_RUN` ([`XdpProgram::test_run`]) without a NIC.
+    pub fn load_detached(filter: &Filter) -> anyhow::Result<XdpProgram> {
+        let mut ebpf = load_object(filter, "(detached)")?;
+        xdp_program(&mut ebpf)?;
+        Ok(XdpProgram {
+            ebpf,
+            mode: XdpMode::Auto,
+            ifname: "(detached)".to_string(),
+        })
+    }
+
+    /// Run the loaded program on a frame through `BPF_PROG_TEST_RUN` (see
+    /// [`crate::io::test_run`]).
+    pub fn test_run(&mut self, run: &XdpTestRun<'_>) -> anyhow::Result<XdpTestResult> {
+        let program = xdp_program(&mut self.ebpf)?;
+        let fd = program.fd().context("the XDP program has no fd")?;
+        run.run(fd.as_fd())
+            .context("BPF_PROG_TEST_RUN of the XDP program failed (needs root)")
     }
 
     /// Replace the set of redirected ports (reload). Ports added start reaching the
@@ -236,6 +229,44 @@ impl XdpProgram {
             ndp_redirected: read(CounterIndex::NdpRedirected)?,
         })
     }
+}
+
+/// Parse the embedded object, create its maps and fill them from `filter`.
+fn load_object(filter: &Filter, ifname: &str) -> anyhow::Result<Ebpf> {
+    if filter.ipv4.len() > MAX_ADDRS || filter.ipv6.len() > MAX_ADDRS {
+        bail!("at most {MAX_ADDRS} IPv4 and {MAX_ADDRS} IPv6 addresses can be served");
+    }
+    let mut ebpf = Ebpf::load(PROGRAM_OBJECT).map_err(|e| {
+        let hint = if errno_in_chain(&e) == Some(libc::EPERM) {
+            ": permission denied, run as root (needs CAP_BPF and CAP_NET_ADMIN)"
+        } else {
+            ""
+        };
+        anyhow::Error::new(e).context(format!(
+            "loading the XDP program's maps for {ifname} failed{hint}"
+        ))
+    })?;
+    fill_maps(&mut ebpf, filter).with_context(|| format!("filling XDP maps for {ifname}"))?;
+    let program = xdp_program(&mut ebpf)?;
+    program.load().map_err(|e| {
+        let hint = if errno_in_chain(&e) == Some(libc::EPERM) {
+            ": permission denied, run as root (needs CAP_BPF and CAP_NET_ADMIN)"
+        } else {
+            ""
+        };
+        anyhow::Error::new(e).context(format!(
+            "the kernel refused to load the XDP program for {ifname}{hint}"
+        ))
+    })?;
+    Ok(ebpf)
+}
+
+/// The XDP function of the object, as aya's `Xdp`.
+fn xdp_program(ebpf: &mut Ebpf) -> anyhow::Result<&mut Xdp> {
+    ebpf.program_mut(PROGRAM_NAME)
+        .ok_or_else(|| anyhow!("XDP object has no program {PROGRAM_NAME}"))?
+        .try_into()
+        .context("program synack_xdp is not an XDP program")
 }
 
 /// Attach in one mode; the error says what to do.

@@ -10,6 +10,7 @@ pub mod afxdp;
 pub mod bpf;
 pub mod memory;
 pub mod sys;
+pub mod test_run;
 
 use serde::{Deserialize, Serialize};
 
