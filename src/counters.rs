@@ -130,6 +130,9 @@ counter_enum! {
         Retransmit => "retransmit",
         /// Payload bytes accepted in order.
         RxBytes => "rx_bytes",
+        /// Payload bytes accepted after we closed: acknowledged and discarded (RFC 9112
+        /// §9.6), never given to the responder. Also counted in `rx_bytes`.
+        RxAfterCloseBytes => "rx_after_close_bytes",
         /// Payload bytes sent, retransmissions included.
         TxBytes => "tx_bytes",
         /// HTTP requests answered.

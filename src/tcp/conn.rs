@@ -573,10 +573,13 @@ impl Conn {
             State::LastAck if fin_acked => return AckResult::Remove(Event::Closed),
             _ => {}
         }
-        if advanced {
-            let served = responder::on_send_space(self.mode, ctx.pool, ctx.http, self.buf);
+        // Once our FIN is out nothing may follow it (RFC 9293 §3.10.4).
+        if advanced && !self.state.fin_sent() {
+            let served = responder::on_send_space(self.mode, ctx.pool, ctx.http, self.buf, ctx.now);
             ctx.counters
                 .add(Event::HttpRequests, served.responses.into());
+            ctx.counters
+                .add(Event::RxAfterCloseBytes, served.discarded.into());
             if served.close {
                 self.flags |= flag::CLOSE;
             }
@@ -637,6 +640,17 @@ impl Conn {
 
     /// Give in-order data to the responder. Returns whether all of it was taken.
     fn deliver(&mut self, ctx: &mut Ctx<'_>, data: &[u8]) -> bool {
+        if self.flags & flag::CLOSE != 0 {
+            // We closed (a closing response, the idle timeout, shutdown): RFC 9293 §3.10.4
+            // allows no SEND after CLOSE, so the responder never sees this; RFC 9112 §9.6
+            // has a closing server go on reading, so it is acknowledged and discarded, not
+            // reset (Linux resets: LINUX_MIB_TCPABORTONDATA), and counted.
+            self.rcv_nxt = self.rcv_nxt.add(data.len() as u32);
+            ctx.counters.add(Event::RxBytes, data.len() as u64);
+            ctx.counters
+                .add(Event::RxAfterCloseBytes, data.len() as u64);
+            return true;
+        }
         if self.mode.buffered() && self.buf == NO_BUF {
             match ctx.pool.alloc() {
                 Some(b) => self.buf = b,
@@ -646,9 +660,11 @@ impl Conn {
                 }
             }
         }
-        let taken = responder::on_data(self.mode, ctx.pool, ctx.http, self.buf, data);
+        let taken = responder::on_data(self.mode, ctx.pool, ctx.http, self.buf, data, ctx.now);
         ctx.counters
             .add(Event::HttpRequests, taken.responses.into());
+        ctx.counters
+            .add(Event::RxAfterCloseBytes, taken.discarded.into());
         self.rcv_nxt = self.rcv_nxt.add(taken.bytes as u32);
         ctx.counters.add(Event::RxBytes, taken.bytes as u64);
         if taken.close {
@@ -699,7 +715,7 @@ impl Conn {
             self.snd_nxt = self.snd_nxt.add(len);
             sent += 1;
         }
-        let fin_due = self.state.fin_sent() || self.flags & flag::CLOSE != 0;
+        let fin_due = self.state.fin_sent() || self.close_ready(ctx.pool);
         let fin_open = !matches!(self.state, State::FinWait2 | State::TimeWait);
         if sent < max_segments && fin_due && fin_open && self.snd_nxt == end {
             let seg = self.segment(ctx, TcpFlags::FIN, end, Payload::Empty);
@@ -716,6 +732,13 @@ impl Conn {
         if sent > 0 && !self.rto_armed() {
             self.arm_rto(ctx.now, ctx.params);
         }
+    }
+
+    /// The responder closes (RFC 9293 §3.10.4 CLOSE) and has answered everything it
+    /// received before: no complete request still waits for send space (RFC 9112 §9.3.2:
+    /// pipelined requests are all answered, in order, before our FIN).
+    fn close_ready(&self, pool: &BufferPool) -> bool {
+        self.flags & flag::CLOSE != 0 && !responder::blocked(self.mode, pool, self.buf)
     }
 
     /// RFC 6298 §5.1/§5.5: (re)start the timer with the current, backed-off RTO.
