@@ -861,10 +861,19 @@ impl Conn {
         }
     }
 
-    /// Give the connection up: `<SEQ=SND.NXT><CTL=RST>` (RFC 9293 §3.10.7.4 for an
-    /// aborted connection) and forget it, for reason `why`.
+    /// Give the connection up with a RST and forget it, for reason `why`. The RST carries
+    /// SND.NXT unless that lies beyond the peer's window (a zero-window probe it did not
+    /// take): then the window's right edge, or the peer would discard it as out of
+    /// window (RFC 5961 §3.2) and keep its side open. This is Linux's
+    /// `tcp_acceptable_seq` in `tcp_send_active_reset`.
     fn abort(&self, ctx: &mut Ctx<'_>, why: Event) -> Verdict {
-        let seg = Segment::control(TcpFlags::RST | TcpFlags::ACK, self.snd_nxt, self.rcv_nxt, 0);
+        let wnd_end = self.snd_una.add(self.snd_wnd);
+        let seq = if self.snd_nxt.gt(wnd_end) {
+            wnd_end
+        } else {
+            self.snd_nxt
+        };
+        let seg = Segment::control(TcpFlags::RST | TcpFlags::ACK, seq, self.rcv_nxt, 0);
         ctx.out.push(seg);
         ctx.counters.event(Event::RstSent);
         Verdict::Remove(why)
