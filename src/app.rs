@@ -9,7 +9,7 @@ use crate::engine::{
     self, rss::Rss, Capture, Control, HandoffQueue, Published, Stack, Steering, Worker,
 };
 use crate::io::afxdp::{AfXdpConfig, AfXdpPort};
-use crate::io::bpf::{BpfCounters, Filter, XdpProgram};
+use crate::io::bpf::{BpfCounters, Filter, SynAnswer, XdpProgram};
 use crate::io::{PortStats, XdpMode};
 use crate::table::{Core, CoreConfig};
 use crate::tcp::cookie::CookieJar;
@@ -66,6 +66,22 @@ pub fn core_config(cfg: &Config) -> CoreConfig {
             .map(|l| (l.port, mode_of(l.mode)))
             .collect(),
     }
+}
+
+/// What the XDP program's SYN-ACK carries for each listener: the window, MSS and window
+/// shift `tcp::listen::on_syn` uses for that port's mode, so both paths send one answer.
+pub fn syn_answers(core: &CoreConfig) -> Vec<SynAnswer> {
+    core.listeners
+        .iter()
+        .map(|&(port, mode)| SynAnswer {
+            port,
+            window: crate::table::syn_window(&core.params, core.buffer_size, mode)
+                .min(u32::from(u16::MAX)) as u16,
+            mss: core.params.mss,
+            window_scale: crate::tcp::listen::rcv_wscale(&core.params, mode),
+            timestamps: core.params.timestamps,
+        })
+        .collect()
 }
 
 /// The MAC address of an interface, from sysfs.

@@ -159,13 +159,15 @@ struct {
 } listeners SEC(".maps");
 
 /* Counting filter over 4-tuple hashes: cell = connections of all workers whose tuple hashes
- * there. Workers update it with atomic adds through an mmap (src/io/occupancy.rs). */
+ * there. Workers update it with atomic adds through an mmap (src/io/occupancy.rs). The
+ * cells are u64 because an array map lays its values out 8 bytes apart (elem_size is
+ * round_up(value_size, 8)), and the mmap shows that layout. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, OCC_CELLS);
 	__uint(map_flags, BPF_F_MMAPABLE);
 	__type(key, __u32);
-	__type(value, __u32);
+	__type(value, __u64);
 } occupancy SEC(".maps");
 
 /* Per-CPU token bucket for resets. */
@@ -767,10 +769,10 @@ static __always_inline int rst_allowed(const struct cookie_state *st)
 }
 
 /* The occupancy cell of a tuple: 0 = no worker holds state for it. */
-static __always_inline __u32 occupied(const struct cookie_state *st, const struct flow *f)
+static __always_inline __u64 occupied(const struct cookie_state *st, const struct flow *f)
 {
 	__u32 idx = flow_hash(&st->occ, f, 0) & (OCC_CELLS - 1);
-	__u32 *cell = bpf_map_lookup_elem(&occupancy, &idx);
+	__u64 *cell = bpf_map_lookup_elem(&occupancy, &idx);
 	return cell ? *cell : 1;
 }
 
@@ -822,8 +824,10 @@ static __always_inline int handle_tcp(struct xdp_md *ctx, const struct layout *l
 		__u32 isn = seq - 1, cookie = seg_ack - 1;
 
 		if (cookie_ok(&st->cur, f, isn, cookie, st->counter) ||
-		    (st->has_prev && cookie_ok(&st->prev, f, isn, cookie, st->counter)))
-			return redirect(ctx, CNT_COOKIE_ACK_TO_USER);
+		    (st->has_prev && cookie_ok(&st->prev, f, isn, cookie, st->counter))) {
+			count(CNT_COOKIE_ACK_TO_USER);
+			return redirect(ctx, CNT_REDIRECTED);
+		}
 		count(CNT_ACK_DROPPED);
 		if (!rst_allowed(st)) {
 			count(CNT_RST_LIMITED);
