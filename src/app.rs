@@ -113,6 +113,21 @@ fn prepare_syn_offload(
     if cfg.xdp.syn_offload == SynOffloadMode::Off {
         return Ok(None);
     }
+    if cfg.xdp.syn_offload == SynOffloadMode::Auto
+        && prog.mode() == XdpMode::Native
+        && is_paired_virtual(&cfg.interface)
+    {
+        // veth: XDP_TX frames in native mode are flushed to the peer promptly only when the
+        // peer has an XDP program (kernel veth_xdp_flush); without one they are dropped
+        // (no NAPI) or wait in the peer's ring until other traffic wakes it.
+        info!(
+            interface = %cfg.interface,
+            "xdp.syn_offload = \"auto\": off on a veth in native mode (its XDP_TX frames reach \
+             the peer only when the peer has an XDP program); set syn_offload = \"on\" if it \
+             has one, or use xdp.mode = \"generic\""
+        );
+        return Ok(None);
+    }
     let mut setup = || -> Result<Occupancy> {
         publish_cookies(prog, jar)?;
         let (cells, key) = prog.occupancy()?;
@@ -129,6 +144,11 @@ fn prepare_syn_offload(
             Ok(None)
         }
     }
+}
+
+/// Whether `ifname` is a veth (its driver, as `ethtool -i` reports it).
+fn is_paired_virtual(ifname: &str) -> bool {
+    crate::io::bpf::driver_name(ifname).as_deref() == Some("veth")
 }
 
 /// Switch the SYN offload on with the listeners of `core` and the workers' clock origin.

@@ -162,8 +162,10 @@ pub struct XdpSettings {
     /// does not own. Default: false.
     pub standalone: bool,
     /// Answer SYNs (and check stateless cookie ACKs) in the XDP program itself: `auto` (on
-    /// wherever the program attaches; off with a warning if the kernel refuses a part of
-    /// it), `on` (refuse to start without it) or `off`. Default: `auto`.
+    /// wherever the program attaches, except a veth in native mode, whose XDP_TX frames
+    /// reach the peer only if the peer runs an XDP program; off with a warning if the
+    /// kernel refuses a part of it), `on` (refuse to start without it) or `off`.
+    /// Default: `auto`.
     pub syn_offload: SynOffloadMode,
 }
 
