@@ -158,3 +158,61 @@ fn auto_offload_stays_off_on_native_veth() {
     let st = ep.wait_stats(TIMEOUT, "one SYN", |s| event(s, "syn_received") >= 1);
     assert_eq!(xdp(&st, "syn_acks_sent"), 0, "{st:#}");
 }
+
+/// SIGHUP with offload on: a new listener and a new cookie secret reach the XDP program
+/// (the new port's SYNs are answered in XDP with the new key, and the handshakes complete,
+/// so the workers and the program agree on the secret); the connection kept across the
+/// reload still echoes.
+#[test]
+fn sighup_reload_updates_the_offload_listeners_and_secret() {
+    if !common::require_root("sighup_reload_updates_the_offload_listeners_and_secret") {
+        return;
+    }
+    let lab = Lab::new("xoffhup", 1);
+    let toml = endpoint_toml(
+        &lab,
+        "0",
+        "[xdp]\nmode = \"generic\"\nsyn_offload = \"on\"\n\
+         [tcp]\ncookie_secret = \"00112233445566778899aabbccddeeff\"\n",
+    );
+    let ep = Endpoint::start(&lab, &toml, &["--quiet"]);
+    let mut kept = connect(&lab, &ep, lab.server_v4.into(), 7);
+    kept.write_all(b"before").unwrap();
+    let mut back = [0u8; 6];
+    kept.read_exact(&mut back).unwrap();
+    let cfg = ep.dir.join("endpoint.toml");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("port = 9\nmode = \"discard\"", "port = 19\nmode = \"echo\"")
+        .replace(
+            "00112233445566778899aabbccddeeff",
+            "ffeeddccbbaa99887766554433221100",
+        );
+    std::fs::write(&cfg, text).unwrap();
+    let before = ep.fresh_stats();
+    common::signal(ep.pid(), "HUP");
+    let t0 = std::time::Instant::now();
+    while !ep.stderr_text().contains("configuration reloaded") {
+        assert!(t0.elapsed() < TIMEOUT, "no reload: {}", ep.stderr_text());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for ip in [IpAddr::V4(lab.server_v4), IpAddr::V6(lab.server_v6)] {
+        let mut s = connect(&lab, &ep, ip, 19);
+        s.write_all(b"new port").unwrap();
+        let mut back = [0u8; 8];
+        s.read_exact(&mut back).expect("echo on the new port");
+        assert_eq!(&back, b"new port");
+    }
+    kept.write_all(b"after!").unwrap();
+    kept.read_exact(&mut back).unwrap();
+    assert_eq!(&back, b"after!");
+    let st = ep.wait_stats(TIMEOUT, "two more connections", |s| {
+        event(s, "established") >= event(&before, "established") + 2
+    });
+    assert!(
+        xdp(&st, "syn_acks_sent") >= xdp(&before, "syn_acks_sent") + 2,
+        "the new port's SYNs answered in XDP: {st:#}"
+    );
+    assert_eq!(event(&st, "syn_received"), 0, "{st:#}");
+    assert_eq!(st["total"]["drops"]["cookie_invalid"], 0, "{st:#}");
+}
