@@ -216,3 +216,97 @@ fn sighup_reload_updates_the_offload_listeners_and_secret() {
     assert_eq!(event(&st, "syn_received"), 0, "{st:#}");
     assert_eq!(st["total"]["drops"]["cookie_invalid"], 0, "{st:#}");
 }
+
+/// A forged-ACK flood (20,000 ACKs for tuples without state, wrong cookies, from an AF_XDP
+/// socket on the client veth) with the offload on: no connection, no frame for the workers
+/// (their rx counter does not move), the XDP program drops them and sends resets at no
+/// more than its per-CPU rate.
+#[test]
+fn forged_ack_flood_never_reaches_userspace() {
+    if !common::require_root("forged_ack_flood_never_reaches_userspace") {
+        return;
+    }
+    use synack::io::afxdp::{AfXdpConfig, AfXdpPort};
+    use synack::io::Port;
+    use synack::wire::{SeqNumber, TcpFlags, TcpFrame, TcpOptions, TcpRepr};
+    let lab = Lab::new("xoffack", 1);
+    let toml = endpoint_toml(
+        &lab,
+        "0",
+        "[xdp]\nmode = \"generic\"\nsyn_offload = \"on\"\n",
+    );
+    let ep = Endpoint::start(&lab, &toml, &["--quiet"]);
+    let before = ep.fresh_stats();
+    let (server_mac, client_mac, dst) = (lab.server_mac, lab.client_mac, lab.server_v4);
+    let t0 = std::time::Instant::now();
+    let sent = lab.in_ns(&lab.client_ns, || {
+        let cfg = AfXdpConfig {
+            frame_size: 2048,
+            frame_count: 4096,
+            ring_size: 2048,
+            busy_poll: false,
+            mode: XdpMode::Generic,
+        };
+        let mut port = AfXdpPort::open(&lab.client_if, 0, &cfg).expect("AF_XDP TX socket");
+        let mut sent = 0u32;
+        // Bounded in packets and in time.
+        while sent < 20_000 && t0.elapsed() < Duration::from_secs(5) {
+            let Some(addr) = port.alloc_tx() else {
+                port.flush();
+                std::thread::sleep(Duration::from_micros(200));
+                continue;
+            };
+            let (src, sport) = synack::lab::flood_source(u64::from(sent));
+            let frame = TcpFrame {
+                src_mac: client_mac,
+                dst_mac: server_mac,
+                vlan: None,
+                src: src.into(),
+                dst: dst.into(),
+                ttl: 64,
+                tcp: TcpRepr {
+                    src_port: sport,
+                    dst_port: 9,
+                    seq: SeqNumber(sent.wrapping_mul(2_654_435_761)),
+                    ack: SeqNumber(sent.wrapping_mul(40_503) ^ 0x5a5a_5a5a),
+                    flags: TcpFlags::ACK,
+                    window: 512,
+                    options: TcpOptions::default(),
+                    payload: &[],
+                },
+            };
+            let len = frame.emit(port.buffer(addr)).expect("frame fits");
+            if port.send(addr, len as u32) {
+                sent += 1;
+            }
+            if sent % 64 == 0 {
+                port.flush();
+            }
+        }
+        port.flush();
+        std::thread::sleep(Duration::from_millis(200));
+        port.flush();
+        sent
+    });
+    let secs = t0.elapsed().as_secs_f64();
+    let st = ep.wait_stats(TIMEOUT, "the flood counted", |s| {
+        xdp(s, "acks_dropped") >= xdp(&before, "acks_dropped") + u64::from(sent) * 9 / 10
+    });
+    let dropped = xdp(&st, "acks_dropped") - xdp(&before, "acks_dropped");
+    let rsts = xdp(&st, "rsts_sent") - xdp(&before, "rsts_sent");
+    println!(
+        "forged-ACK flood: {sent} sent in {secs:.2} s, {dropped} dropped in XDP, {rsts} resets"
+    );
+    assert!(sent >= 10_000, "the flood sent only {sent}");
+    assert_eq!(event(&st, "established"), 0, "{st:#}");
+    assert_eq!(
+        event(&st, "rx_frames"),
+        event(&before, "rx_frames"),
+        "no flood frame reached a worker: {st:#}"
+    );
+    assert_eq!(xdp(&st, "cookie_acks_to_userspace"), 0, "{st:#}");
+    assert!(
+        rsts as f64 <= 1000.0 * (1.0 + secs + 1.0) * 2.0,
+        "{rsts} resets in {secs:.2} s (1,000/s per CPU, 2 CPUs)"
+    );
+}
