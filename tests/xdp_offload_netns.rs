@@ -279,7 +279,7 @@ fn forged_ack_flood_never_reaches_userspace() {
             if port.send(addr, len as u32) {
                 sent += 1;
             }
-            if sent % 64 == 0 {
+            if sent.is_multiple_of(64) {
                 port.flush();
             }
         }
