@@ -12,8 +12,10 @@ use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream};
 use std::time::Duration;
 
 use common::{endpoint_toml, event, Endpoint, Lab};
+use synack::io::afxdp::{AfXdpConfig, AfXdpPort};
 use synack::io::bpf::{Filter, XdpProgram};
-use synack::io::XdpMode;
+use synack::io::{Port, XdpMode};
+use synack::wire::{SeqNumber, TcpFlags, TcpFrame, TcpOptions, TcpRepr};
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -226,9 +228,6 @@ fn forged_ack_flood_never_reaches_userspace() {
     if !common::require_root("forged_ack_flood_never_reaches_userspace") {
         return;
     }
-    use synack::io::afxdp::{AfXdpConfig, AfXdpPort};
-    use synack::io::Port;
-    use synack::wire::{SeqNumber, TcpFlags, TcpFrame, TcpOptions, TcpRepr};
     let lab = Lab::new("xoffack", 1);
     let toml = endpoint_toml(
         &lab,
@@ -239,54 +238,36 @@ fn forged_ack_flood_never_reaches_userspace() {
     let before = ep.fresh_stats();
     let (server_mac, client_mac, dst) = (lab.server_mac, lab.client_mac, lab.server_v4);
     let t0 = std::time::Instant::now();
-    let sent = lab.in_ns(&lab.client_ns, || {
-        let cfg = AfXdpConfig {
-            frame_size: 2048,
-            frame_count: 4096,
-            ring_size: 2048,
-            busy_poll: false,
-            mode: XdpMode::Generic,
+    let sent = xsk_send(&lab, 20_000, Duration::from_secs(5), |i| {
+        let (src, sport) = synack::lab::flood_source(u64::from(i));
+        // Never one of the lab's own addresses (a source of ours goes to the worker, which
+        // drops it as bad_source): flood sources share 198.19.0.0/16 with lab subnets.
+        let o = src.octets();
+        let src = if o[..3] == dst.octets()[..3] {
+            std::net::Ipv4Addr::new(o[0], o[1], o[2] ^ 1, o[3])
+        } else {
+            src
         };
-        let mut port = AfXdpPort::open(&lab.client_if, 0, &cfg).expect("AF_XDP TX socket");
-        let mut sent = 0u32;
-        // Bounded in packets and in time.
-        while sent < 20_000 && t0.elapsed() < Duration::from_secs(5) {
-            let Some(addr) = port.alloc_tx() else {
-                port.flush();
-                std::thread::sleep(Duration::from_micros(200));
-                continue;
-            };
-            let (src, sport) = synack::lab::flood_source(u64::from(sent));
-            let frame = TcpFrame {
-                src_mac: client_mac,
-                dst_mac: server_mac,
-                vlan: None,
-                src: src.into(),
-                dst: dst.into(),
-                ttl: 64,
-                tcp: TcpRepr {
-                    src_port: sport,
-                    dst_port: 9,
-                    seq: SeqNumber(sent.wrapping_mul(2_654_435_761)),
-                    ack: SeqNumber(sent.wrapping_mul(40_503) ^ 0x5a5a_5a5a),
-                    flags: TcpFlags::ACK,
-                    window: 512,
-                    options: TcpOptions::default(),
-                    payload: &[],
-                },
-            };
-            let len = frame.emit(port.buffer(addr)).expect("frame fits");
-            if port.send(addr, len as u32) {
-                sent += 1;
-            }
-            if sent.is_multiple_of(64) {
-                port.flush();
-            }
+        TcpFrame {
+            src_mac: client_mac,
+            dst_mac: server_mac,
+            vlan: None,
+            src: src.into(),
+            dst: dst.into(),
+            ttl: 64,
+            tcp: TcpRepr {
+                src_port: sport,
+                dst_port: 9,
+                seq: SeqNumber(i.wrapping_mul(2_654_435_761)),
+                ack: SeqNumber(i.wrapping_mul(40_503) ^ 0x5a5a_5a5a),
+                flags: TcpFlags::ACK,
+                window: 512,
+                options: TcpOptions::default(),
+                payload: &[],
+            },
         }
-        port.flush();
-        std::thread::sleep(Duration::from_millis(200));
-        port.flush();
-        sent
+        .to_vec()
+        .unwrap()
     });
     let secs = t0.elapsed().as_secs_f64();
     let st = ep.wait_stats(TIMEOUT, "the flood counted", |s| {
@@ -309,4 +290,111 @@ fn forged_ack_flood_never_reaches_userspace() {
         rsts as f64 <= 1000.0 * (1.0 + secs + 1.0) * 2.0,
         "{rsts} resets in {secs:.2} s (1,000/s per CPU, 2 CPUs)"
     );
+}
+
+/// Send up to `n` frames made by `make(i)` from an AF_XDP socket (TX only) on the client
+/// veth, bounded by `limit`; returns how many were queued.
+fn xsk_send(
+    lab: &Lab,
+    n: u32,
+    limit: Duration,
+    make: impl Fn(u32) -> Vec<u8> + Send + Sync,
+) -> u32 {
+    lab.in_ns(&lab.client_ns, || {
+        let cfg = AfXdpConfig {
+            frame_size: 2048,
+            frame_count: 4096,
+            ring_size: 2048,
+            busy_poll: false,
+            mode: XdpMode::Generic,
+        };
+        let mut port = AfXdpPort::open(&lab.client_if, 0, &cfg).expect("AF_XDP TX socket");
+        let t0 = std::time::Instant::now();
+        let mut sent = 0u32;
+        while sent < n && t0.elapsed() < limit {
+            let Some(addr) = port.alloc_tx() else {
+                port.flush();
+                std::thread::sleep(Duration::from_micros(200));
+                continue;
+            };
+            let frame = make(sent);
+            port.buffer(addr)[..frame.len()].copy_from_slice(&frame);
+            if port.send(addr, frame.len() as u32) {
+                sent += 1;
+            }
+            if sent.is_multiple_of(64) {
+                port.flush();
+            }
+        }
+        port.flush();
+        std::thread::sleep(Duration::from_millis(200));
+        port.flush();
+        sent
+    })
+}
+
+/// RFC 5961 §4 with the offload on: a SYN on an ESTABLISHED connection's 4-tuple is not
+/// answered in XDP (the occupancy filter has the tuple) but by the worker, which answers
+/// it with an ACK as it does without the offload (a challenge ACK, or the RFC 9293
+/// §3.10.7.4 ACK for an unacceptable sequence number, which this SYN's is); the
+/// connection survives.
+#[test]
+fn rfc5961_4_syn_on_established_goes_to_the_worker_with_offload_on() {
+    if !common::require_root("rfc5961_4_syn_on_established_goes_to_the_worker_with_offload_on") {
+        return;
+    }
+    let lab = Lab::new("xoffchal", 1);
+    let toml = endpoint_toml(
+        &lab,
+        "0",
+        "[xdp]\nmode = \"generic\"\nsyn_offload = \"on\"\n",
+    );
+    let ep = Endpoint::start(&lab, &toml, &["--quiet"]);
+    let mut s = connect(&lab, &ep, lab.server_v4.into(), 7);
+    let local = s.local_addr().unwrap();
+    let before = ep.fresh_stats();
+    let (server_mac, client_mac) = (lab.server_mac, lab.client_mac);
+    let (src, dst) = (lab.client_v4, lab.server_v4);
+    let sent = xsk_send(&lab, 1, TIMEOUT, |_| {
+        TcpFrame {
+            src_mac: client_mac,
+            dst_mac: server_mac,
+            vlan: None,
+            src: src.into(),
+            dst: dst.into(),
+            ttl: 64,
+            tcp: TcpRepr {
+                src_port: local.port(),
+                dst_port: 7,
+                seq: SeqNumber(0x0bad_5e0d),
+                ack: SeqNumber(0),
+                flags: TcpFlags::SYN,
+                window: 64240,
+                options: TcpOptions {
+                    mss: Some(1460),
+                    ..TcpOptions::default()
+                },
+                payload: &[],
+            },
+        }
+        .to_vec()
+        .unwrap()
+    });
+    assert_eq!(sent, 1);
+    let answered = |s: &serde_json::Value| {
+        event(s, "challenge_ack") + s["total"]["drops"]["out_of_window"].as_u64().unwrap_or(0)
+    };
+    let st = ep.wait_stats(TIMEOUT, "the worker's ACK", |s| {
+        answered(s) > answered(&before) && event(s, "tx_frames") > event(&before, "tx_frames")
+    });
+    assert_eq!(
+        xdp(&st, "syn_acks_sent"),
+        xdp(&before, "syn_acks_sent"),
+        "not answered in XDP: {st:#}"
+    );
+    assert!(xdp(&st, "syns_to_userspace") > xdp(&before, "syns_to_userspace"));
+    s.write_all(b"still here").unwrap();
+    let mut back = [0u8; 10];
+    s.read_exact(&mut back).expect("the connection survives");
+    assert_eq!(&back, b"still here");
 }
