@@ -99,6 +99,7 @@ fn publish_cookies(prog: &mut XdpProgram, jar: &CookieJar) -> Result<()> {
         jar.raw_keys(),
         jar.previous_raw_keys(),
         cookie::counter_from_unix_secs(secs),
+        true,
     )
 }
 

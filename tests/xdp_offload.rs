@@ -64,8 +64,13 @@ fn setup(rst_per_sec: u32) -> Setup {
         rst_per_sec,
     })
     .unwrap();
-    prog.publish_cookies(jar.raw_keys(), None, counter_from_unix_secs(UNIX_SECS))
-        .unwrap();
+    prog.publish_cookies(
+        jar.raw_keys(),
+        None,
+        counter_from_unix_secs(UNIX_SECS),
+        false,
+    )
+    .unwrap();
     Setup {
         prog,
         cfg,
@@ -146,10 +151,12 @@ fn linux_options() -> TcpOptions {
 
 /// What the userspace path sends for `frame` at `ms`.
 fn userspace_reply(s: &Setup, frame: &[u8], ms: u64) -> Option<Vec<u8>> {
-    let clock = Clock {
-        ms,
-        unix_secs: UNIX_SECS,
-    };
+    userspace_reply_at(s, frame, ms, UNIX_SECS)
+}
+
+/// What the userspace path sends for `frame` at `ms` and wall-clock second `unix_secs`.
+fn userspace_reply_at(s: &Setup, frame: &[u8], ms: u64, unix_secs: u64) -> Option<Vec<u8>> {
+    let clock = Clock { ms, unix_secs };
     let core = Core::new(&s.cfg, s.jar.clone(), &clock);
     let mut stack = Stack::new(core, &[OURS4.into(), OURS6.into()]);
     let mut buf = frame.to_vec();
@@ -484,7 +491,7 @@ fn secret_rotation_keeps_old_cookies_for_one_period() {
         (Some(old), counter + 2, XDP_TX),
         (None, counter, XDP_TX),
     ] {
-        s.prog.publish_cookies(new, previous, c).unwrap();
+        s.prog.publish_cookies(new, previous, c, false).unwrap();
         assert_eq!(
             run(&mut s.prog, &ack).0,
             verdict,
@@ -550,4 +557,43 @@ fn offload_off_sends_syns_to_userspace() {
     let c1 = counters(&s.prog);
     assert_eq!(c1.syns_to_userspace - c0.syns_to_userspace, 1);
     assert_eq!(c1.syn_acks_sent, c0.syn_acks_sent);
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Following the clock (as `synack run` publishes it), the program computes the minute
+/// counter itself from CLOCK_TAI and the published offset: its cookie is the one userspace
+/// makes from the wall clock (CLOCK_REALTIME) at that moment, whatever counter value was
+/// published last.
+#[test]
+fn xdp_minute_counter_follows_the_wall_clock() {
+    if !common::require_root("xdp_minute_counter_follows_the_wall_clock") {
+        return;
+    }
+    let mut s = setup(1000);
+    s.prog
+        .publish_cookies(s.jar.raw_keys(), None, 0, true)
+        .unwrap();
+    let frame = syn_frame(&Syn {
+        v6: false,
+        vlan: None,
+        port: 80,
+        options: TcpOptions::default(),
+    });
+    let secs_before = unix_now();
+    let (verdict, out) = run(&mut s.prog, &frame);
+    let secs_after = unix_now();
+    assert_eq!(verdict, XDP_TX);
+    let matches = (secs_before..=secs_after)
+        .any(|secs| userspace_reply_at(&s, &frame, 0, secs).as_deref() == Some(&out[..]));
+    assert!(matches, "the XDP cookie is the wall clock's");
+    assert!(
+        userspace_reply_at(&s, &frame, 0, 0).as_deref() != Some(&out[..]),
+        "not the published counter 0"
+    );
 }

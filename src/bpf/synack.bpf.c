@@ -129,9 +129,11 @@ struct cookie_state {
 	__u64 origin_ns;     /* CLOCK_MONOTONIC ns of userspace's clock origin (TSval 0) */
 	struct sip_key occ;  /* key of the occupancy hash */
 	__u32 enabled;       /* SYN offload on */
-	__u32 _pad;
+	__u32 clock_flags;   /* CLOCK_FOLLOW: compute the counter from CLOCK_TAI */
 	__u64 rst_cost_ns;   /* token bucket: ns of credit one reset costs (1e9 / rate) */
+	__u64 tai_minus_unix_ns; /* CLOCK_TAI - CLOCK_REALTIME, whole seconds, in ns */
 };
+#define CLOCK_FOLLOW 1
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -360,6 +362,19 @@ static __always_inline int cookie_ok(const struct cookie_keys *k, const struct f
 		return 0;
 	data = (rest - flow_hash(&k->k1, f, counter - diff)) & COOKIE_MASK;
 	return data < 4;
+}
+
+/* The minute counter (Linux tcp_cookie_time(): unix seconds / 60). Following the clock, it
+ * is computed here from CLOCK_TAI and the published TAI - UTC offset, so it turns at the
+ * same instant as the workers' (CLOCK_REALTIME), not up to a second later; otherwise the
+ * published value. */
+static __always_inline __u32 cookie_counter(const struct cookie_state *st)
+{
+	if (st->clock_flags & CLOCK_FOLLOW) {
+		__u64 unix_ns = bpf_ktime_get_tai_ns() - st->tai_minus_unix_ns;
+		return (__u32)(unix_ns / (60 * 1000000000ULL));
+	}
+	return st->counter;
 }
 
 /* ---- checksums (RFC 1071: the one's-complement sum is byte-order independent, so the
@@ -709,7 +724,7 @@ static __always_inline int answer_syn(struct xdp_md *ctx, const struct layout *l
 	isn = bpf_ntohl(*(__be32 *)(tcp + 4));
 
 	client_mss = o.has_mss ? o.mss : (f->v6 ? 1220 : 536);
-	iss = cookie_make(&st->cur, f, isn, mss_index(client_mss, f->v6), st->counter);
+	iss = cookie_make(&st->cur, f, isn, mss_index(client_mss, f->v6), cookie_counter(st));
 	our_mss = lc->mss;
 	if (f->v6)
 		our_mss = our_mss > 20 ? our_mss - 20 : 0;
@@ -821,10 +836,10 @@ static __always_inline int handle_tcp(struct xdp_md *ctx, const struct layout *l
 	} else {
 		__u32 seq = bpf_ntohl(*(__be32 *)(tcp + 4));
 		__u32 seg_ack = bpf_ntohl(*(__be32 *)(tcp + 8));
-		__u32 isn = seq - 1, cookie = seg_ack - 1;
+		__u32 isn = seq - 1, cookie = seg_ack - 1, counter = cookie_counter(st);
 
-		if (cookie_ok(&st->cur, f, isn, cookie, st->counter) ||
-		    (st->has_prev && cookie_ok(&st->prev, f, isn, cookie, st->counter))) {
+		if (cookie_ok(&st->cur, f, isn, cookie, counter) ||
+		    (st->has_prev && cookie_ok(&st->prev, f, isn, cookie, counter))) {
 			count(CNT_COOKIE_ACK_TO_USER);
 			return redirect(ctx, CNT_REDIRECTED);
 		}

@@ -80,8 +80,28 @@ struct StateValue {
     origin_ns: u64,
     occ: [u64; 2],
     enabled: u32,
-    _pad: u32,
+    clock_flags: u32,
     rst_cost_ns: u64,
+    tai_minus_unix_ns: u64,
+}
+
+/// `CLOCK_FOLLOW` in the C source.
+const CLOCK_FOLLOW: u32 = 1;
+
+/// CLOCK_TAI minus CLOCK_REALTIME in ns, rounded to whole seconds (the kernel's TAI offset),
+/// so that the program's `bpf_ktime_get_tai_ns() - offset` reads the workers' Unix time.
+fn tai_minus_unix_ns() -> u64 {
+    let read = |clock: libc::clockid_t| {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid, writable timespec for the duration of the call.
+        unsafe { libc::clock_gettime(clock, &mut ts) };
+        ts.tv_sec as i64 * 1_000_000_000 + ts.tv_nsec as i64
+    };
+    let d = read(libc::CLOCK_TAI) - read(libc::CLOCK_REALTIME);
+    ((d + 500_000_000).div_euclid(1_000_000_000) * 1_000_000_000) as u64
 }
 
 // SAFETY: plain integers, `repr(C)` without padding holes (every field is spelled out).
@@ -472,23 +492,42 @@ impl XdpProgram {
     /// valid) and the minute counter (`tcp::cookie::counter_from_unix_secs`). The control
     /// thread calls this every second and after every secret rotation, so the program
     /// makes and accepts exactly the cookies the workers do.
+    ///
+    /// With `follow_clock` the program computes the counter itself from CLOCK_TAI and the
+    /// TAI - UTC offset published here, so it turns at the same instant as the workers'
+    /// (`counter` is then only the value of now); without, it uses `counter` as given (tests
+    /// that fix the clock).
     pub fn publish_cookies(
         &mut self,
         current: SipKeyPair,
         previous: Option<SipKeyPair>,
         counter: u32,
+        follow_clock: bool,
     ) -> anyhow::Result<()> {
         let words = |k: SipKeyPair| [k.0 .0, k.0 .1, k.1 .0, k.1 .1];
         let mut st = self.state()?;
         let (cur, prev) = (words(current), previous.map(words).unwrap_or_default());
         let has_prev = u32::from(previous.is_some());
-        if st.cur == cur && st.prev == prev && st.has_prev == has_prev && st.counter == counter {
+        let (flags, tai) = if follow_clock {
+            (CLOCK_FOLLOW, tai_minus_unix_ns())
+        } else {
+            (0, 0)
+        };
+        if st.cur == cur
+            && st.prev == prev
+            && st.has_prev == has_prev
+            && st.counter == counter
+            && st.clock_flags == flags
+            && st.tai_minus_unix_ns == tai
+        {
             return Ok(());
         }
         st.cur = cur;
         st.prev = prev;
         st.has_prev = has_prev;
         st.counter = counter;
+        st.clock_flags = flags;
+        st.tai_minus_unix_ns = tai;
         self.set_state(st)
     }
 
@@ -690,12 +729,13 @@ mod tests {
     /// The value layouts match the C structs (`struct cookie_state`, `struct listener`).
     #[test]
     fn map_value_layouts_match_the_c_source() {
-        assert_eq!(std::mem::size_of::<StateValue>(), 112);
+        assert_eq!(std::mem::size_of::<StateValue>(), 120);
         assert_eq!(std::mem::offset_of!(StateValue, has_prev), 64);
         assert_eq!(std::mem::offset_of!(StateValue, origin_ns), 72);
         assert_eq!(std::mem::offset_of!(StateValue, occ), 80);
         assert_eq!(std::mem::offset_of!(StateValue, enabled), 96);
         assert_eq!(std::mem::offset_of!(StateValue, rst_cost_ns), 104);
+        assert_eq!(std::mem::offset_of!(StateValue, tai_minus_unix_ns), 112);
         assert_eq!(std::mem::size_of::<ListenerValue>(), 8);
     }
 
