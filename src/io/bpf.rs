@@ -98,7 +98,7 @@ fn tai_minus_unix_ns() -> u64 {
         };
         // SAFETY: `ts` is a valid, writable timespec for the duration of the call.
         unsafe { libc::clock_gettime(clock, &mut ts) };
-        ts.tv_sec as i64 * 1_000_000_000 + ts.tv_nsec as i64
+        ts.tv_sec * 1_000_000_000 + ts.tv_nsec
     };
     let d = read(libc::CLOCK_TAI) - read(libc::CLOCK_REALTIME);
     ((d + 500_000_000).div_euclid(1_000_000_000) * 1_000_000_000) as u64
