@@ -205,6 +205,8 @@ pub struct Report {
     pub active: u64,
     /// Counters summed over workers.
     pub total: crate::counters::CountersJson,
+    /// Whether the XDP program answers SYNs itself (`xdp.syn_offload`).
+    pub xdp_syn_offload: bool,
     /// Counters of the XDP program (per-CPU values summed).
     pub xdp_program: Option<BpfCounters>,
     /// Captured frames lost to a full capture queue.
@@ -254,6 +256,7 @@ fn report(
             uptime_secs: start.elapsed().as_secs_f64(),
             active,
             total: total.to_json(),
+            xdp_syn_offload: prog.syn_offload_enabled(),
             xdp_program: prog.counters().ok(),
             capture_lost,
             workers: reports,

@@ -360,6 +360,7 @@ mod tests {
             uptime_secs: secs,
             active: 3,
             total: c.to_json(),
+            xdp_syn_offload: false,
             xdp_program: None,
             capture_lost: 0,
             workers: vec![WorkerReport {
