@@ -161,6 +161,25 @@ pub struct XdpSettings {
     /// Answer ARP and IPv6 neighbour solicitations ourselves, for addresses the kernel
     /// does not own. Default: false.
     pub standalone: bool,
+    /// Answer SYNs (and check stateless cookie ACKs) in the XDP program itself: `auto` (on
+    /// wherever the program attaches, except a veth in native mode, whose XDP_TX frames
+    /// reach the peer only if the peer runs an XDP program; off with a warning if the
+    /// kernel refuses a part of it), `on` (refuse to start without it) or `off`.
+    /// Default: `auto`.
+    pub syn_offload: SynOffloadMode,
+}
+
+/// `xdp.syn_offload`: whether the XDP program answers SYNs itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SynOffloadMode {
+    /// On wherever the program attaches; off (with a warning) if it cannot be set up.
+    #[default]
+    Auto,
+    /// On; starting fails if it cannot be set up.
+    On,
+    /// Off: every segment for us goes to the workers.
+    Off,
 }
 
 impl Default for XdpSettings {
@@ -173,6 +192,7 @@ impl Default for XdpSettings {
             batch_size: 64,
             busy_poll: false,
             standalone: false,
+            syn_offload: SynOffloadMode::Auto,
         }
     }
 }
@@ -612,6 +632,7 @@ fn field_hint(field: &str) -> &'static str {
         "steering" => "write the section as a table: [steering] followed by its keys, e.g. handoff_queue = 1024",
         "ops" => "write the section as a table: [ops] followed by its keys, e.g. stats_interval_ms = 1000",
         "xdp.mode" => "use auto, native or generic, e.g. mode = \"auto\"",
+        "xdp.syn_offload" => "use auto, on or off, e.g. syn_offload = \"auto\"",
         "xdp.frame_size" => "use 2048 or 4096, e.g. frame_size = 2048",
         "xdp.frame_count" => "use a power of two in 64..=1048576, e.g. frame_count = 4096",
         "xdp.ring_size" => "use a power of two in 64..=16384 and at most xdp.frame_count / 2, e.g. ring_size = 2048",
@@ -662,6 +683,7 @@ fn flag_hint(flag: &str) -> &'static str {
         "--listen" => "give PORT[:MODE] with a unique PORT 1..=65535 and MODE discard, echo, http or close, e.g. --listen 80:http (repeat the flag for more)",
         "--workers" => "give CPU ids this process may run on as a list like 0, 0-1 or 0,2-3, e.g. --workers 0-1",
         "--xdp-mode" => "give auto, native or generic, e.g. --xdp-mode native",
+        "--syn-offload" => "give auto, on or off, e.g. --syn-offload off",
         "--cookie-secret" => "give exactly 32 hex digits, e.g. --cookie-secret 00112233445566778899aabbccddeeff (the file is safer: command lines are visible to other users)",
         "--ready-file" => "give a file path, e.g. --ready-file /run/synack.ready",
         "--stats-json" => "give a file path other than the ready file, e.g. --stats-json /run/synack-stats.json",
@@ -1119,6 +1141,16 @@ pub fn parse_xdp_mode(s: &str) -> Result<XdpMode, String> {
     }
 }
 
+/// Parse `xdp.syn_offload` as a flag gives it: `auto`, `on` or `off`.
+pub fn parse_syn_offload(s: &str) -> Result<SynOffloadMode, String> {
+    match s.trim() {
+        "auto" => Ok(SynOffloadMode::Auto),
+        "on" => Ok(SynOffloadMode::On),
+        "off" => Ok(SynOffloadMode::Off),
+        other => Err(format!("{other:?} is not a SYN offload setting")),
+    }
+}
+
 /// Parse exactly `N` bytes of hex. With `colons`, bytes may also be written as
 /// colon-separated pairs (`6d:5a:...`, as `ethtool -x` prints).
 pub fn parse_hex<const N: usize>(s: &str, colons: bool) -> Result<[u8; N], String> {
@@ -1228,6 +1260,8 @@ pub struct Overrides {
     pub workers: Option<String>,
     /// `--xdp-mode auto|native|generic`.
     pub xdp_mode: Option<String>,
+    /// `--syn-offload auto|on|off`.
+    pub syn_offload: Option<String>,
     /// `--cookie-secret HEX`.
     pub cookie_secret: Option<String>,
     /// `--ready-file PATH`.
@@ -1282,6 +1316,9 @@ impl Overrides {
         }
         if let Some(m) = &self.xdp_mode {
             cfg.xdp.mode = parse_xdp_mode(m).map_err(|p| flag("--xdp-mode", p))?;
+        }
+        if let Some(m) = &self.syn_offload {
+            cfg.xdp.syn_offload = parse_syn_offload(m).map_err(|p| flag("--syn-offload", p))?;
         }
         if let Some(s) = &self.cookie_secret {
             let key = parse_hex::<16>(s, false).map_err(|p| flag("--cookie-secret", p))?;
@@ -1564,6 +1601,7 @@ mod tests {
             ("", "steering = 1", "steering"),
             ("", "ops = true", "ops"),
             ("xdp", "standalone = 1", "xdp.standalone"),
+            ("xdp", "syn_offload = \"yes\"", "xdp.syn_offload"),
             ("tcp", "mss = 500", "tcp.mss"),
             ("tcp", "mss = 9000", "tcp.mss"),
             ("tcp", "mss = 70000", "tcp.mss"),
@@ -1665,7 +1703,7 @@ mod tests {
                 _ => leaves.push(k.clone()),
             }
         }
-        assert_eq!(leaves.len(), 45, "{leaves:?}");
+        assert_eq!(leaves.len(), 46, "{leaves:?}");
         for leaf in &leaves {
             assert!(
                 cases.iter().any(|&(_, _, p)| p == leaf),
@@ -1830,6 +1868,7 @@ mod tests {
             listen: vec!["8080".into(), "8081:echo".into()],
             workers: Some("0".into()),
             xdp_mode: Some("generic".into()),
+            syn_offload: Some("off".into()),
             cookie_secret: Some("ff".repeat(16)),
             ready_file: Some("/tmp/r".into()),
             stats_json: Some("/tmp/s.json".into()),
@@ -1843,6 +1882,15 @@ mod tests {
         assert_eq!(cfg.ops.metrics, Some("127.0.0.1:9100".parse().unwrap()));
         assert_eq!(cfg.ops.capture_mode, "sample:10");
         assert_eq!(cfg.ops.view, View::Quiet);
+        assert_eq!(cfg.xdp.syn_offload, SynOffloadMode::Off);
+        let bad = Overrides {
+            syn_offload: Some("maybe".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            bad.apply(&mut cfg).unwrap_err().field(),
+            Some("--syn-offload")
+        );
         let bad = Overrides {
             capture_mode: Some("sample:0".into()),
             ..Default::default()

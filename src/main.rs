@@ -98,6 +98,9 @@ struct OverrideArgs {
     /// XDP attach mode: auto, native or generic (replaces `xdp.mode`).
     #[arg(long, value_name = "MODE")]
     xdp_mode: Option<String>,
+    /// Answer SYNs in the XDP program: auto, on or off (replaces `xdp.syn_offload`).
+    #[arg(long, value_name = "MODE")]
+    syn_offload: Option<String>,
     /// SYN-cookie secret, 32 hex digits (replaces `tcp.cookie_secret`). Visible in the
     /// process list: prefer the config file.
     #[arg(long, value_name = "HEX")]
@@ -136,6 +139,7 @@ impl From<OverrideArgs> for Overrides {
             listen: a.listen,
             workers: a.workers,
             xdp_mode: a.xdp_mode,
+            syn_offload: a.syn_offload,
             cookie_secret: a.cookie_secret,
             ready_file: a.ready_file,
             stats_json: a.stats_json,

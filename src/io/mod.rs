@@ -9,6 +9,7 @@
 pub mod afxdp;
 pub mod bpf;
 pub mod memory;
+pub mod occupancy;
 pub mod sys;
 pub mod test_run;
 
