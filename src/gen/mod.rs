@@ -19,11 +19,14 @@
 //! - [`driver::Driver`]: the loop over an [`crate::io::Port`] (AF_XDP in the lab, memory in
 //!   tests), with SYNs filled in batches and one kick per loop iteration.
 //! - [`run`]: `synack gen` itself.
+//! - [`flood`]: `synack gen --live-flood`, the XDP flood generator of [`crate::io::flood`]
+//!   with its reply counter.
 
 #![forbid(unsafe_code)]
 
 pub mod client;
 pub mod driver;
+pub mod flood;
 pub mod run;
 
 pub use client::{Client, ClientConfig, CloseOrder, GenDrop, GenStats};
