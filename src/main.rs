@@ -195,6 +195,7 @@ impl From<LabArgs> for LabOverrides {
 synack gen --interface veth-c --target 198.18.0.1:9 --count 100000 --duration 10 --cpu 1\n  \
 synack gen --interface veth-c --target 198.18.0.1:80 --syn-flood --count 2000000 --duration 5\n  \
 synack gen --interface veth-c --target 198.18.0.1:80 --http-get / --count 50000 --json gen.json\n  \
+synack gen --interface veth-c --target 198.18.0.1:80 --concurrency 1000 --http-get / --interval-ms 100 --duration 30\n  \
 synack gen --interface veth-c --target 198.18.0.1:80 --live-flood --rate 1200000 --packets 6000000 --secs 4 --cpu 1\n\n\
 The target must route the source range back to this interface, e.g. on a Linux target:\n  \
 ip route add 198.19.0.0/24 via <this interface's address>\n\
@@ -242,6 +243,14 @@ struct GenArgs {
     /// the rate, which covers the gap between two live calls].
     #[arg(long, value_name = "N", requires = "live_flood")]
     burst: Option<u64>,
+    /// Steady concurrency: keep N connections open for --duration, replacing any that
+    /// close; report the established count, opens and closes per second and latency.
+    #[arg(long, value_name = "N", conflicts_with_all = ["syn_flood", "live_flood", "server_first"])]
+    concurrency: Option<usize>,
+    /// With --concurrency: send the request (--request or --http-get) on each connection
+    /// every MS milliseconds and time the reply; without it connections stay idle.
+    #[arg(long, value_name = "MS", requires = "concurrency")]
+    interval_ms: Option<u64>,
     /// --live-flood: do not attach the reply counter.
     #[arg(long, requires = "live_flood")]
     no_reply_counter: bool,
@@ -389,7 +398,29 @@ fn gen_options(a: GenArgs) -> Result<synack::gen::run::GenOptions, String> {
             return Err("--request: give 1..=1400 bytes (one segment)".into());
         }
     }
+    let mut max_in_flight = a.max_in_flight;
+    let hold = match a.concurrency {
+        None => None,
+        Some(n) => {
+            if !(1..=1_000_000).contains(&n) {
+                return Err(format!("--concurrency {n}: give 1..=1000000"));
+            }
+            if let Some(ms) = a.interval_ms {
+                if !(1..=600_000).contains(&ms) {
+                    return Err(format!("--interval-ms {ms}: give 1..=600000"));
+                }
+            }
+            if a.interval_ms.is_some() != request.is_some() {
+                return Err("--concurrency: give --interval-ms together with --request or --http-get (requests every MS), or neither (idle connections)".into());
+            }
+            max_in_flight = n;
+            Some(synack::gen::client::Hold {
+                interval_us: a.interval_ms.map(|ms| ms * 1000),
+            })
+        }
+    };
     let mut client = ClientConfig::new(target.ip(), target.port(), sources);
+    client.hold = hold;
     client.request = request;
     client.expect_bytes = a.expect_bytes.max(1);
     client.close = close;
@@ -405,7 +436,7 @@ fn gen_options(a: GenArgs) -> Result<synack::gen::run::GenOptions, String> {
         pace: Pace {
             rate: (a.rate > 0).then_some(a.rate),
             count: a.count,
-            max_in_flight: a.max_in_flight,
+            max_in_flight,
             batch: a.batch,
         },
         duration: std::time::Duration::from_secs_f64(a.duration),
