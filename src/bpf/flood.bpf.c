@@ -64,6 +64,7 @@ struct flood_state {
 	__u64 bad_frame;  /* runs dropped: the frame is not the template layout */
 	__u64 tat_ps;     /* GCRA theoretical arrival time, ps since start_ns */
 	__u64 start_ns;   /* CLOCK_MONOTONIC of the first run */
+	__u64 last_ns;    /* CLOCK_MONOTONIC of the last frame sent */
 };
 
 struct {
@@ -200,6 +201,7 @@ int flood_gen(struct xdp_md *ctx)
 	put16(d + L4 + 16, ~fold(s));
 
 	st->sent++;
+	st->last_ns = now;
 	return XDP_TX;
 }
 

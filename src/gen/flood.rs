@@ -82,8 +82,10 @@ pub struct LiveFloodReport {
     pub secs_limit: f64,
     /// SYNs sent (the program's XDP_TX count): what was offered.
     pub sent: u64,
-    /// Seconds spent sending.
+    /// Seconds spent sending: the program's first run to its last frame (plus one interval).
     pub send_secs: f64,
+    /// Seconds from the first live call to the end of the last.
+    pub call_secs: f64,
     /// `sent / send_secs`.
     pub offered_per_sec: f64,
     /// `offered_per_sec / rate_target - 1` (how far the rate was from the target).
@@ -236,7 +238,7 @@ pub fn run(opts: &LiveFloodOptions, stop: &AtomicBool) -> Result<LiveFloodReport
         _ => None,
     };
     let sent = outcome.counts.sent;
-    let secs = outcome.secs.max(1e-9);
+    let secs = outcome.sending_secs.max(1e-9);
     let offered = sent as f64 / secs;
     let report = LiveFloodReport {
         mode: "live-flood",
@@ -248,7 +250,8 @@ pub fn run(opts: &LiveFloodOptions, stop: &AtomicBool) -> Result<LiveFloodReport
         packets_limit: opts.packets,
         secs_limit: opts.secs.as_secs_f64(),
         sent,
-        send_secs: outcome.secs,
+        send_secs: outcome.sending_secs,
+        call_secs: outcome.secs,
         offered_per_sec: offered,
         rate_error: opts.rate.map(|r| offered / r - 1.0),
         generator: outcome.counts,

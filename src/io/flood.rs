@@ -73,13 +73,14 @@ struct RawState {
     bad_frame: u64,
     tat_ps: u64,
     start_ns: u64,
+    last_ns: u64,
 }
 
 // SAFETY: both are #[repr(C)] structs of plain integers with no padding (u64 fields, then
 // two u32 that fill the last 8 bytes), so every byte pattern is a valid value and the
 // layout is the one the C source declares.
 unsafe impl aya::Pod for RawConfig {}
-// SAFETY: as above: six u64 fields, no padding.
+// SAFETY: as above: seven u64 fields, no padding.
 unsafe impl aya::Pod for RawState {}
 
 /// How fast and how much the generator sends.
@@ -111,6 +112,8 @@ pub struct FloodCounts {
     pub bounded: u64,
     /// Runs dropped because the frame did not have the template's layout.
     pub bad_frame: u64,
+    /// Nanoseconds from the first run to the last frame sent (0 when none was).
+    pub sending_ns: u64,
 }
 
 /// The outcome of [`FloodProgram::run_live`].
@@ -120,6 +123,9 @@ pub struct FloodOutcome {
     pub counts: FloodCounts,
     /// Seconds from the first call to the end of the last one.
     pub secs: f64,
+    /// Seconds the program was sending: from its first run to its last frame, plus one
+    /// frame interval at the rate (so that `sent / sending_secs` is the rate offered).
+    pub sending_secs: f64,
     /// Calls of `BPF_PROG_TEST_RUN`.
     pub calls: u64,
     /// Program runs in all (sent and dropped).
@@ -222,6 +228,7 @@ impl FloodProgram {
             paced: raw.paced,
             bounded: raw.bounded,
             bad_frame: raw.bad_frame,
+            sending_ns: raw.last_ns.saturating_sub(raw.start_ns),
         })
     }
 
@@ -282,8 +289,10 @@ impl FloodProgram {
             repeat = (next as u64).clamp(u64::from(MIN_RUNS_PER_CALL), u64::from(MAX_RUNS_PER_CALL))
                 as u32;
         }
+        let interval = s.rate.filter(|r| *r > 0.0).map_or(0.0, |r| 1.0 / r);
         Ok(FloodOutcome {
             counts,
+            sending_secs: counts.sending_ns as f64 / 1e9 + interval,
             secs: t0.elapsed().as_secs_f64(),
             calls,
             runs,
@@ -448,6 +457,6 @@ mod tests {
     fn raw_layouts_match_the_c_structs() {
         assert_eq!(std::mem::size_of::<RawConfig>(), 48);
         assert_eq!(std::mem::offset_of!(RawConfig, net), 40);
-        assert_eq!(std::mem::size_of::<RawState>(), 48);
+        assert_eq!(std::mem::size_of::<RawState>(), 56);
     }
 }
