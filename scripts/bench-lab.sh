@@ -74,14 +74,10 @@ done
 # on CPU 0 they would be starved by the server's softirq work and stretch the windows.
 # Servers are placed on CPU 0 (taskset for kserver, synack's own worker pinning).
 taskset -pc 1 $$ >/dev/null
-# --- packages, installed only when missing (through the one installer) -------------------
-"$ROOT/scripts/deps.sh" bench-lab plot || die "scripts/deps.sh bench-lab plot failed"
-PLOT=none
-if python3 -c 'import matplotlib' 2>/dev/null; then
-    PLOT=matplotlib
-elif command -v gnuplot >/dev/null 2>&1; then
-    PLOT=gnuplot
-fi
+# --- packages, installed only when missing -------------------------------------------
+"$ROOT/scripts/deps.sh" bench plot
+PLOT=gnuplot
+python3 -c 'import matplotlib' 2>/dev/null && PLOT=matplotlib
 
 OUT=${OUT:-lab-out/bench-$(date -u +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT"
