@@ -16,7 +16,7 @@ use common::{require_root, Lab};
 use synack::io::flood::{ifindex, FloodProgram, FloodSettings, ReplyCounter, TEMPLATE_LEN};
 use synack::io::test_run::XdpTestRun;
 use synack::io::XdpMode;
-use synack::lab::syn_frame;
+use synack::lab::{flood_source, syn_frame, FLOOD_NET};
 use synack::wire::{EthernetFrame, Ipv4Packet, Ipv4Repr, TcpFlags, TcpPacket, TcpRepr};
 
 const XDP_DROP: u32 = 1;
@@ -48,6 +48,7 @@ fn settings(rate: Option<f64>, max_packets: u64) -> FloodSettings {
         duration: Duration::from_secs(10),
         first_index: 0,
         seed: 0x1234_5678,
+        net: FLOOD_NET,
     }
 }
 
@@ -70,7 +71,7 @@ fn parse_syn(frame: &[u8]) -> (Ipv4Addr, u16, u32) {
 }
 
 /// Each run leaves a SYN whose IPv4 and TCP checksums verify, from a new source of
-/// 198.19.0.0/16 with a new ISN; the frame keeps the template's options (a Linux SYN, so
+/// 198.19.0.0/16 (the lab's `flood_source` sequence) with a new ISN; the frame keeps the template's options (a Linux SYN, so
 /// the server's cookies carry timestamps).
 #[test]
 fn flood_gen_writes_valid_syns_from_varying_sources() {
@@ -92,8 +93,11 @@ fn flood_gen_writes_valid_syns_from_varying_sources() {
         assert_eq!(out.retval, XDP_TX, "run {i}");
         assert_eq!(out.frame.len(), TEMPLATE_LEN);
         let (src, port, isn) = parse_syn(&out.frame);
-        assert_eq!(src.octets()[..2], [198, 19], "run {i}: {src}");
-        assert!(port >= 1024);
+        assert_eq!(
+            (src, port),
+            flood_source(u64::from(i)),
+            "run {i}: the lab's sources"
+        );
         assert!(
             seen.insert((src, port)),
             "run {i}: source {src}:{port} repeated"
@@ -224,6 +228,7 @@ fn flood_live_frames_arrive_at_the_peer() {
             duration: Duration::from_secs(5),
             first_index: 0,
             seed: 7,
+            net: FLOOD_NET,
         };
         prog.run_live(&frame, ifindex(&client_if).unwrap(), &s, &stop)
             .expect("live flood")

@@ -41,7 +41,7 @@
 #define FRAME_LEN (L4 + 40)
 
 /* 198.19.0.0/16: hosts .0.1 to .255.254 (65534), then the next source port. */
-#define FLOOD_HOSTS 65534
+#define FLOOD_HOSTS 65534 /* keep in step with lab::flood_source (tests/flood_xdp.rs checks it) */
 #define FLOOD_PORTS 64000
 #define FLOOD_PORT_BASE 1024
 

@@ -219,6 +219,7 @@ pub fn run(opts: &LiveFloodOptions, stop: &AtomicBool) -> Result<LiveFloodReport
         // Any start in the 4-billion-tuple cycle; the program wraps it.
         first_index: r >> 32,
         seed: r as u32,
+        net: FLOOD_NET,
     };
     let before = match &counter {
         Some(c) => Some(c.counts()?),

@@ -99,6 +99,9 @@ pub struct FloodSettings {
     pub first_index: u64,
     /// Mixed into every ISN.
     pub seed: u32,
+    /// The /16 the sources come from (`lab::FLOOD_NET`): frame `i` comes from host
+    /// `i % 65534 + 1` and port `1024 + (i / 65534) % 64000`, as `lab::flood_source(i)`.
+    pub net: Ipv4Addr,
 }
 
 /// What the generator did (the program's state map).
@@ -204,7 +207,7 @@ impl FloodProgram {
             max_packets: s.max_packets,
             deadline_ns: monotonic_ns().saturating_add(s.duration.as_nanos() as u64),
             first_index: s.first_index,
-            net: u32::from(Ipv4Addr::new(198, 19, 0, 0)),
+            net: u32::from(s.net) & 0xffff_0000,
             seed: s.seed,
         };
         {
