@@ -3,7 +3,7 @@
 # it: the Linux kernel and synack, in one run, on the same veth lab and the same CPU.
 #
 #   sudo scripts/bench-sweep.sh [--out DIR] [--step-secs S] [--rates LIST] [--targets LIST]
-#                               [--drain-ms MS] [--bin PATH] [--no-plot]
+#                               [--drain-ms MS] [--gen-fifo PRIO] [--bin PATH] [--no-plot]
 #
 #   --rates    offered SYN rates in M/s, "max" = flat out
 #              [default: 0.2,0.3,0.45,0.6,0.9,1.2,1.8,2.4,max]
@@ -11,6 +11,9 @@
 #              [default: all five]; native/generic is synack's xdp.mode, on/off its
 #              xdp.syn_offload (the targets "-on" need a synack that has that setting)
 #   --step-secs seconds per step, 1..60 [default: 4]
+#   --gen-fifo  run the generator at SCHED_FIFO PRIO (1..49, below the reply counter's
+#              NAPI thread at 50), so that other work on CPU 1 cannot pull the offered rate
+#              below the step's rate; 0 = normal scheduling [default: 40]
 #
 # Where the work runs, for every target: CPU 0 does ALL the server's receive work (the
 # server veth's threaded NAPI pinned there, with GRO on so that it has NAPI also without an
@@ -45,6 +48,7 @@ TARGETS=kernel,native-off,native-on,generic-off,generic-on
 DRAIN_MS=300
 BIN=""
 PLOT=1
+GEN_FIFO=40
 
 die() { echo "bench-sweep: $*" >&2; exit 1; }
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
@@ -56,6 +60,7 @@ while [ $# -gt 0 ]; do
         --rates) RATES=$2; shift 2 ;;
         --targets) TARGETS=$2; shift 2 ;;
         --drain-ms) DRAIN_MS=$2; shift 2 ;;
+        --gen-fifo) GEN_FIFO=$2; shift 2 ;;
         --bin) BIN=$2; shift 2 ;;
         --no-plot) PLOT=0; shift ;;
         -h|--help) usage; exit 0 ;;
@@ -65,6 +70,10 @@ done
 [[ "$STEP_SECS" =~ ^[0-9]+$ ]] && [ "$STEP_SECS" -ge 1 ] && [ "$STEP_SECS" -le 60 ] ||
     die "--step-secs: give 1..60"
 [[ "$DRAIN_MS" =~ ^[0-9]+$ ]] && [ "$DRAIN_MS" -le 5000 ] || die "--drain-ms: give 0..5000"
+[[ "$GEN_FIFO" =~ ^[0-9]+$ ]] && [ "$GEN_FIFO" -le 49 ] ||
+    die "--gen-fifo: give a SCHED_FIFO priority 1..49 (below the counter's 50), or 0"
+GEN_SCHED=()
+if [ "$GEN_FIFO" -gt 0 ]; then GEN_SCHED=(chrt -f "$GEN_FIFO"); else GEN_FIFO=""; fi
 IFS=, read -r -a RATE_LIST <<<"$RATES"
 for r in "${RATE_LIST[@]}"; do
     [ "$r" = max ] || [[ "$r" =~ ^[0-9]*\.?[0-9]+$ ]] || die "--rates: $r is not a rate in M/s or max"
@@ -161,7 +170,7 @@ step() {
     rm -f "$json"
     local before after
     before=$(veth_xmit)
-    timeout $((STEP_SECS + 30)) ip netns exec "$CNS" taskset -c 1 "$BIN" --log-level warn gen \
+    timeout $((STEP_SECS + 30)) ip netns exec "$CNS" "${GEN_SCHED[@]}" taskset -c 1 "$BIN" --log-level warn gen \
         --interface "$VC" --target $SERVER:80 --target-mac "$SMAC" --live-flood \
         --rate "$pps" --packets "$packets" --secs "$STEP_SECS" --drain-ms "$DRAIN_MS" \
         --cpu 1 --xdp-mode native --json "$json" >"$WORK/step.log" 2>&1 ||
@@ -248,7 +257,7 @@ done
 
 # --- results -----------------------------------------------------------------------------
 cp "$RESULTS" "$OUT/steps.jsonl"
-WHERE="2-vCPU VM, $CPU_MODEL, Linux $KERNEL, load average at start $LOAD. CPU 0: all server receive work (server veth threaded NAPI, GRO on) and the server process; CPU 1: synack gen --live-flood and the XDP reply counter (client veth threaded NAPI, SCHED_FIFO 50). $STEP_SECS s a step."
+WHERE="2-vCPU VM, $CPU_MODEL, Linux $KERNEL, load average at start $LOAD. CPU 0: all server receive work (server veth threaded NAPI, GRO on) and the server process; CPU 1: synack gen --live-flood${GEN_FIFO:+ at SCHED_FIFO $GEN_FIFO} and the XDP reply counter (client veth threaded NAPI, SCHED_FIFO 50). $STEP_SECS s a step."
 python3 - "$RESULTS" "$OUT" "$PLOT" "$0 $ARGS" "$WHERE" <<'EOF'
 import datetime, json, subprocess, sys
 steps_path, out, plot, cmd, where = sys.argv[1:6]
