@@ -11,6 +11,7 @@
 #          curl, tshark: the build (build.rs compiles the XDP programs) and the test suite
 #   lab    core + procps (kill)
 #   bench  core + gcc, taskset, trafgen, wrk, nftables
+#   sweep  core + gcc, taskset, chrt (scripts/bench-sweep.sh)
 #   plot   gnuplot (PNG plots of benchmark sweeps)
 #   perf   perf (profiles of the benchmarks)
 #   gen    hping3, nping, xdp-tools (the third-party generators in scripts/gen/); each of
@@ -35,13 +36,14 @@ group() {
                 "ethtool:ethtool ip:iproute2 ss:iproute2 python3:python3 curl:curl tshark:tshark" ;;
         lab) group core; echo "kill:procps" ;;
         bench) group core; echo "cc:gcc taskset:util-linux trafgen:netsniff-ng wrk:wrk nft:nftables" ;;
+        sweep) group core; echo "cc:gcc taskset:util-linux chrt:util-linux" ;;
         plot) echo "gnuplot:gnuplot-nox" ;;
         perf) echo "perf:linux-perf" ;;
         hping3) echo "hping3:hping3" ;;
         nping) echo "nping:nmap" ;;
         xdp-tools) echo "xdp-trafficgen:xdp-tools" ;;
         gen) group hping3; group nping; group xdp-tools ;;
-        *) echo "scripts/deps.sh: unknown group '$1' (core, lab, bench, plot, perf, gen, hping3, nping, xdp-tools)" >&2
+        *) echo "scripts/deps.sh: unknown group '$1' (core, lab, bench, sweep, plot, perf, gen, hping3, nping, xdp-tools)" >&2
            return 2 ;;
     esac
 }
@@ -56,7 +58,7 @@ present() {
 groups=("$@")
 [ ${#groups[@]} -gt 0 ] || groups=(core)
 if [ "${groups[0]}" = --list ]; then
-    for g in core lab bench plot perf gen; do echo "$g: $(group "$g" | tr '\n' ' ')"; done
+    for g in core lab bench sweep plot perf gen; do echo "$g: $(group "$g" | tr '\n' ' ')"; done
     exit 0
 fi
 
