@@ -53,6 +53,8 @@ pub fn core_config(cfg: &Config) -> CoreConfig {
             rto_max_ms: t.rto_max_ms as u32,
             max_retries: t.max_retries.min(u8::MAX as u32) as u8,
             challenge_ack_limit: t.challenge_ack_limit,
+            // Drawn per start in `run_until` (the config stays a pure function).
+            challenge_ack_key: [0; 16],
             fin_with_ack: t.fin_with_ack,
             rst_when_full: t.table_full == FullPolicy::Rst,
         },
@@ -274,7 +276,11 @@ pub fn run_until(
     let mut prog = XdpProgram::attach(&cfg.interface, cfg.xdp.mode, &filter)?;
     let mode = prog.mode();
     let mac = interface_mac(&cfg.interface)?;
-    let core_cfg = core_config(&cfg);
+    let mut core_cfg = core_config(&cfg);
+    // The key of the per-second challenge ACK budget draw (tcp::conn::ChallengeLimiter):
+    // the tcp layer reads no RNG, so the randomness comes in here.
+    getrandom::fill(&mut core_cfg.params.challenge_ack_key)
+        .map_err(|e| anyhow::anyhow!("challenge ACK key: the OS random source failed: {e}"))?;
     info!(
         interface = %cfg.interface,
         xdp_mode = ?mode,

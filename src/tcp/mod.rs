@@ -66,8 +66,14 @@ pub struct Params {
     pub rto_max_ms: u32,
     /// Retransmissions before we give up, send RST and remove the connection.
     pub max_retries: u8,
-    /// Challenge ACKs allowed per second on one core (RFC 5961 §7).
+    /// Challenge ACKs allowed per second on one core, on average (RFC 5961 §7; Linux
+    /// `tcp_challenge_ack_limit`): each second's budget is drawn from
+    /// `[limit/2, limit*3/2)` (see [`conn::ChallengeLimiter`]).
     pub challenge_ack_limit: u32,
+    /// Key of the per-second random draw of the challenge ACK budget. The caller fills it
+    /// from the OS random source at start (this layer reads no RNG); the default, all
+    /// zeros, keeps tests deterministic.
+    pub challenge_ack_key: [u8; 16],
     /// When we close after the peer's FIN with nothing left to send, put our FIN on the
     /// ACK of theirs (three segments instead of four). `false` gives the four-segment close.
     pub fin_with_ack: bool,
@@ -88,6 +94,7 @@ impl Default for Params {
             rto_max_ms: 60_000,
             max_retries: 6,
             challenge_ack_limit: 1_000,
+            challenge_ack_key: [0; 16],
             fin_with_ack: true,
             rst_when_full: true,
         }
