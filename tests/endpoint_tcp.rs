@@ -427,3 +427,64 @@ fn rfc9293_3_7_1_eff_snd_mss_echo_three_1000_byte_writes() {
         assert!(read_to_eof(&mut s).is_empty());
     }
 }
+
+/// RFC 9293 §3.7.1: never a frame larger than the interface MTU. The server's veth has MTU
+/// 1400 while the client claims MSS 1460 (IPv6: 1440) through a route `advmss` and its own
+/// veth also takes only 1400: the endpoint lowers its MSS to the interface (1360), so its
+/// segments (1348 bytes of data with timestamps) pass, and curl gets the 3,000-byte body.
+#[test]
+fn rfc9293_3_7_1_mss_fits_interface_mtu_curl() {
+    if !common::require_root("rfc9293_3_7_1_mss_fits_interface_mtu_curl") {
+        return;
+    }
+    let lab = Lab::new("mtu", 1);
+    for (ns, ifname) in [
+        (&lab.client_ns, &lab.client_if),
+        (&lab.server_ns, &lab.server_if),
+    ] {
+        let out = lab.ns_exec(ns, &["ip", "link", "set", "dev", ifname, "mtu", "1400"]);
+        assert!(out.status.success(), "set mtu: {out:?}");
+    }
+    for (dst, mss) in [
+        (format!("{}/32", lab.server_v4), "1460"),
+        (format!("{}/128", lab.server_v6), "1440"),
+    ] {
+        let args = [
+            "ip",
+            "route",
+            "add",
+            &dst,
+            "dev",
+            &lab.client_if,
+            "advmss",
+            mss,
+        ];
+        let out = lab.ns_exec(&lab.client_ns, &args);
+        assert!(out.status.success(), "route advmss: {out:?}");
+    }
+    let body: String = (0..3_000u32)
+        .map(|i| char::from(b'A' + (i % 26) as u8))
+        .collect();
+    let extra = format!("[http]\nbody = \"{body}\"\n");
+    let ep = Endpoint::start(&lab, &endpoint_toml(&lab, "0", &extra), &[]);
+    for url in [
+        format!("http://{}/", lab.server_v4),
+        format!("http://[{}]/", lab.server_v6),
+    ] {
+        let out = lab.ns_exec(
+            &lab.client_ns,
+            &["curl", "--silent", "--show-error", "--max-time", "5", &url],
+        );
+        assert!(
+            out.status.success(),
+            "curl {url}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.stdout, body.as_bytes(), "body from {url}");
+    }
+    assert!(
+        ep.stderr_text().contains("lowered to 1360"),
+        "the endpoint says it lowered tcp.mss: {}",
+        ep.stderr_text()
+    );
+}

@@ -45,6 +45,14 @@ pub fn tick_reached(now: u32, deadline: u32) -> bool {
     (now.wrapping_sub(deadline) as i32) >= 0
 }
 
+/// The largest IPv4 MSS a link of `mtu` bytes carries (RFC 9293 §3.7.1, RFC 879: the MTU
+/// less a 20-byte IPv4 header and a 20-byte TCP header; IPv6 takes 20 more, see
+/// `listen::our_mss`). `Params::mss` must not exceed it, or full segments leave as frames
+/// larger than the link takes.
+pub fn mss_for_mtu(mtu: u32) -> u16 {
+    mtu.saturating_sub(40).min(u16::MAX as u32) as u16
+}
+
 /// Protocol parameters for one core (resolved from the config).
 #[derive(Debug, Clone)]
 pub struct Params {
