@@ -327,13 +327,12 @@ impl Conn {
         (room >> self.rcv_wscale).min(u16::MAX as u32) << self.rcv_wscale
     }
 
-    /// Eff.snd.MSS (RFC 9293 §3.7.1): "The maximum size of a segment that TCP really sends,
-    /// the 'effective send MSS', MUST be the smaller (for IPv4) of the send MSS (that
-    /// reflects the available reassembly buffer size at the remote host, the EMTU_R) and the
-    /// largest transmission unit permitted by the IP layer ... minus TCPhdrsize", where
-    /// TCPhdrsize includes our options. RFC 6691 §2: the MSS "does not include the TCP
-    /// options", so with timestamps a data segment carries 12 bytes less (1448 of 1460).
-    /// `mss` is already the smaller of the peer's MSS and ours (which fits the link MTU).
+    /// Eff.snd.MSS (RFC 9293 §3.7.1): "Eff.snd.MSS = min(SendMSS+20, MMS_S) - TCPhdrsize -
+    /// IPoptionsize", where "TCPhdrsize is the size of the fixed TCP header and any
+    /// options". RFC 6691 §2: the MSS the peer sends does not count TCP options, so ours come
+    /// off it: with timestamps (12 bytes) a data segment carries 1448 bytes to a peer that
+    /// said 1460. `mss` is already the smaller of the peer's MSS and ours, and ours fits
+    /// the interface MTU (the caller lowers `Params::mss` to it).
     pub fn eff_snd_mss(&self) -> u32 {
         let options = if self.timestamps() {
             TcpOptions {
@@ -1091,6 +1090,13 @@ mod tests {
             budgets([7; 16], limit, 200, 2000),
             "same key, same draws"
         );
+    }
+
+    /// The TCB stays one cache line (the table holds a million per core).
+    #[test]
+    fn tcb_fits_a_cache_line() {
+        assert!(std::mem::size_of::<super::Conn>() <= 64);
+        assert!(std::mem::size_of::<Option<super::Conn>>() <= 64);
     }
 
     /// The extremes: a limit of 1 allows exactly one a second; the largest limit does not
