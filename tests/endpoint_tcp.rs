@@ -488,3 +488,49 @@ fn rfc9293_3_7_1_mss_fits_interface_mtu_curl() {
         ep.stderr_text()
     );
 }
+
+/// Linux `tcp_timewait_state_process` against a Linux client: curl asks `Connection: close`,
+/// so the endpoint closes first and keeps the tuple in TIME-WAIT (60 s); curl then connects
+/// again from the same local port. Its SYN carries a newer TSval and is not PAWS-rejected,
+/// so the tuple reopens at once (`time_wait_reused`) and the second request is answered.
+#[test]
+fn tcp_timewait_state_process_linux_client_reopens() {
+    if !common::require_root("tcp_timewait_state_process_linux_client_reopens") {
+        return;
+    }
+    let lab = Lab::new("twreuse", 1);
+    let ep = Endpoint::start(&lab, &endpoint_toml(&lab, "0", ""), &[]);
+    let url = format!("http://{}/", lab.server_v4);
+    for round in 0..2 {
+        let t0 = Instant::now();
+        let out = lab.ns_exec(
+            &lab.client_ns,
+            &[
+                "curl",
+                "--silent",
+                "--show-error",
+                "--max-time",
+                "5",
+                "--local-port",
+                "41000",
+                "--header",
+                "Connection: close",
+                &url,
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "curl round {round}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.stdout, b"synack\n", "round {round}");
+        assert!(
+            t0.elapsed() < Duration::from_secs(3),
+            "round {round} waited"
+        );
+        ep.wait_stats(TIMEOUT, "TIME-WAIT", |s| event(s, "time_wait") == round + 1);
+    }
+    let st = ep.fresh_stats();
+    assert_eq!(event(&st, "time_wait_reused"), 1, "{st:#}");
+    assert_eq!(event(&st, "http_requests"), 2, "{st:#}");
+}
