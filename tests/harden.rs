@@ -448,8 +448,11 @@ fn blind_injection_rfc5961_tears_nothing_down() {
         p.absorb(&out);
     }
     println!(
-        "blind injection: {attacker_frames} frames, 0 connections affected, {} challenge ACKs",
-        c.get(Event::ChallengeAck)
+        "blind injection: {attacker_frames} frames, 0 connections affected, {} challenge ACKs \
+         ({} skipped by the per-connection limit, {} by the per-core budget)",
+        c.get(Event::ChallengeAck),
+        c.get(Event::AckRateLimited),
+        c.dropped(DropReason::ChallengeAckLimited)
     );
 }
 

@@ -340,7 +340,8 @@ fn time_wait_new_syn_reopens_old_syn_gets_ack_rfc6191_2() {
     assert_eq!(net.state(&peer), Some(State::FinWait1));
 }
 
-/// RFC 9293 §3.10.7.4 (TIME-WAIT) and RFC 1337: an RST does not end TIME-WAIT early.
+/// RFC 9293 §3.10.7.4 (TIME-WAIT) and RFC 1337: an RST does not end TIME-WAIT early (Linux
+/// with `tcp_rfc1337 = 1`; Linux's default, 0, would end it on an RST at RCV.NXT).
 #[test]
 fn time_wait_ignores_rst_rfc1337() {
     let (mut net, mut peer) = time_wait(fast());
@@ -1119,4 +1120,20 @@ fn rfc7323_2_3_acceptance_window_is_advertised() {
         peer.send(&mut net, ACK, peer.snd_nxt + wnd, peer.rcv_nxt, b"z", o);
         assert_eq!(net.dropped(DropReason::OutOfWindow), 1, "wscale {wscale:?}");
     }
+}
+
+/// RFC 5961 §4.2 with Linux `tcp_validate_incoming` (`if (th->syn) goto syn_challenge;`): a
+/// SYN that fails PAWS still gets a challenge ACK, counted against the challenge limits.
+#[test]
+fn rfc5961_4_2_paws_failing_syn_gets_challenge_ack() {
+    let (mut net, mut peer) = established(fast());
+    let old_ts = TcpOptions {
+        timestamps: Some((peer.tsval(&net).wrapping_sub(10_000), 0)),
+        ..TcpOptions::default()
+    };
+    let a = one(peer.send(&mut net, SYN, peer.snd_nxt, 0, b"", old_ts));
+    a.expect(ACK, peer.rcv_nxt, peer.snd_nxt);
+    assert_eq!(net.dropped(DropReason::PawsRejected), 1);
+    assert_eq!(net.event(Event::ChallengeAck), 1);
+    assert_eq!(net.state(&peer), Some(State::Established));
 }

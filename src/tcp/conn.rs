@@ -557,7 +557,13 @@ impl Conn {
         match seg.options.timestamps {
             Some((tsval, _)) if (tsval.wrapping_sub(self.ts_recent) as i32) < 0 => {
                 ctx.counters.drop(DropReason::PawsRejected);
-                self.send_oow_ack(ctx, seg);
+                if seg.flags.contains(TcpFlags::SYN) {
+                    // Linux tcp_validate_incoming: `if (th->syn) goto syn_challenge;`
+                    // (RFC 5961 §4.2: a SYN gets a challenge ACK whatever it carries).
+                    self.challenge_ack(ctx);
+                } else {
+                    self.send_oow_ack(ctx, seg);
+                }
                 false
             }
             _ => true,
