@@ -54,6 +54,8 @@ pub fn core_config(cfg: &Config) -> CoreConfig {
             rto_max_ms: t.rto_max_ms as u32,
             max_retries: t.max_retries.min(u8::MAX as u32) as u8,
             challenge_ack_limit: t.challenge_ack_limit,
+            // Drawn per start in `run_until` (the config stays a pure function).
+            challenge_ack_key: [0; 16],
             fin_with_ack: t.fin_with_ack,
             rst_when_full: t.table_full == FullPolicy::Rst,
             persist_timeout_ms: ms(t.persist_timeout_secs),
@@ -176,6 +178,16 @@ pub fn interface_mac(ifname: &str) -> Result<[u8; 6]> {
         *m = u8::from_str_radix(p, 16).with_context(|| format!("{path}: bad MAC {text:?}"))?;
     }
     Ok(mac)
+}
+
+/// The MTU of an interface, from sysfs.
+pub fn interface_mtu(ifname: &str) -> Result<u32> {
+    let path = format!("/sys/class/net/{ifname}/mtu");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading {path}: does interface {ifname} exist?"))?;
+    text.trim()
+        .parse()
+        .with_context(|| format!("{path}: unexpected MTU {text:?}"))
 }
 
 /// One worker's part of the stats JSON.
@@ -373,7 +385,27 @@ pub fn run_until(
     let mut prog = XdpProgram::attach(&cfg.interface, cfg.xdp.mode, &filter)?;
     let mode = prog.mode();
     let mac = interface_mac(&cfg.interface)?;
+    // RFC 9293 §3.7.1: no segment larger than the link carries. Like Linux's advmss from
+    // the route MTU, the MSS we advertise and send with is lowered to fit the interface.
+    let mtu = interface_mtu(&cfg.interface)?;
+    let link_mss = crate::tcp::mss_for_mtu(mtu);
+    anyhow::ensure!(
+        link_mss >= 536,
+        "interface {}: MTU {mtu} is below the 576 bytes TCP needs (RFC 9293 §3.7.1); raise it",
+        cfg.interface
+    );
     let mut core_cfg = core_config(&cfg);
+    // The key of the per-second challenge ACK budget draw (tcp::conn::ChallengeLimiter):
+    // the tcp layer reads no RNG, so the randomness comes in here.
+    getrandom::fill(&mut core_cfg.params.challenge_ack_key)
+        .map_err(|e| anyhow::anyhow!("challenge ACK key: the OS random source failed: {e}"))?;
+    if core_cfg.params.mss > link_mss {
+        warn!(
+            "tcp.mss {} lowered to {link_mss} to fit the MTU {mtu} of {}",
+            core_cfg.params.mss, cfg.interface
+        );
+        core_cfg.params.mss = link_mss;
+    }
     let occupancy = prepare_syn_offload(&cfg, &mut prog, &jar)?;
     // The control thread's copy of the workers' jars: it follows every rotation, so the
     // XDP program always holds the keys the workers hold.

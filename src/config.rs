@@ -254,7 +254,10 @@ pub struct TcpSettings {
     pub cookie_secret: Option<[u8; 16]>,
     /// Echo/HTTP buffers per worker: 1..=1048576. Default: 4096.
     pub buffers: usize,
-    /// Size of one echo/HTTP buffer in bytes: 512..=65536. Default: 4096.
+    /// Size of one echo/HTTP buffer in bytes: 512..=65535. Default: 4096. Echo and http
+    /// offer the buffer's free space as their receive window with window shift 0, so it
+    /// must fit the 16-bit window field (RFC 7323 §2.3): the window we advertise is the
+    /// one we accept.
     pub buffer_size: usize,
 }
 
@@ -657,7 +660,7 @@ fn field_hint(field: &str) -> &'static str {
         "tcp.verify_checksums" => "use true or false, e.g. verify_checksums = true",
         "tcp.cookie_secret" => "use exactly 32 hex digits, e.g. cookie_secret = \"00112233445566778899aabbccddeeff\", or leave it out for a random secret per start",
         "tcp.buffers" => "use 1..=1048576 buffers per worker, e.g. buffers = 4096",
-        "tcp.buffer_size" => "use 512..=65536 bytes, e.g. buffer_size = 4096",
+        "tcp.buffer_size" => "use 512..=65535 bytes: echo and http offer the free buffer as an unscaled receive window, and a 16-bit window field holds at most 65535 (RFC 7323 §2.3), e.g. buffer_size = 4096",
         "http.status" => "use a status code 100..=599, e.g. status = 200",
         "http.body" => "use a string, e.g. body = \"synack\\n\"",
         "http.header_timeout_secs" => "use 0 (no limit) up to 3600 seconds, e.g. header_timeout_secs = 20",
@@ -846,7 +849,10 @@ impl Config {
         check_range(u64::from(t.challenge_ack_limit), 1, u64::from(u32::MAX))
             .map_err(|p| inv("tcp.challenge_ack_limit", p))?;
         check_range(t.buffers as u64, 1, 1 << 20).map_err(|p| inv("tcp.buffers", p))?;
-        check_range(t.buffer_size as u64, 512, 65536).map_err(|p| inv("tcp.buffer_size", p))?;
+        // The window we accept is the one we advertise (RFC 9293 §3.10.7.4, RFC 7323 §2.3):
+        // buffered modes advertise the free buffer unscaled, so it fits 16 bits.
+        check_range(t.buffer_size as u64, 512, u64::from(u16::MAX))
+            .map_err(|p| inv("tcp.buffer_size", p))?;
 
         check_range(u64::from(self.http.status), 100, 599).map_err(|p| inv("http.status", p))?;
         check_content_type(&self.http.content_type).map_err(|p| inv("http.content_type", p))?;
@@ -1638,7 +1644,7 @@ mod tests {
             ),
             ("tcp", "buffers = 0", "tcp.buffers"),
             ("tcp", "buffer_size = 511", "tcp.buffer_size"),
-            ("tcp", "buffer_size = 65537", "tcp.buffer_size"),
+            ("tcp", "buffer_size = 65536", "tcp.buffer_size"),
             ("http", "status = 99", "http.status"),
             ("http", "status = 600", "http.status"),
             (

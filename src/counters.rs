@@ -134,6 +134,9 @@ counter_enum! {
         RstSent => "rst_sent",
         /// Challenge ACKs sent (RFC 5961).
         ChallengeAck => "challenge_ack",
+        /// ACKs owed to unacceptable segments or as challenges that the per-connection
+        /// limit skipped (Linux `tcp_oow_rate_limited`: one per 500 ms per connection).
+        AckRateLimited => "ack_rate_limited",
         /// Segments retransmitted by the RTO.
         Retransmit => "retransmit",
         /// Payload bytes accepted in order.

@@ -358,3 +358,179 @@ fn sigint_stops_cleanly() {
         other => panic!("the idle connection got {other:?} instead of the server's FIN"),
     }
 }
+
+/// RFC 9293 §3.7.1 and RFC 6691 §2 against curl: a 3,000-byte HTTP body leaves in segments
+/// of at most Eff.snd.MSS (1448 bytes with timestamps to a client that said MSS 1460), so
+/// every frame fits the 1500-byte veth MTU and curl gets every byte, over IPv4 and IPv6.
+/// (Segments of 1460 bytes plus the 12-byte timestamp option are 1512-byte IP packets,
+/// which the veth drops: the client then never gets the body.)
+#[test]
+fn rfc9293_3_7_1_eff_snd_mss_curl_3000_byte_body() {
+    if !common::require_root("rfc9293_3_7_1_eff_snd_mss_curl_3000_byte_body") {
+        return;
+    }
+    let lab = Lab::new("effmss", 1);
+    let body: String = (0..3_000u32)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    let extra = format!("[http]\nbody = \"{body}\"\n");
+    let ep = Endpoint::start(&lab, &endpoint_toml(&lab, "0", &extra), &[]);
+    let urls = [
+        format!("http://{}/", lab.server_v4),
+        format!("http://[{}]/", lab.server_v6),
+    ];
+    for url in &urls {
+        let out = lab.ns_exec(
+            &lab.client_ns,
+            &["curl", "--silent", "--show-error", "--max-time", "5", url],
+        );
+        assert!(
+            out.status.success(),
+            "curl {url}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.stdout.len(), 3_000, "body length from {url}");
+        assert_eq!(out.stdout, body.as_bytes(), "body from {url}");
+    }
+    let st = ep.wait_stats(TIMEOUT, "2 answered", |s| event(s, "http_requests") >= 2);
+    assert_eq!(event(&st, "http_requests"), 2, "{st:#}");
+}
+
+/// RFC 9293 §3.7.1 against the Linux client's echo: three 1,000-byte writes back to back
+/// (TCP_NODELAY: three segments) come back whole, over IPv4 and IPv6, several times.
+#[test]
+fn rfc9293_3_7_1_eff_snd_mss_echo_three_1000_byte_writes() {
+    if !common::require_root("rfc9293_3_7_1_eff_snd_mss_echo_three_1000_byte_writes") {
+        return;
+    }
+    let lab = Lab::new("effecho", 1);
+    let _ep = Endpoint::start(&lab, &endpoint_toml(&lab, "0", ""), &[]);
+    for ip in [IpAddr::V4(lab.server_v4), IpAddr::V6(lab.server_v6)] {
+        let mut s = connect(&lab, ip, 7).expect("connect");
+        s.set_nodelay(true).unwrap();
+        for round in 0..5u8 {
+            let chunks: Vec<Vec<u8>> = (0..3u8)
+                .map(|c| {
+                    (0..1_000u32)
+                        .map(|i| (i as u8) ^ (c * 31 + round))
+                        .collect()
+                })
+                .collect();
+            for c in &chunks {
+                s.write_all(c).unwrap();
+            }
+            let mut back = vec![0u8; 3_000];
+            s.read_exact(&mut back).expect("all 3,000 bytes echoed");
+            assert_eq!(back, chunks.concat(), "round {round} over {ip}");
+        }
+        s.shutdown(Shutdown::Write).unwrap();
+        assert!(read_to_eof(&mut s).is_empty());
+    }
+}
+
+/// RFC 9293 §3.7.1: never a frame larger than the interface MTU. The server's veth has MTU
+/// 1400 while the client claims MSS 1460 (IPv6: 1440) through a route `advmss` and its own
+/// veth also takes only 1400: the endpoint lowers its MSS to the interface (1360), so its
+/// segments (1348 bytes of data with timestamps) pass, and curl gets the 3,000-byte body.
+#[test]
+fn rfc9293_3_7_1_mss_fits_interface_mtu_curl() {
+    if !common::require_root("rfc9293_3_7_1_mss_fits_interface_mtu_curl") {
+        return;
+    }
+    let lab = Lab::new("mtu", 1);
+    for (ns, ifname) in [
+        (&lab.client_ns, &lab.client_if),
+        (&lab.server_ns, &lab.server_if),
+    ] {
+        let out = lab.ns_exec(ns, &["ip", "link", "set", "dev", ifname, "mtu", "1400"]);
+        assert!(out.status.success(), "set mtu: {out:?}");
+    }
+    for (dst, mss) in [
+        (format!("{}/32", lab.server_v4), "1460"),
+        (format!("{}/128", lab.server_v6), "1440"),
+    ] {
+        let args = [
+            "ip",
+            "route",
+            "add",
+            &dst,
+            "dev",
+            &lab.client_if,
+            "advmss",
+            mss,
+        ];
+        let out = lab.ns_exec(&lab.client_ns, &args);
+        assert!(out.status.success(), "route advmss: {out:?}");
+    }
+    let body: String = (0..3_000u32)
+        .map(|i| char::from(b'A' + (i % 26) as u8))
+        .collect();
+    let extra = format!("[http]\nbody = \"{body}\"\n");
+    let ep = Endpoint::start(&lab, &endpoint_toml(&lab, "0", &extra), &[]);
+    for url in [
+        format!("http://{}/", lab.server_v4),
+        format!("http://[{}]/", lab.server_v6),
+    ] {
+        let out = lab.ns_exec(
+            &lab.client_ns,
+            &["curl", "--silent", "--show-error", "--max-time", "5", &url],
+        );
+        assert!(
+            out.status.success(),
+            "curl {url}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.stdout, body.as_bytes(), "body from {url}");
+    }
+    assert!(
+        ep.stderr_text().contains("lowered to 1360"),
+        "the endpoint says it lowered tcp.mss: {}",
+        ep.stderr_text()
+    );
+}
+
+/// Linux `tcp_timewait_state_process` against a Linux client: curl asks `Connection: close`,
+/// so the endpoint closes first and keeps the tuple in TIME-WAIT (60 s); curl then connects
+/// again from the same local port. Its SYN carries a newer TSval and is not PAWS-rejected,
+/// so the tuple reopens at once (`time_wait_reused`) and the second request is answered.
+#[test]
+fn tcp_timewait_state_process_linux_client_reopens() {
+    if !common::require_root("tcp_timewait_state_process_linux_client_reopens") {
+        return;
+    }
+    let lab = Lab::new("twreuse", 1);
+    let ep = Endpoint::start(&lab, &endpoint_toml(&lab, "0", ""), &[]);
+    let url = format!("http://{}/", lab.server_v4);
+    for round in 0..2 {
+        let t0 = Instant::now();
+        let out = lab.ns_exec(
+            &lab.client_ns,
+            &[
+                "curl",
+                "--silent",
+                "--show-error",
+                "--max-time",
+                "5",
+                "--local-port",
+                "41000",
+                "--header",
+                "Connection: close",
+                &url,
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "curl round {round}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.stdout, b"synack\n", "round {round}");
+        assert!(
+            t0.elapsed() < Duration::from_secs(3),
+            "round {round} waited"
+        );
+        ep.wait_stats(TIMEOUT, "TIME-WAIT", |s| event(s, "time_wait") == round + 1);
+    }
+    let st = ep.fresh_stats();
+    assert_eq!(event(&st, "time_wait_reused"), 1, "{st:#}");
+    assert_eq!(event(&st, "http_requests"), 2, "{st:#}");
+}

@@ -422,6 +422,34 @@ struct Outcome {
 }
 
 /// Run `n` clients in `mode` over a link with the given loss/dup percentages and seed.
+/// RFC 9293 §3.7.1 (Eff.snd.MSS) on every server segment, first sends and retransmissions
+/// under loss alike: at most the client's MSS less our options (12 bytes of timestamps), and
+/// a frame no larger than that MSS implies (its MTU: MSS + 40, IPv6 + 60, plus Ethernet).
+/// On IPv6 the SYN cookie's smallest MSS is 1220 (Linux `msstab`: IPV6_MIN_MTU - 60), so a
+/// client claiming less, below what every IPv6 link carries (RFC 8200 §5), gets 1220.
+#[track_caller]
+fn check_eff_snd_mss(s: &Seg) {
+    let options = if s.options.timestamps.is_some() {
+        12
+    } else {
+        0
+    };
+    let (ip, mss) = if s.src.is_ipv6() {
+        (40, CLIENT_MSS.max(1220))
+    } else {
+        (20, CLIENT_MSS)
+    };
+    assert!(
+        s.payload.len() as u32 <= mss - options,
+        "segment over Eff.snd.MSS: {s:?}"
+    );
+    assert!(
+        s.frame_len as u32 <= 14 + ip + 20 + mss,
+        "frame over the client's MTU: {} {s:?}",
+        s.frame_len
+    );
+}
+
 fn run(mode: Mode, seed: u64, n: usize, loss: u64, dup: u64) -> Outcome {
     let params = Params {
         time_wait_ms: 5_000,
@@ -478,6 +506,7 @@ fn run(mode: Mode, seed: u64, n: usize, loss: u64, dup: u64) -> Outcome {
             match p {
                 Packet::ToServer(frame) => {
                     for s in net.inject(&frame) {
+                        check_eff_snd_mss(&s);
                         let i = port_of(s.dst_port);
                         link.put(now, Packet::ToClient(i, s));
                     }
@@ -537,6 +566,7 @@ fn run(mode: Mode, seed: u64, n: usize, loss: u64, dup: u64) -> Outcome {
         }
         let next = next.max(now + 1);
         for s in net.advance(next - now) {
+            check_eff_snd_mss(&s);
             let i = port_of(s.dst_port);
             link.put(next, Packet::ToClient(i, s));
         }

@@ -340,7 +340,8 @@ fn time_wait_new_syn_reopens_old_syn_gets_ack_rfc6191_2() {
     assert_eq!(net.state(&peer), Some(State::FinWait1));
 }
 
-/// RFC 9293 §3.10.7.4 (TIME-WAIT) and RFC 1337: an RST does not end TIME-WAIT early.
+/// RFC 9293 §3.10.7.4 (TIME-WAIT) and RFC 1337: an RST does not end TIME-WAIT early (Linux
+/// with `tcp_rfc1337 = 1`; Linux's default, 0, would end it on an RST at RCV.NXT).
 #[test]
 fn time_wait_ignores_rst_rfc1337() {
     let (mut net, mut peer) = time_wait(fast());
@@ -399,30 +400,74 @@ fn in_window_rst_challenged_out_of_window_dropped_rfc5961_3_2() {
 }
 
 /// RFC 5961 §4.2: a SYN on a synchronized connection, whatever its sequence number, gets a
-/// challenge ACK and changes nothing; §7: challenge ACKs are rate-limited per core.
+/// challenge ACK and changes nothing; challenge ACKs are limited per connection first (Linux
+/// `__tcp_oow_rate_limited`: one per 500 ms), counted as `ack_rate_limited`.
 #[test]
 fn syn_on_established_challenged_and_rate_limited_rfc5961_4_2_and_7() {
-    let (mut net, mut peer) = established(Params {
-        challenge_ack_limit: 2,
-        ..fast()
-    });
+    let (mut net, mut peer) = established(fast());
     let o = peer.opts(&net);
-    for _ in 0..2 {
-        let a = one(peer.send(&mut net, SYN, peer.snd_nxt + 5, 0, b"", o));
-        a.expect(ACK, peer.rcv_nxt, peer.snd_nxt);
-    }
+    let a = one(peer.send(&mut net, SYN, peer.snd_nxt + 5, 0, b"", o));
+    a.expect(ACK, peer.rcv_nxt, peer.snd_nxt);
+    // Out of the window too (RFC 5961 §4.2 "irrespective of the sequence number"), within
+    // the same 500 ms: skipped.
     none(peer.send(&mut net, SYN, peer.snd_nxt + 5, 0, b"", o));
-    assert_eq!(net.event(Event::ChallengeAck), 2);
-    assert_eq!(net.dropped(DropReason::ChallengeAckLimited), 1);
-    // A new second, a new budget.
-    net.advance(1_000);
+    none(peer.send(&mut net, SYN, peer.snd_nxt ^ 0x8000_0000, 0, b"", o));
+    assert_eq!(net.event(Event::ChallengeAck), 1);
+    assert_eq!(net.event(Event::AckRateLimited), 2);
+    net.advance(499);
     let o = peer.opts(&net);
-    one(peer.send(&mut net, SYN, peer.snd_nxt + 5, 0, b"", o)).expect(
+    none(peer.send(&mut net, SYN, peer.snd_nxt + 5, 0, b"", o));
+    // 500 ms after the last one sent, the next may go.
+    net.advance(1);
+    let o = peer.opts(&net);
+    one(peer.send(&mut net, SYN, peer.snd_nxt ^ 0x8000_0000, 0, b"", o)).expect(
         ACK,
         peer.rcv_nxt,
         peer.snd_nxt,
     );
+    assert_eq!(net.event(Event::ChallengeAck), 2);
     assert_eq!(net.state(&peer), Some(State::Established));
+}
+
+/// RFC 5961 §7 with Linux `tcp_send_challenge_ack` (the CVE-2016-5696 fix): past the
+/// per-connection limit, a per-core budget drawn each second from
+/// `[ceil(limit/2), limit + ceil(limit/2) - 1]`. 40 connections each draw one challenge ACK
+/// a second; the number sent each second is that second's budget, which varies.
+#[test]
+fn challenge_ack_budget_per_core_randomised_tcp_send_challenge_ack() {
+    let limit = 10u32;
+    let mut net = Net::new(
+        Params {
+            challenge_ack_limit: limit,
+            ..fast()
+        },
+        Mode::Discard,
+    );
+    let mut peers: Vec<Peer> = (0..40).map(|i| Peer::v4(42_000 + i)).collect();
+    for p in &mut peers {
+        p.connect(&mut net);
+    }
+    let half = limit.div_ceil(2);
+    let mut budgets = std::collections::BTreeSet::new();
+    for _ in 0..12 {
+        net.advance(1_000);
+        let before = net.event(Event::ChallengeAck);
+        for p in &mut peers {
+            // An in-window RST not at RCV.NXT: challenge ACK (RFC 5961 §3.2).
+            let f = p.frame(RST, p.snd_nxt + 1, 0, b"", TcpOptions::default());
+            net.inject(&f);
+        }
+        let sent = (net.event(Event::ChallengeAck) - before) as u32;
+        assert!(
+            (half..=limit + half - 1).contains(&sent),
+            "budget {sent} outside [{half}, {}]",
+            limit + half - 1
+        );
+        budgets.insert(sent);
+    }
+    assert!(budgets.len() > 1, "the budget never changed: {budgets:?}");
+    assert!(net.dropped(DropReason::ChallengeAckLimited) > 0);
+    assert_eq!(net.core().active(), peers.len());
 }
 
 /// RFC 5961 §5.2 / RFC 9293 §3.10.7.4: "If the ACK acks something not yet sent (SEG.ACK >
@@ -792,4 +837,303 @@ fn zero_window_probes_continue_while_answered_rfc1122_4_2_2_17() {
     let out = net.advance_by_steps(10_000, 50);
     assert!(out.iter().any(|s| s.flags.contains(RST)));
     assert!(net.state(&peer).is_none());
+}
+
+// ---- issue 10: segment size, limits on ACKs we owe, ACK and window acceptance ----------
+
+/// Payload bytes of the data segments in `segs`, asserting each fits `max` and a
+/// 1500-byte MTU (1514-byte Ethernet frame).
+#[track_caller]
+fn data_sizes(segs: &[Seg], max: usize) -> Vec<usize> {
+    segs.iter()
+        .filter(|s| !s.payload.is_empty())
+        .map(|s| {
+            assert!(
+                s.payload.len() <= max,
+                "segment over Eff.snd.MSS {max}: {s:?}"
+            );
+            assert!(
+                s.frame_len <= 1514,
+                "frame over the MTU: {} {s:?}",
+                s.frame_len
+            );
+            s.payload.len()
+        })
+        .collect()
+}
+
+/// Echo 3 x 1,000 bytes sent back to back; returns the server's segments (not absorbed).
+fn echo_three_thousand(net: &mut Net, peer: &mut Peer) -> Vec<Seg> {
+    peer.connect(net);
+    let mut out = Vec::new();
+    for i in 0..3u8 {
+        out.extend(peer.tx(net, ACK | PSH, &[b'a' + i; 1_000]));
+    }
+    out
+}
+
+/// RFC 9293 §3.7.1 and RFC 6691 §2: Eff.snd.MSS is the send MSS less our TCP options, so
+/// with timestamps (12 bytes) a data segment carries at most 1448 bytes to a peer that said
+/// MSS 1460, on the first send and on retransmission, where the retransmission from
+/// SND.UNA coalesces what first went out as 1,000-byte segments (go-back-N). Every frame
+/// fits a 1500-byte MTU.
+#[test]
+fn rfc9293_3_7_1_eff_snd_mss_subtracts_timestamps() {
+    let mut net = Net::new(fast(), Mode::Echo);
+    let mut peer = Peer::v4(43_000);
+    let first = echo_three_thousand(&mut net, &mut peer);
+    assert!(peer.ts);
+    assert_eq!(data_sizes(&first, 1448), vec![1_000, 1_000, 1_000]);
+    // Nothing acknowledged: the RTO retransmits from SND.UNA, at most 1448 bytes.
+    let rto = net.advance(1_000);
+    assert_eq!(data_sizes(&rto, 1448), vec![1448]);
+    // Each partial ACK sends the next segment (RFC 6582 §3.2 step 5), all <= 1448.
+    let mut got = rto[0].payload.clone();
+    let mut out = rto;
+    while got.len() < 3_000 {
+        peer.absorb(&out);
+        out = peer.tx(&mut net, ACK, b"");
+        data_sizes(&out, 1448);
+        got.extend(out.iter().flat_map(|s| s.payload.clone()));
+    }
+    let want: Vec<u8> = (0..3u8).flat_map(|i| [b'a' + i; 1_000]).collect();
+    assert_eq!(got, want, "every byte, in order");
+}
+
+/// RFC 9293 §3.7.1: without timestamps no option is subtracted (1460); on IPv6 the MSS
+/// the peer gives (1440) less the timestamps leaves 1428, and the frame still fits 1500.
+#[test]
+fn rfc9293_3_7_1_eff_snd_mss_without_options_and_ipv6() {
+    for (peer, max) in [(Peer::v4(43_001).bare(), 1460), (Peer::v6(43_002), 1428)] {
+        let mut peer = peer;
+        if max == 1428 {
+            peer.syn_options.mss = Some(1440);
+        } else {
+            peer.syn_options.mss = Some(1460);
+        }
+        let mut net = Net::new(fast(), Mode::Echo);
+        peer.connect(&mut net);
+        // The client's window is closed while it sends 3 x 1,000 bytes, then opens: the
+        // server has 3,000 bytes to send at once.
+        peer.window = 0;
+        for _ in 0..3 {
+            none(
+                peer.tx(&mut net, ACK | PSH, &[b'x'; 1_000])
+                    .into_iter()
+                    .filter(|s| !s.payload.is_empty())
+                    .collect(),
+            );
+        }
+        peer.window = if peer.syn_options.window_scale.is_some() {
+            502
+        } else {
+            u16::MAX
+        };
+        let out = peer.tx(&mut net, ACK, b"");
+        let sizes = data_sizes(&out, max);
+        assert_eq!(sizes.iter().sum::<usize>(), 3_000);
+        assert_eq!(sizes[0], max, "full segments of Eff.snd.MSS");
+    }
+}
+
+/// Linux `tcp_oow_rate_limited`: the ACK owed to an unacceptable segment (PAWS, out of
+/// window) goes out at most once per 500 ms per connection, so two endpoints that disagree
+/// cannot loop ACKs at line rate; skipped ACKs are counted. Data segments are always
+/// answered ("Data packets without SYNs are not likely part of an ACK loop").
+#[test]
+fn tcp_oow_rate_limited_paws_and_out_of_window() {
+    let (mut net, mut peer) = established(fast());
+    let old_ts = TcpOptions {
+        timestamps: Some((peer.tsval(&net).wrapping_sub(10_000), peer.ts_recent)),
+        ..TcpOptions::default()
+    };
+    let (seq, ack) = (peer.snd_nxt, peer.rcv_nxt);
+    // PAWS: a pure ACK with an old TSval, 100 times in a burst: one ACK.
+    let mut acks = 0;
+    for _ in 0..100 {
+        acks += peer.send(&mut net, ACK, seq, ack, b"", old_ts).len();
+    }
+    assert_eq!(acks, 1);
+    assert_eq!(net.dropped(DropReason::PawsRejected), 100);
+    // Out of window, same 500 ms: none.
+    let o = peer.opts(&net);
+    none(peer.send(&mut net, ACK, seq.wrapping_add(1 << 30), ack, b"", o));
+    assert_eq!(net.event(Event::AckRateLimited), 100);
+    // Old data (a retransmission of what we have) is answered every time.
+    for _ in 0..3 {
+        let o = peer.opts(&net);
+        one(peer.send(&mut net, ACK, seq.wrapping_sub(10), ack, b"old", o)).expect(
+            ACK,
+            peer.rcv_nxt,
+            peer.snd_nxt,
+        );
+    }
+    // 500 ms later one more pure-ACK answer may go.
+    net.advance(500);
+    let o = peer.opts(&net);
+    one(peer.send(&mut net, ACK, seq.wrapping_add(1 << 30), ack, b"", o));
+    assert_eq!(net.state(&peer), Some(State::Established));
+}
+
+/// Linux `tcp_timewait_check_oow_rate_limit`: in TIME-WAIT, a SYN that may not reopen the
+/// tuple gets one ACK per 500 ms; a retransmitted FIN is always answered.
+#[test]
+fn tcp_oow_rate_limited_time_wait_stale_syn() {
+    let (mut net, mut peer) = time_wait(fast());
+    let old = TcpOptions {
+        timestamps: Some((peer.tsval(&net).wrapping_sub(5_000), 0)),
+        ..TcpOptions::default()
+    };
+    let mut acks = 0;
+    for _ in 0..50 {
+        acks += peer.send(&mut net, SYN, peer.iss, 0, b"", old).len();
+    }
+    assert_eq!(acks, 1);
+    assert_eq!(net.event(Event::AckRateLimited), 49);
+    let o = peer.opts(&net);
+    let fin = peer.snd_nxt - 1;
+    for _ in 0..2 {
+        one(peer.send(&mut net, ACK | FIN, fin, peer.rcv_nxt, b"", o));
+    }
+    net.advance(500);
+    one(peer.send(&mut net, SYN, peer.iss, 0, b"", old)).expect(ACK, peer.rcv_nxt, peer.snd_nxt);
+    assert_eq!(net.state(&peer), Some(State::TimeWait));
+}
+
+/// Linux `tcp_timewait_state_process`: a SYN reopens TIME-WAIT when
+/// `!paws_reject && (after(seq, rcv_nxt) || TSval newer)`: the same TSval with a higher
+/// sequence number reopens; an older TSval never does, whatever the sequence number; a
+/// newer TSval does even with a lower sequence number.
+#[test]
+fn tcp_timewait_state_process_syn_reopen_rule() {
+    let ts = |net: &Net, peer: &Peer, d: i32| TcpOptions {
+        timestamps: Some((peer.tsval(net).wrapping_add(d as u32), 0)),
+        mss: Some(1460),
+        ..TcpOptions::default()
+    };
+    // TS.Recent is the TSval of the client's last FIN; the clock stands still, so
+    // `tsval(net)` equals it.
+    let cases = [
+        (0, 1_000, true),         // equal TSval, sequence beyond RCV.NXT
+        (0, -1_000, false),       // equal TSval, sequence before RCV.NXT
+        (-1, 1_000, false),       // PAWS: older TSval
+        (1, -1_000, true),        // newer TSval
+        (-100_000, 5_000, false), // PAWS again
+    ];
+    for (i, &(dts, dseq, reopens)) in cases.iter().enumerate() {
+        let (mut net, mut peer) = time_wait(fast());
+        let o = ts(&net, &peer, dts);
+        let seq = peer.snd_nxt.wrapping_add(dseq as u32);
+        let out = one(peer.send(&mut net, SYN, seq, 0, b"", o));
+        if reopens {
+            out.expect(SYN | ACK, out.seq, seq.wrapping_add(1));
+            assert_eq!(net.event(Event::TimeWaitReused), 1, "case {i}");
+        } else {
+            out.expect(ACK, peer.rcv_nxt, peer.snd_nxt);
+            assert_eq!(net.state(&peer), Some(State::TimeWait), "case {i}");
+        }
+    }
+}
+
+/// RFC 5961 §5.2 with Linux `tcp_ack`'s clamp: an ACK below SND.UNA is acceptable only down
+/// to SND.UNA - min(MAX.SND.WND, bytes acknowledged so far). On a fresh connection (nothing
+/// of ours acknowledged) even SND.UNA - 1 is refused with a challenge ACK; once 100 bytes
+/// were acknowledged, SND.UNA - 100 is an old ACK (ignored), SND.UNA - 101 is refused.
+#[test]
+fn rfc5961_5_2_old_ack_clamped_to_bytes_acked() {
+    let mut net = Net::new(fast(), Mode::Echo);
+    let mut peer = Peer::v4(43_010);
+    peer.connect(&mut net);
+    let o = peer.opts(&net);
+    let una = peer.rcv_nxt;
+    one(peer.send(&mut net, ACK, peer.snd_nxt, una - 1, b"", o)).expect(ACK, una, peer.snd_nxt);
+    assert_eq!(net.dropped(DropReason::UnacceptableAck), 1);
+    assert_eq!(net.event(Event::ChallengeAck), 1);
+    // 100 bytes echoed and acknowledged.
+    let out = peer.tx(&mut net, ACK | PSH, &[b'e'; 100]);
+    peer.absorb(&out);
+    none(peer.tx(&mut net, ACK, b""));
+    let una = peer.rcv_nxt;
+    assert_eq!(net.conn(&peer).unwrap().bytes_acked, 100);
+    net.advance(500);
+    let o = peer.opts(&net);
+    none(peer.send(&mut net, ACK, peer.snd_nxt, una - 100, b"", o));
+    assert_eq!(net.dropped(DropReason::UnacceptableAck), 1);
+    one(peer.send(&mut net, ACK, peer.snd_nxt, una - 101, b"", o));
+    assert_eq!(net.dropped(DropReason::UnacceptableAck), 2);
+    assert_eq!(net.state(&peer), Some(State::Established));
+}
+
+/// RFC 9293 §3.10.7.4: "If the ACK is a duplicate (SEG.ACK < SND.UNA), it can be ignored"
+/// and the window is updated only for "SND.UNA =< SEG.ACK =< SND.NXT": an old ACK with a
+/// newer SEG.SEQ and a zero window leaves SND.WND alone, while its data is still taken.
+#[test]
+fn rfc9293_3_10_7_4_old_ack_never_updates_window() {
+    let mut net = Net::new(fast(), Mode::Echo);
+    let mut peer = Peer::v4(43_011);
+    peer.connect(&mut net);
+    let out = peer.tx(&mut net, ACK | PSH, &[b'e'; 100]);
+    peer.absorb(&out);
+    none(peer.tx(&mut net, ACK, b""));
+    let wnd = net.conn(&peer).unwrap().snd_wnd;
+    assert!(wnd > 0);
+    peer.window = 0;
+    let o = peer.opts(&net);
+    let una = peer.rcv_nxt;
+    let out = peer.send(&mut net, ACK | PSH, peer.snd_nxt, una - 50, b"more", o);
+    peer.snd_nxt += 4;
+    assert_eq!(
+        net.conn(&peer).unwrap().snd_wnd,
+        wnd,
+        "old ACK moved SND.WND"
+    );
+    assert_eq!(net.conn(&peer).unwrap().snd_una.0, una);
+    // The text was taken (and echoed within the unchanged window).
+    assert_eq!(net.event(Event::RxBytes), 104);
+    assert!(out.iter().any(|s| s.payload == b"more"), "{out:?}");
+}
+
+/// RFC 7323 §2.3 / RFC 9293 §3.10.7.4: the acceptance window is the window we advertise.
+/// Without window scaling the field holds at most 65,535, so with `tcp.window = 262144` a
+/// byte at RCV.NXT + 65,535 is outside the window (not an out-of-order segment we would take
+/// as in the window); with scaling (shift 7) the window is all 262,144.
+#[test]
+fn rfc7323_2_3_acceptance_window_is_advertised() {
+    for (wscale, wnd) in [(None, 65_535u32), (Some(7), 262_144)] {
+        let mut net = Net::new(fast(), Mode::Discard);
+        let mut peer = Peer::v4(43_020);
+        peer.syn_options.window_scale = wscale;
+        let (_, _) = peer.connect(&mut net);
+        let out = one(peer.tx(&mut net, ACK | PSH, b"x"));
+        let shift = if wscale.is_some() { 7 } else { 0 };
+        assert_eq!((out.window as u32) << shift, wnd, "advertised window");
+        let c = net.conn(&peer).unwrap();
+        assert_eq!(c.rcv_wnd(&net.core().sh.params, &net.core().sh.pool), wnd);
+        let o = peer.opts(&net);
+        // Last byte inside the window: in the window (dropped as out of order).
+        one(peer.send(&mut net, ACK, peer.snd_nxt + wnd - 1, peer.rcv_nxt, b"y", o));
+        assert_eq!(net.dropped(DropReason::OutOfOrder), 1);
+        assert_eq!(net.dropped(DropReason::OutOfWindow), 0);
+        // First byte past it: out of the window.
+        net.advance(500);
+        let o = peer.opts(&net);
+        peer.send(&mut net, ACK, peer.snd_nxt + wnd, peer.rcv_nxt, b"z", o);
+        assert_eq!(net.dropped(DropReason::OutOfWindow), 1, "wscale {wscale:?}");
+    }
+}
+
+/// RFC 5961 §4.2 with Linux `tcp_validate_incoming` (`if (th->syn) goto syn_challenge;`): a
+/// SYN that fails PAWS still gets a challenge ACK, counted against the challenge limits.
+#[test]
+fn rfc5961_4_2_paws_failing_syn_gets_challenge_ack() {
+    let (mut net, mut peer) = established(fast());
+    let old_ts = TcpOptions {
+        timestamps: Some((peer.tsval(&net).wrapping_sub(10_000), 0)),
+        ..TcpOptions::default()
+    };
+    let a = one(peer.send(&mut net, SYN, peer.snd_nxt, 0, b"", old_ts));
+    a.expect(ACK, peer.rcv_nxt, peer.snd_nxt);
+    assert_eq!(net.dropped(DropReason::PawsRejected), 1);
+    assert_eq!(net.event(Event::ChallengeAck), 1);
+    assert_eq!(net.state(&peer), Some(State::Established));
 }

@@ -91,9 +91,12 @@ mod flag {
     pub const RTO: u8 = 8;
     /// Without RTO: `rto_at` is the request-header deadline (http, ESTABLISHED).
     pub const HEAD: u8 = 16;
+    /// `last_oow_ack` holds the tick of an ACK sent under the per-connection limit.
+    pub const OOW: u8 = 32;
 }
 
-/// One connection's TCB. Kept small (56 bytes): the table holds a million of them per core.
+/// One connection's TCB. Kept small (64 bytes, one cache line): the table holds a million of
+/// them per core.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Conn {
     /// SND.UNA: oldest unacknowledged sequence number.
@@ -108,6 +111,12 @@ pub struct Conn {
     pub snd_wnd: u32,
     /// Largest window the peer has offered (RFC 5961 §5.2 MAX.SND.WND).
     pub max_snd_wnd: u32,
+    /// Sequence space of ours the peer has acknowledged (data and FIN), saturating (Linux
+    /// `tp->bytes_acked`): an old ACK may lie at most this far below SND.UNA.
+    pub bytes_acked: u32,
+    /// Tick of the last ACK sent under the per-connection limit (Linux
+    /// `tp->last_oow_ack_time`); meaningful when the `OOW` flag is set.
+    pub last_oow_ack: u32,
     /// TS.Recent (RFC 7323 §4.3).
     pub ts_recent: u32,
     /// Tick of the last acceptable segment (idle timer).
@@ -147,23 +156,58 @@ pub enum Verdict {
     Remove(Event),
 }
 
-/// Per-core challenge ACK limiter (RFC 5961 §7: "limit the number of challenge ACKs ... per
-/// time unit"): at most `limit` in each one-second window.
+/// Linux `sysctl_tcp_invalid_ratelimit` (HZ/2): at most one ACK per connection in this many
+/// milliseconds in reply to unacceptable segments and as challenge ACKs
+/// ([`Conn::oow_rate_limited`]).
+pub const INVALID_RATELIMIT_MS: u32 = 500;
+
+/// Per-core challenge ACK budget (RFC 5961 §7: "limit the number of challenge ACKs ... per
+/// time unit"), randomised as Linux `tcp_send_challenge_ack` does since CVE-2016-5696: a
+/// fixed, shared limit is a side channel (an off-path host counts the challenge ACKs it gets
+/// back to learn whether its spoofed probes hit an in-window sequence number). Linux:
+///
+/// ```text
+/// now = jiffies / HZ;
+/// if (now != READ_ONCE(net->ipv4.tcp_challenge_timestamp)) {
+///     u32 half = (ack_limit + 1) >> 1;
+///     WRITE_ONCE(net->ipv4.tcp_challenge_timestamp, now);
+///     WRITE_ONCE(net->ipv4.tcp_challenge_count,
+///                get_random_u32_inclusive(half, ack_limit + half - 1));
+/// }
+/// ```
+///
+/// The random draw is keyed SipHash of the second number with [`Params::challenge_ack_key`]
+/// (drawn by the caller from the OS at start), so this layer reads no RNG and a test with a
+/// fixed key replays exactly. It runs after the per-connection limit
+/// ([`Conn::oow_rate_limited`]), as in Linux.
 #[derive(Debug, Clone, Default)]
 pub struct ChallengeLimiter {
-    window_start: u32,
-    sent: u32,
+    /// The second (`now / 1000`) the budget was drawn for.
+    second: u32,
+    /// Challenge ACKs left in that second.
+    left: u32,
+    /// Whether `second` holds a draw yet.
+    drawn: bool,
 }
 
 impl ChallengeLimiter {
-    /// Whether one more challenge ACK may go out at `now`.
-    pub fn allow(&mut self, now: u32, limit: u32) -> bool {
-        if now.wrapping_sub(self.window_start) >= 1000 {
-            self.window_start = now;
-            self.sent = 0;
+    /// Whether one more challenge ACK may go out at `now` (ms tick): each new second draws
+    /// a budget uniform in `[half, limit + half - 1]`, `half = ceil(limit / 2)`, so the
+    /// mean is `limit` and no second's budget is predictable.
+    pub fn allow(&mut self, now: u32, limit: u32, key: &[u8; 16]) -> bool {
+        use std::hash::Hasher;
+        let second = now / 1000;
+        if !self.drawn || second != self.second {
+            let mut h = siphasher::sip::SipHasher24::new_with_key(key);
+            h.write_u32(second);
+            let half = u64::from(limit).div_ceil(2);
+            let draw = half + h.finish() % u64::from(limit.max(1));
+            self.left = draw.min(u64::from(u32::MAX)) as u32;
+            self.second = second;
+            self.drawn = true;
         }
-        if self.sent < limit {
-            self.sent += 1;
+        if self.left > 0 {
+            self.left -= 1;
             true
         } else {
             false
@@ -236,6 +280,8 @@ impl Conn {
             rcv_nxt: n.irs.add(1),
             snd_wnd,
             max_snd_wnd: snd_wnd,
+            bytes_acked: 0,
+            last_oow_ack: 0,
             ts_recent: n.ts_recent.unwrap_or(0),
             last_active: now,
             rto_at: 0,
@@ -268,13 +314,38 @@ impl Conn {
         self.flags & flag::RTO != 0
     }
 
-    /// RCV.WND in bytes: what we can take now.
+    /// RCV.WND in bytes: what we can take now, exactly as our window field offers it.
+    /// RFC 7323 §2.3: the field is the window "shifted right by Rcv.Wind.Shift" in 16 bits,
+    /// so without window scaling the window is at most 65,535 bytes, and with it a multiple
+    /// of 2^Rcv.Wind.Shift. The sequence check (RFC 9293 §3.10.7.4) uses this same value:
+    /// we never accept a byte beyond the window we advertised (Linux `tcp_sequence` checks
+    /// against `tcp_receive_window`, the advertised window, likewise).
     pub fn rcv_wnd(&self, params: &Params, pool: &BufferPool) -> u32 {
-        match self.mode {
+        let room = match self.mode {
             Mode::Discard | Mode::Close => params.window,
             Mode::Echo => pool.tx_free(self.buf) as u32,
             Mode::Http => pool.rx_free(self.buf) as u32,
-        }
+        };
+        (room >> self.rcv_wscale).min(u16::MAX as u32) << self.rcv_wscale
+    }
+
+    /// Eff.snd.MSS (RFC 9293 §3.7.1): "Eff.snd.MSS = min(SendMSS+20, MMS_S) - TCPhdrsize -
+    /// IPoptionsize", where "TCPhdrsize is the size of the fixed TCP header and any
+    /// options". RFC 6691 §2: the MSS the peer sends does not count TCP options, so ours come
+    /// off it: with timestamps (12 bytes) a data segment carries 1448 bytes to a peer that
+    /// said 1460. `mss` is already the smaller of the peer's MSS and ours, and ours fits
+    /// the interface MTU (the caller lowers `Params::mss` to it).
+    pub fn eff_snd_mss(&self) -> u32 {
+        let options = if self.timestamps() {
+            TcpOptions {
+                timestamps: Some((0, 0)),
+                ..TcpOptions::default()
+            }
+            .buffer_len() as u32
+        } else {
+            0
+        };
+        (self.mss as u32).saturating_sub(options).max(1)
     }
 
     /// Bytes of data queued and not yet acknowledged (sent or not).
@@ -288,9 +359,9 @@ impl Conn {
     }
 
     /// The window field for an outgoing segment (RFC 7323 §2.3: shifted right by
-    /// Rcv.Wind.Shift, saturated at 16 bits).
+    /// Rcv.Wind.Shift; [`Self::rcv_wnd`] already fits 16 bits after the shift).
     fn window_field(&self, ctx: &Ctx<'_>) -> u16 {
-        (self.rcv_wnd(ctx.params, ctx.pool) >> self.rcv_wscale).min(u16::MAX as u32) as u16
+        (self.rcv_wnd(ctx.params, ctx.pool) >> self.rcv_wscale) as u16
     }
 
     /// A segment from this TCB with the given flags, sequence number and payload, carrying
@@ -317,9 +388,60 @@ impl Conn {
         ctx.out.push(seg);
     }
 
-    /// RFC 5961 §3.2, §4.2, §5.2: a challenge ACK, within the per-core rate limit (§7).
-    fn challenge_ack(&self, ctx: &mut Ctx<'_>) {
-        if ctx.limiter.allow(ctx.now, ctx.params.challenge_ack_limit) {
+    /// Linux `__tcp_oow_rate_limited`: whether an ACK owed now must be skipped because one
+    /// went out less than [`INVALID_RATELIMIT_MS`] ago on this connection; if not, the
+    /// ACK about to be sent is recorded. Counted as [`Event::AckRateLimited`].
+    ///
+    /// ```text
+    /// if (val) {
+    ///     s32 elapsed = (s32)(tcp_jiffies32 - val);
+    ///     if (0 <= elapsed &&
+    ///         elapsed < READ_ONCE(net->ipv4.sysctl_tcp_invalid_ratelimit)) {
+    ///         NET_INC_STATS(net, mib_idx);
+    ///         return true;    /* rate-limited: don't send yet! */
+    ///     }
+    /// }
+    /// WRITE_ONCE(*last_oow_ack_time, tcp_jiffies32);
+    /// ```
+    fn oow_rate_limited(&mut self, ctx: &mut Ctx<'_>) -> bool {
+        if self.flags & flag::OOW != 0 {
+            let elapsed = ctx.now.wrapping_sub(self.last_oow_ack) as i32;
+            if (0..INVALID_RATELIMIT_MS as i32).contains(&elapsed) {
+                ctx.counters.event(Event::AckRateLimited);
+                return true;
+            }
+        }
+        self.last_oow_ack = ctx.now;
+        self.flags |= flag::OOW;
+        false
+    }
+
+    /// The ACK owed to an unacceptable segment (PAWS, out of window, TIME-WAIT, a SYN in
+    /// TIME-WAIT that may not reopen), throttled per connection as Linux
+    /// `tcp_oow_rate_limited` does, so two endpoints that disagree cannot run an ACK loop
+    /// at line rate: "Data packets without SYNs are not likely part of an ACK loop."
+    /// Segments that carry data or FIN (and no SYN) are always answered: the ACK tells a
+    /// peer retransmitting old data what we have.
+    fn send_oow_ack(&mut self, ctx: &mut Ctx<'_>, seg: &TcpRepr<'_>) {
+        let loop_candidate = seg.segment_len() == 0 || seg.flags.contains(TcpFlags::SYN);
+        if loop_candidate && self.oow_rate_limited(ctx) {
+            return;
+        }
+        self.send_ack(ctx);
+    }
+
+    /// RFC 5961 §3.2, §4.2, §5.2: a challenge ACK, within the per-connection limit first and
+    /// then the per-core randomised budget (§7), as Linux `tcp_send_challenge_ack`: "First
+    /// check our per-socket dupack rate limit ... Then check host-wide RFC 5961 rate limit".
+    fn challenge_ack(&mut self, ctx: &mut Ctx<'_>) {
+        if self.oow_rate_limited(ctx) {
+            return;
+        }
+        let p = ctx.params;
+        if ctx
+            .limiter
+            .allow(ctx.now, p.challenge_ack_limit, &p.challenge_ack_key)
+        {
             ctx.counters.event(Event::ChallengeAck);
             self.send_ack(ctx);
         } else {
@@ -418,7 +540,7 @@ impl Conn {
         // RCV.BUFF, Eff.snd.MSS)" (Fr = 1/2). When an ACK of our data (echo, http) frees
         // that much of a window that was smaller, say so: a peer that saw it closed would
         // otherwise wait for its persist timer (Linux tcp_cleanup_rbuf does the same).
-        let threshold = (self.mss as u32).min(ctx.pool.size() as u32 / 2).max(1);
+        let threshold = self.eff_snd_mss().min(ctx.pool.size() as u32 / 2).max(1);
         need_ack |= wnd_before < threshold && self.rcv_wnd(ctx.params, ctx.pool) >= threshold;
         let before = ctx.out.len();
         self.transmit(ctx);
@@ -443,7 +565,13 @@ impl Conn {
         match seg.options.timestamps {
             Some((tsval, _)) if (tsval.wrapping_sub(self.ts_recent) as i32) < 0 => {
                 ctx.counters.drop(DropReason::PawsRejected);
-                self.send_ack(ctx);
+                if seg.flags.contains(TcpFlags::SYN) {
+                    // Linux tcp_validate_incoming: `if (th->syn) goto syn_challenge;`
+                    // (RFC 5961 §4.2: a SYN gets a challenge ACK whatever it carries).
+                    self.challenge_ack(ctx);
+                } else {
+                    self.send_oow_ack(ctx, seg);
+                }
                 false
             }
             _ => true,
@@ -490,11 +618,16 @@ impl Conn {
         if seg.flags.contains(TcpFlags::RST) {
             // RFC 5961 §3.2: an out-of-window RST is silently discarded.
             ctx.counters.drop(DropReason::RstOutOfWindow);
+        } else if seg.flags.contains(TcpFlags::SYN) {
+            // RFC 5961 §4.2: a SYN gets a challenge ACK "irrespective of the sequence
+            // number" (Linux tcp_validate_incoming: `if (th->syn) goto syn_challenge;`).
+            ctx.counters.drop(DropReason::OutOfWindow);
+            self.challenge_ack(ctx);
         } else {
             // "If an incoming segment is not acceptable, an acknowledgment should be sent in
             // reply (unless the RST bit is set ...)".
             ctx.counters.drop(DropReason::OutOfWindow);
-            self.send_ack(ctx);
+            self.send_oow_ack(ctx, seg);
         }
         None
     }
@@ -512,17 +645,38 @@ impl Conn {
         }
     }
 
+    /// The lowest acceptable SEG.ACK: RFC 5961 §5.2 "(SND.UNA - MAX.SND.WND) =< SEG.ACK",
+    /// with Linux `tcp_ack`'s clamp to what was ever sent:
+    ///
+    /// ```text
+    /// /* do not accept ACK for bytes we never sent. */
+    /// max_window = min_t(u64, tp->max_window, tp->bytes_acked);
+    /// /* RFC 5961 5.2 [Blind Data Injection Attack].[Mitigation] */
+    /// if (before(ack, prior_snd_una - max_window)) {
+    /// ```
+    ///
+    /// Without the clamp a young connection (SND.UNA just past our ISS, a large peer window)
+    /// would accept ACKs for sequence numbers below our ISS, which no peer can have seen.
+    pub fn lowest_acceptable_ack(&self) -> SeqNumber {
+        self.snd_una.sub(self.max_snd_wnd.min(self.bytes_acked))
+    }
+
     /// RFC 9293 §3.10.7.4 fifth check, with RFC 5961 §5.2's stricter acceptance.
     fn on_ack(&mut self, ctx: &mut Ctx<'_>, seg: &TcpRepr<'_>) -> AckResult {
         let ack = seg.ack;
         // RFC 5961 §5.2: "(SND.UNA - MAX.SND.WND) =< SEG.ACK =< SND.NXT" or the ACK is
-        // unacceptable: "discard the segment and send an ACK back" (rate-limited like a
+        // unacceptable: "discard the segment and send an ACK back" (limited like a
         // challenge ACK, as Linux does).
-        let lowest = self.snd_una.sub(self.max_snd_wnd);
-        if ack.gt(self.snd_nxt) || ack.lt(lowest) {
+        if ack.gt(self.snd_nxt) || ack.lt(self.lowest_acceptable_ack()) {
             ctx.counters.drop(DropReason::UnacceptableAck);
             self.challenge_ack(ctx);
             return AckResult::Drop;
+        }
+        // RFC 9293 §3.10.7.4: "If the ACK is a duplicate (SEG.ACK < SND.UNA), it can be
+        // ignored": an old ACK updates nothing, not even the send window (the window update
+        // below is only for "SND.UNA =< SEG.ACK =< SND.NXT"); its text and FIN still count.
+        if ack.lt(self.snd_una) {
+            return AckResult::Continue;
         }
         // "If SND.UNA < SEG.ACK =< SND.NXT, then set SND.UNA <- SEG.ACK."
         let advanced = ack.gt(self.snd_una);
@@ -531,6 +685,7 @@ impl Conn {
             let data = acked.min(self.queued(ctx.pool));
             ctx.pool.tx_consume(self.buf, data as usize);
             self.snd_una = ack;
+            self.bytes_acked = self.bytes_acked.saturating_add(acked);
             let recovering = self.retries > 0;
             if self.snd_una == self.snd_nxt {
                 self.retries = 0;
@@ -698,10 +853,13 @@ impl Conn {
 
     /// Send at most `max_segments` segments from SND.NXT: queued data within the window,
     /// then the FIN (for the first time, or again after a retransmission rewound SND.NXT).
+    /// Every data segment holds at most [`Self::eff_snd_mss`] bytes, first sends and
+    /// retransmissions alike (a retransmission from SND.UNA may coalesce what first went
+    /// out as several smaller segments, never into a larger one).
     fn send_from_nxt(&mut self, ctx: &mut Ctx<'_>, max_segments: usize) {
         let end = self.fin_seq(ctx.pool);
         let wnd_end = self.snd_una.add(self.snd_wnd);
-        let mss = self.mss.max(1) as u32;
+        let mss = self.eff_snd_mss();
         let mut sent = 0;
         while sent < max_segments && self.snd_nxt.lt(end) && self.snd_nxt.lt(wnd_end) {
             let offset = self.snd_nxt.diff(self.snd_una) as u32;
@@ -769,8 +927,13 @@ impl Conn {
 
     /// TIME-WAIT (RFC 9293 §3.10.7.4): "The only thing that can arrive in this state is a
     /// retransmission of the remote FIN. Acknowledge it, and restart the 2 MSL timeout."
-    /// A new SYN is handled by the table before this (it may reopen the tuple); RSTs are
-    /// ignored here (RFC 1337 TIME-WAIT assassination hazards), as Linux does by default.
+    /// A new SYN is handled by the table before this (it may reopen the tuple).
+    ///
+    /// RSTs are ignored: that is RFC 1337's remedy for TIME-WAIT assassination (Linux with
+    /// `tcp_rfc1337 = 1`). Linux's default, `tcp_rfc1337 = 0`, lets an RST at RCV.NXT end
+    /// TIME-WAIT early; we keep the tuple for the full 2*MSL, so an old duplicate cannot
+    /// reach a new incarnation on it. Every ACK sent here goes through the per-connection
+    /// limit (Linux `tcp_timewait_check_oow_rate_limit`).
     fn on_time_wait(&mut self, ctx: &mut Ctx<'_>, seg: &TcpRepr<'_>) -> Verdict {
         if seg.flags.contains(TcpFlags::RST) {
             ctx.counters.drop(DropReason::RstInWindow);
@@ -778,27 +941,43 @@ impl Conn {
         }
         if seg.flags.contains(TcpFlags::FIN) && seg.seq.add(seg.segment_len()) == self.rcv_nxt {
             self.rto_at = ctx.now.wrapping_add(ctx.params.time_wait_ms);
-            self.send_ack(ctx);
+            self.send_oow_ack(ctx, seg);
         } else if seg.segment_len() > 0 {
             ctx.counters.drop(DropReason::OutOfWindow);
-            self.send_ack(ctx);
+            self.send_oow_ack(ctx, seg);
         }
         Verdict::Keep
     }
 
     /// Whether a SYN may reopen this TIME-WAIT tuple (RFC 9293 §3.10.7.4 note, RFC 6191
-    /// §2): with timestamps, its TSval must be newer than TS.Recent; without, its sequence
-    /// number must be beyond RCV.NXT. This is Linux's `tcp_timewait_state_process` rule.
+    /// §2), Linux `tcp_timewait_state_process`:
+    ///
+    /// ```text
+    /// if (th->syn && !th->rst && !th->ack && !paws_reject &&
+    ///     (after(TCP_SKB_CB(skb)->seq, tcptw->tw_rcv_nxt) ||
+    ///      (tmp_opt.saw_tstamp &&
+    ///       (s32)(tcptw->tw_ts_recent - tmp_opt.rcv_tsval) < 0))) {
+    /// ```
+    ///
+    /// PAWS (a TSval older than TS.Recent) always refuses; otherwise a sequence number
+    /// beyond RCV.NXT or a newer TSval is enough. Timestamps count only when the old
+    /// connection used them (Linux parses them only with `tw_ts_recent_stamp` set).
     pub fn syn_may_reopen(&self, seg: &TcpRepr<'_>) -> bool {
-        match (self.timestamps(), seg.options.timestamps) {
-            (true, Some((tsval, _))) => (tsval.wrapping_sub(self.ts_recent) as i32) > 0,
-            _ => seg.seq.gt(self.rcv_nxt),
-        }
+        let tsval = match (self.timestamps(), seg.options.timestamps) {
+            (true, Some((tsval, _))) => Some(tsval),
+            _ => None,
+        };
+        let paws_reject = tsval.is_some_and(|v| (v.wrapping_sub(self.ts_recent) as i32) < 0);
+        let ts_newer = tsval.is_some_and(|v| (self.ts_recent.wrapping_sub(v) as i32) < 0);
+        !paws_reject && (seg.seq.gt(self.rcv_nxt) || ts_newer)
     }
 
-    /// Answer a SYN that may not reopen a TIME-WAIT tuple: an ACK (Linux TCP_TW_ACK).
-    pub fn answer_stale_syn(&self, ctx: &mut Ctx<'_>) {
-        self.send_ack(ctx);
+    /// Answer a SYN that may not reopen a TIME-WAIT tuple: an ACK (Linux TCP_TW_ACK), at
+    /// most one per [`INVALID_RATELIMIT_MS`] on this tuple.
+    pub fn answer_stale_syn(&mut self, ctx: &mut Ctx<'_>) {
+        if !self.oow_rate_limited(ctx) {
+            self.send_ack(ctx);
+        }
     }
 
     /// Close from our side (idle timeout, shutdown): FIN after the queued data.
@@ -975,7 +1154,7 @@ impl Conn {
         self.snd_nxt = self.snd_una;
         // Even a peer window smaller than what is outstanding gets one segment.
         let saved = self.snd_wnd;
-        self.snd_wnd = self.snd_wnd.max(self.mss as u32);
+        self.snd_wnd = self.snd_wnd.max(self.eff_snd_mss());
         self.send_from_nxt(ctx, 1);
         self.snd_wnd = saved;
         self.snd_nxt = self.snd_nxt.max(snd_nxt);
@@ -997,4 +1176,61 @@ enum AckResult {
     Continue,
     Drop,
     Remove(Event),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ChallengeLimiter;
+
+    /// Allowed challenge ACKs in each of `seconds` seconds, asking `ask` times a second.
+    fn budgets(key: [u8; 16], limit: u32, seconds: u32, ask: u32) -> Vec<u32> {
+        let mut l = ChallengeLimiter::default();
+        (0..seconds)
+            .map(|s| {
+                (0..ask)
+                    .filter(|_| l.allow(s * 1000 + 7, limit, &key))
+                    .count() as u32
+            })
+            .collect()
+    }
+
+    /// Linux `tcp_send_challenge_ack`: each second's budget is uniform in
+    /// `[half, limit + half - 1]`, so its mean is `limit`; it changes from second to second
+    /// and with the key (an observer cannot predict it without the key).
+    #[test]
+    fn tcp_send_challenge_ack_budget_randomised_per_second() {
+        let limit = 1000;
+        let b = budgets([7; 16], limit, 200, 2000);
+        assert!(b.iter().all(|&n| (500..=1499).contains(&n)), "{b:?}");
+        let mean = b.iter().sum::<u32>() as f64 / b.len() as f64;
+        assert!((900.0..1100.0).contains(&mean), "mean {mean}");
+        let distinct: std::collections::BTreeSet<_> = b.iter().collect();
+        assert!(distinct.len() > 150, "{} distinct budgets", distinct.len());
+        assert_ne!(
+            b,
+            budgets([8; 16], limit, 200, 2000),
+            "the key changes the draws"
+        );
+        assert_eq!(
+            b,
+            budgets([7; 16], limit, 200, 2000),
+            "same key, same draws"
+        );
+    }
+
+    /// The TCB stays one cache line (the table holds a million per core).
+    #[test]
+    fn tcb_fits_a_cache_line() {
+        assert!(std::mem::size_of::<super::Conn>() <= 64);
+        assert!(std::mem::size_of::<Option<super::Conn>>() <= 64);
+    }
+
+    /// The extremes: a limit of 1 allows exactly one a second; the largest limit does not
+    /// overflow.
+    #[test]
+    fn tcp_send_challenge_ack_budget_limits() {
+        assert_eq!(budgets([0; 16], 1, 5, 10), vec![1; 5]);
+        let mut l = ChallengeLimiter::default();
+        assert!((0..1000).all(|_| l.allow(0, u32::MAX, &[1; 16])));
+    }
 }

@@ -45,6 +45,14 @@ pub fn tick_reached(now: u32, deadline: u32) -> bool {
     (now.wrapping_sub(deadline) as i32) >= 0
 }
 
+/// The largest IPv4 MSS a link of `mtu` bytes carries (RFC 9293 §3.7.1, RFC 879: the MTU
+/// less a 20-byte IPv4 header and a 20-byte TCP header; IPv6 takes 20 more, see
+/// `listen::our_mss`). `Params::mss` must not exceed it, or full segments leave as frames
+/// larger than the link takes.
+pub fn mss_for_mtu(mtu: u32) -> u16 {
+    mtu.saturating_sub(40).min(u16::MAX as u32) as u16
+}
+
 /// Protocol parameters for one core (resolved from the config).
 #[derive(Debug, Clone)]
 pub struct Params {
@@ -66,8 +74,14 @@ pub struct Params {
     pub rto_max_ms: u32,
     /// Retransmissions before we give up, send RST and remove the connection.
     pub max_retries: u8,
-    /// Challenge ACKs allowed per second on one core (RFC 5961 §7).
+    /// Challenge ACKs allowed per second on one core, on average (RFC 5961 §7; Linux
+    /// `tcp_challenge_ack_limit`): each second's budget is drawn from
+    /// `[limit/2, limit*3/2)` (see [`conn::ChallengeLimiter`]).
     pub challenge_ack_limit: u32,
+    /// Key of the per-second random draw of the challenge ACK budget. The caller fills it
+    /// from the OS random source at start (this layer reads no RNG); the default, all
+    /// zeros, keeps tests deterministic.
+    pub challenge_ack_key: [u8; 16],
     /// When we close after the peer's FIN with nothing left to send, put our FIN on the
     /// ACK of theirs (three segments instead of four). `false` gives the four-segment close.
     pub fin_with_ack: bool,
@@ -97,6 +111,7 @@ impl Default for Params {
             rto_max_ms: 60_000,
             max_retries: 6,
             challenge_ack_limit: 1_000,
+            challenge_ack_key: [0; 16],
             fin_with_ack: true,
             rst_when_full: true,
             persist_timeout_ms: 120_000,
