@@ -60,6 +60,7 @@ pub fn core_config(cfg: &Config) -> CoreConfig {
         buffers: t.buffers,
         buffer_size: t.buffer_size,
         http: HttpResponses::new(cfg.http.status, &cfg.http.content_type, &cfg.http.body),
+        reset_limit: t.reset_limit,
         listeners: cfg
             .listen
             .iter()

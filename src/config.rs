@@ -215,6 +215,10 @@ pub struct TcpSettings {
     pub table_full: FullPolicy,
     /// Challenge ACKs per core per second: 1..=4294967295 (RFC 5961 §7). Default: 1000.
     pub challenge_ack_limit: u32,
+    /// Resets per core per second sent from LISTEN (to an ACK whose cookie fails, a
+    /// SYN-ACK to a listener, a refusal when the table is full): 0..=4294967295, 0 never
+    /// resets. Default: 1000.
+    pub reset_limit: u32,
     /// Verify IPv4 and TCP checksums of received frames. Default: true.
     pub verify_checksums: bool,
     /// SYN-cookie secret: exactly 32 hex digits. Default: absent (random per start).
@@ -246,6 +250,7 @@ impl Default for TcpSettings {
             table_capacity: 262_144,
             table_full: FullPolicy::Rst,
             challenge_ack_limit: 1000,
+            reset_limit: 1000,
             verify_checksums: true,
             cookie_secret: None,
             buffers: 4096,
@@ -271,6 +276,7 @@ impl fmt::Debug for TcpSettings {
             .field("table_capacity", &self.table_capacity)
             .field("table_full", &self.table_full)
             .field("challenge_ack_limit", &self.challenge_ack_limit)
+            .field("reset_limit", &self.reset_limit)
             .field("verify_checksums", &self.verify_checksums)
             .field("cookie_secret", &self.cookie_secret.map(|_| "<redacted>"))
             .field("buffers", &self.buffers)
@@ -615,6 +621,7 @@ fn field_hint(field: &str) -> &'static str {
         "tcp.table_capacity" => "use 1..=16777216 connections per worker, e.g. table_capacity = 262144",
         "tcp.table_full" => "use rst or drop, e.g. table_full = \"rst\"",
         "tcp.challenge_ack_limit" => "use 1..=4294967295 challenge ACKs per core per second (RFC 5961 §7), e.g. challenge_ack_limit = 1000",
+        "tcp.reset_limit" => "use 0 (never reset) up to 4294967295 resets per core per second from LISTEN, e.g. reset_limit = 1000",
         "tcp.verify_checksums" => "use true or false, e.g. verify_checksums = true",
         "tcp.cookie_secret" => "use exactly 32 hex digits, e.g. cookie_secret = \"00112233445566778899aabbccddeeff\", or leave it out for a random secret per start",
         "tcp.buffers" => "use 1..=1048576 buffers per worker, e.g. buffers = 4096",
@@ -1557,6 +1564,8 @@ mod tests {
             ("tcp", "table_capacity = 16777217", "tcp.table_capacity"),
             ("tcp", "table_full = \"reject\"", "tcp.table_full"),
             ("tcp", "challenge_ack_limit = 0", "tcp.challenge_ack_limit"),
+            ("tcp", "reset_limit = -1", "tcp.reset_limit"),
+            ("tcp", "reset_limit = 4294967296", "tcp.reset_limit"),
             ("tcp", "verify_checksums = 0", "tcp.verify_checksums"),
             ("tcp", "cookie_secret = \"xyz\"", "tcp.cookie_secret"),
             (
@@ -1626,7 +1635,7 @@ mod tests {
                 _ => leaves.push(k.clone()),
             }
         }
-        assert_eq!(leaves.len(), 42, "{leaves:?}");
+        assert_eq!(leaves.len(), 43, "{leaves:?}");
         for leaf in &leaves {
             assert!(
                 cases.iter().any(|&(_, _, p)| p == leaf),
