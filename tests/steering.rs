@@ -1,6 +1,9 @@
-//! Steering between workers (in memory): the cross-core handoff keeps its memory fixed
-//! whatever the imbalance between workers.
+//! Steering between workers: the cross-core handoff keeps its memory fixed whatever the
+//! imbalance between workers (in memory), and on an interface without RSS (a veth, in a
+//! namespace of its own) the software steering falls back to a random key and an even
+//! table (root).
 
+mod common;
 mod support;
 
 use std::net::IpAddr;
@@ -8,8 +11,9 @@ use std::sync::Arc;
 
 use support::*;
 use synack::counters::{DropReason, Event};
-use synack::engine::rss::{Rss, MICROSOFT_KEY};
+use synack::engine::rss::{resolve, KeyChoice, Rss, MICROSOFT_KEY, SYMMETRIC_KEY};
 use synack::engine::{HandoffQueue, Stack, Steering, Worker};
+use synack::io::ethtool;
 use synack::io::memory::MemoryPort;
 use synack::table::Core;
 use synack::tcp::cookie::CookieJar;
@@ -125,4 +129,48 @@ fn handoff_pool_bounded_under_skewed_two_worker_load() {
         QUEUE,
         "worker 1 hands nothing over: its pool is full"
     );
+}
+
+/// ETHTOOL_GRSSH on a veth (no `get_rxfh`: `ethtool -x` fails with "Operation not
+/// supported"): `read_rss` reports EOPNOTSUPP, and the default `rss_key = "nic"` resolves to
+/// a random key (a new one each start) and an even table; 3 workers get 43 entries each.
+/// A missing interface is an error of another kind, not "no RSS".
+#[test]
+fn ethtool_grssh_veth_without_rss_falls_back_to_random_key_and_even_table() {
+    if !common::require_root("ethtool_grssh_veth_without_rss_falls_back") {
+        return;
+    }
+    let lab = common::Lab::new("rss", 2);
+    let out = lab.ns_exec(&lab.server_ns, &["ethtool", "-x", &lab.server_if]);
+    let text =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !out.status.success() && text.contains("not supported"),
+        "ethtool -x on a veth was expected to fail as unsupported: {text}"
+    );
+    let read = || lab.in_ns(&lab.server_ns, || ethtool::read_rss(&lab.server_if));
+    let first = read();
+    let e = first.as_ref().expect_err("a veth has no RSS table");
+    assert!(ethtool::is_unsupported(e), "{e}");
+    let a = resolve(KeyChoice::Nic, first, 3);
+    let b = resolve(KeyChoice::Nic, read(), 3);
+    for r in [&a, &b] {
+        assert_eq!((r.key_from, r.table_from), ("random", "even"));
+        assert!(r.nic_unused.is_some());
+        assert_eq!(r.rss.reta().len(), 129);
+        for w in 0..3u16 {
+            assert_eq!(r.rss.reta().iter().filter(|&&x| x == w).count(), 43);
+        }
+        assert_ne!(r.rss.key(), &SYMMETRIC_KEY);
+    }
+    assert_ne!(a.rss.key(), b.rss.key(), "a new key per start");
+    // A configured key stays as given on the veth.
+    let fixed = resolve(KeyChoice::Fixed(MICROSOFT_KEY), read(), 3);
+    assert_eq!(
+        (fixed.rss.key(), fixed.table_from),
+        (&MICROSOFT_KEY, "even")
+    );
+    let missing = lab.in_ns(&lab.server_ns, || ethtool::read_rss("nosuchif0"));
+    let e = missing.expect_err("no such interface");
+    assert!(!ethtool::is_unsupported(&e), "{e}");
 }

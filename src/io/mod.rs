@@ -8,6 +8,7 @@
 
 pub mod afxdp;
 pub mod bpf;
+pub mod ethtool;
 pub mod memory;
 pub mod sys;
 pub mod test_run;
