@@ -6,7 +6,7 @@
 use crate::config::{Config, FullPolicy, LabOptions, ListenMode, SynOffloadMode, View};
 use crate::counters::{Counters, DropReason, Event};
 use crate::engine::{
-    self, rss::Rss, Capture, Control, HandoffQueue, Published, Stack, Steering, Worker,
+    self, rss, Capture, Control, HandoffQueue, Published, Stack, Steering, Worker,
 };
 use crate::io::afxdp::{AfXdpConfig, AfXdpPort};
 use crate::io::bpf::{clock_origin_ns, BpfCounters, Filter, SynAnswer, SynOffload, XdpProgram};
@@ -66,6 +66,7 @@ pub fn core_config(cfg: &Config) -> CoreConfig {
         buffers: t.buffers,
         buffer_size: t.buffer_size,
         http: HttpResponses::new(cfg.http.status, &cfg.http.content_type, &cfg.http.body),
+        reset_limit: t.reset_limit,
         listeners: cfg
             .listen
             .iter()
@@ -164,6 +165,38 @@ fn enable_syn_offload(prog: &mut XdpProgram, core: &CoreConfig, origin: Instant)
         clock_origin_ns: clock_origin_ns(origin),
         rst_per_sec: XDP_RST_PER_SEC,
     })
+}
+
+/// The steering of `n > 1` workers: key and indirection table from the interface's RSS
+/// (or as `steering.rss_key` says), logged with where they came from.
+fn nic_steering(cfg: &Config, n: usize) -> rss::Resolved {
+    let nic = crate::io::ethtool::read_rss(&cfg.interface);
+    let resolved = rss::resolve(cfg.steering.rss_key, nic, n);
+    info!(
+        interface = %cfg.interface,
+        key = resolved.key_from,
+        table = resolved.table_from,
+        entries = resolved.rss.reta().len(),
+        "RSS steering"
+    );
+    if let Some(why) = &resolved.nic_unused {
+        info!(
+            interface = %cfg.interface,
+            "the interface's RSS is not used ({why}): software steering with a {} key and an \
+             even table; frames that land on another worker are handed over",
+            resolved.key_from
+        );
+    }
+    if resolved.unserved_entries > 0 {
+        warn!(
+            interface = %cfg.interface,
+            entries = resolved.unserved_entries,
+            "the RSS indirection table sends flows to queues without a worker: run \
+             `ethtool -X {} equal {n}`",
+            cfg.interface
+        );
+    }
+    resolved
 }
 
 /// The MAC address of an interface, from sysfs.
@@ -425,7 +458,7 @@ pub fn run_until(
     } else {
         Vec::new()
     };
-    let key = cfg.steering.rss_key_or_default();
+    let steering = (n > 1).then(|| nic_steering(&cfg, n));
     let capture_mode = crate::config::parse_capture_mode(&cfg.ops.capture_mode)
         .map_err(|e| anyhow::anyhow!("ops.capture_mode: {e}"))?;
     let (capture_tx, capture_writer) = match &cfg.ops.capture {
@@ -466,9 +499,9 @@ pub fn run_until(
         let mut stack = Stack::new(core, &cfg.addresses);
         stack.verify_checksums = cfg.tcp.verify_checksums;
         stack.standalone = cfg.xdp.standalone.then_some(mac);
-        if n > 1 {
+        if let Some(steering) = &steering {
             stack.steering = Some(Steering {
-                rss: Rss::new(&key, n),
+                rss: steering.rss.clone(),
                 me: i,
                 workers: n,
             });

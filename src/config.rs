@@ -24,24 +24,13 @@ use std::path::{Path, PathBuf};
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
+use crate::engine::rss::KeyChoice;
 use crate::io::XdpMode;
 
 /// The configuration reference, embedded: every setting at its default, with comments.
 /// It leaves `interface`, `addresses` and `listen` empty, so it parses into
 /// [`Config::default`] but does not validate until those are given.
 pub const DEFAULT_CONFIG: &str = include_str!("../config/default.toml");
-
-/// The symmetric Toeplitz key (the 16-bit pattern `6d5a` repeated): both directions of a
-/// flow hash to the same RSS queue. Used when `steering.rss_key` is absent.
-pub const SYMMETRIC_RSS_KEY: [u8; 40] = {
-    let mut k = [0u8; 40];
-    let mut i = 0;
-    while i < 40 {
-        k[i] = if i % 2 == 0 { 0x6d } else { 0x5a };
-        i += 1;
-    }
-    k
-};
 
 /// Linux `IFNAMSIZ` minus the terminating NUL.
 const IFNAME_MAX: usize = 15;
@@ -243,6 +232,10 @@ pub struct TcpSettings {
     pub table_full: FullPolicy,
     /// Challenge ACKs per core per second: 1..=4294967295 (RFC 5961 §7). Default: 1000.
     pub challenge_ack_limit: u32,
+    /// Resets per core per second sent from LISTEN (to an ACK whose cookie fails, a
+    /// SYN-ACK to a listener, a refusal when the table is full): 0..=4294967295, 0 never
+    /// resets. Default: 1000.
+    pub reset_limit: u32,
     /// Verify IPv4 and TCP checksums of received frames. Default: true.
     pub verify_checksums: bool,
     /// SYN-cookie secret: exactly 32 hex digits. Default: absent (random per start).
@@ -279,6 +272,7 @@ impl Default for TcpSettings {
             table_capacity: 262_144,
             table_full: FullPolicy::Rst,
             challenge_ack_limit: 1000,
+            reset_limit: 1000,
             verify_checksums: true,
             cookie_secret: None,
             buffers: 4096,
@@ -306,6 +300,7 @@ impl fmt::Debug for TcpSettings {
             .field("table_capacity", &self.table_capacity)
             .field("table_full", &self.table_full)
             .field("challenge_ack_limit", &self.challenge_ack_limit)
+            .field("reset_limit", &self.reset_limit)
             .field("verify_checksums", &self.verify_checksums)
             .field("cookie_secret", &self.cookie_secret.map(|_| "<redacted>"))
             .field("buffers", &self.buffers)
@@ -356,30 +351,22 @@ impl Default for HttpSettings {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SteeringSettings {
-    /// Toeplitz RSS key: 80 hex digits, or 40 colon-separated bytes as `ethtool -x`
-    /// prints them. Default: absent, meaning [`SYMMETRIC_RSS_KEY`].
-    #[serde(
-        deserialize_with = "de_hex40",
-        serialize_with = "ser_hex_opt",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub rss_key: Option<[u8; 40]>,
+    /// Where the Toeplitz RSS key (and the indirection table) come from: `"nic"` reads
+    /// both from the interface (`ethtool -x`), falling back to a random key and an even
+    /// table where it has no RSS; `"random"` takes a random key per start and an even
+    /// table; 80 hex digits, or 40 colon-separated bytes as `ethtool -x` prints them, fix
+    /// the key (the NIC's table is still used if it has one). Default: `"nic"`.
+    #[serde(deserialize_with = "de_rss_key", serialize_with = "ser_rss_key")]
+    pub rss_key: KeyChoice,
     /// Entries in each worker's queue of segments handed over from other cores:
     /// 16..=65536. Default: 1024.
     pub handoff_queue: usize,
 }
 
-impl SteeringSettings {
-    /// The key to program: `rss_key`, or the symmetric key when it is absent.
-    pub fn rss_key_or_default(&self) -> [u8; 40] {
-        self.rss_key.unwrap_or(SYMMETRIC_RSS_KEY)
-    }
-}
-
 impl Default for SteeringSettings {
     fn default() -> Self {
         SteeringSettings {
-            rss_key: None,
+            rss_key: KeyChoice::Nic,
             handoff_queue: 1024,
         }
     }
@@ -657,6 +644,7 @@ fn field_hint(field: &str) -> &'static str {
         "tcp.table_capacity" => "use 1..=16777216 connections per worker, e.g. table_capacity = 262144",
         "tcp.table_full" => "use rst or drop, e.g. table_full = \"rst\"",
         "tcp.challenge_ack_limit" => "use 1..=4294967295 challenge ACKs per core per second (RFC 5961 §7), e.g. challenge_ack_limit = 1000",
+        "tcp.reset_limit" => "use 0 (never reset) up to 4294967295 resets per core per second from LISTEN, e.g. reset_limit = 1000",
         "tcp.verify_checksums" => "use true or false, e.g. verify_checksums = true",
         "tcp.cookie_secret" => "use exactly 32 hex digits, e.g. cookie_secret = \"00112233445566778899aabbccddeeff\", or leave it out for a random secret per start",
         "tcp.buffers" => "use 1..=1048576 buffers per worker, e.g. buffers = 4096",
@@ -665,7 +653,7 @@ fn field_hint(field: &str) -> &'static str {
         "http.body" => "use a string, e.g. body = \"synack\\n\"",
         "http.header_timeout_secs" => "use 0 (no limit) up to 3600 seconds, e.g. header_timeout_secs = 20",
         "http.content_type" => "use a non-empty media type of visible ASCII without CR/LF, e.g. content_type = \"text/plain\"",
-        "steering.rss_key" => "use 80 hex digits, or 40 colon-separated bytes as ethtool -x prints them, e.g. rss_key = \"6d:5a:6d:5a:...\" (40 bytes), or leave it out for the symmetric key 6d5a...6d5a",
+        "steering.rss_key" => "use \"nic\" (the interface's key and table, the default), \"random\" (a new key per start), or a fixed key of 80 hex digits or 40 colon-separated bytes as ethtool -x prints them, e.g. rss_key = \"nic\"",
         "steering.handoff_queue" => "use 16..=65536 entries, e.g. handoff_queue = 1024",
         "ops.ready_file" => "use a file path, e.g. ready_file = \"/run/synack.ready\", or leave it out",
         "ops.stats_json" => "use a file path other than ops.ready_file, e.g. stats_json = \"/run/synack-stats.json\", or leave it out",
@@ -1208,11 +1196,25 @@ fn de_hex16<'de, D: Deserializer<'de>>(d: D) -> Result<Option<[u8; 16]>, D::Erro
         .map_err(de::Error::custom)
 }
 
-fn de_hex40<'de, D: Deserializer<'de>>(d: D) -> Result<Option<[u8; 40]>, D::Error> {
+fn de_rss_key<'de, D: Deserializer<'de>>(d: D) -> Result<KeyChoice, D::Error> {
     let s = String::deserialize(d)?;
-    parse_hex::<40>(&s, true)
-        .map(Some)
-        .map_err(de::Error::custom)
+    match s.trim() {
+        "nic" => Ok(KeyChoice::Nic),
+        "random" => Ok(KeyChoice::Random),
+        hex => parse_hex::<40>(hex, true)
+            .map(KeyChoice::Fixed)
+            .map_err(|e| {
+                de::Error::custom(format!("is not \"nic\" or \"random\", and as a key it {e}"))
+            }),
+    }
+}
+
+fn ser_rss_key<S: Serializer>(v: &KeyChoice, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        KeyChoice::Nic => s.serialize_str("nic"),
+        KeyChoice::Random => s.serialize_str("random"),
+        KeyChoice::Fixed(key) => s.serialize_str(&to_hex(key)),
+    }
 }
 
 /// `workers` in TOML: a CPU-list string, a single integer, or an array of integers.
@@ -1493,9 +1495,7 @@ mod tests {
         assert_eq!(cfg.http.status, 200);
         assert_eq!(cfg.http.body, "synack\n");
         assert_eq!(cfg.http.content_type, "text/plain");
-        assert_eq!(cfg.steering.rss_key, None);
-        assert_eq!(cfg.steering.rss_key_or_default(), SYMMETRIC_RSS_KEY);
-        assert_eq!(&SYMMETRIC_RSS_KEY[..4], &[0x6d, 0x5a, 0x6d, 0x5a]);
+        assert_eq!(cfg.steering.rss_key, KeyChoice::Nic);
         assert_eq!(cfg.steering.handoff_queue, 1024);
         assert_eq!(cfg.ops, OpsSettings::default());
         assert_eq!(cfg.ops.stats_interval_ms, 1000);
@@ -1635,6 +1635,8 @@ mod tests {
             ("tcp", "table_capacity = 16777217", "tcp.table_capacity"),
             ("tcp", "table_full = \"reject\"", "tcp.table_full"),
             ("tcp", "challenge_ack_limit = 0", "tcp.challenge_ack_limit"),
+            ("tcp", "reset_limit = -1", "tcp.reset_limit"),
+            ("tcp", "reset_limit = 4294967296", "tcp.reset_limit"),
             ("tcp", "verify_checksums = 0", "tcp.verify_checksums"),
             ("tcp", "cookie_secret = \"xyz\"", "tcp.cookie_secret"),
             (
@@ -1661,6 +1663,7 @@ mod tests {
             ),
             ("steering", "rss_key = \"6d5a\"", "steering.rss_key"),
             ("steering", "rss_key = \"6d:5a\"", "steering.rss_key"),
+            ("steering", "rss_key = \"nics\"", "steering.rss_key"),
             ("steering", "handoff_queue = 15", "steering.handoff_queue"),
             (
                 "steering",
@@ -1690,7 +1693,7 @@ mod tests {
         // optional value set, and require a case for each.
         let mut full = Config::from_toml_str(&top_with("", "")).expect("base is valid");
         full.tcp.cookie_secret = Some([1; 16]);
-        full.steering.rss_key = Some([1; 40]);
+        full.steering.rss_key = KeyChoice::Fixed([1; 40]);
         full.ops.ready_file = Some("/tmp/r".into());
         full.ops.stats_json = Some("/tmp/s".into());
         full.ops.metrics = Some("127.0.0.1:9100".parse().unwrap());
@@ -1820,10 +1823,10 @@ mod tests {
 
         let ethtool = vec!["6d:5a"; 20].join(":");
         let k = parse_hex::<40>(&ethtool, true).unwrap();
-        assert_eq!(k, SYMMETRIC_RSS_KEY);
+        assert_eq!(k, crate::engine::rss::SYMMETRIC_KEY);
         assert_eq!(
             parse_hex::<40>(&"6d5a".repeat(20), true).unwrap(),
-            SYMMETRIC_RSS_KEY
+            crate::engine::rss::SYMMETRIC_KEY
         );
         assert!(parse_hex::<40>(&"6d5a".repeat(19), true).is_err());
         assert!(parse_hex::<16>("0011:2233", false).is_err());
@@ -1833,7 +1836,7 @@ mod tests {
     #[test]
     fn resolved_config_round_trips_through_toml() {
         let mut cfg = Config::from_toml_str(LAB).unwrap();
-        cfg.steering.rss_key = Some([0xab; 40]);
+        cfg.steering.rss_key = KeyChoice::Fixed([0xab; 40]);
         cfg.ops.ready_file = Some("/tmp/ready".into());
         let text = cfg.to_toml_redacted();
         let back = Config::from_toml_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));

@@ -62,6 +62,10 @@ counter_enum! {
         CookieInvalid => "cookie_invalid",
         /// ACK in LISTEN whose cookie counter is older than two periods (or in the future).
         CookieExpired => "cookie_expired",
+        /// SYN with FIN to a listener (Linux `tcp_rcv_state_process`: discarded).
+        SynWithFin => "syn_fin",
+        /// SYN with RST to a listener (RFC 9293 §3.10.7.2: an RST is ignored in LISTEN).
+        SynWithRst => "syn_rst",
         /// Segment without a known connection that is neither a SYN nor a cookie ACK.
         NoConnection => "no_connection",
         /// RST for which no connection exists (RFC 9293 §3.10.7.1: discard).
@@ -86,6 +90,8 @@ counter_enum! {
         TableFull => "table_full",
         /// A challenge ACK that the per-core rate limit suppressed (RFC 5961 §7).
         ChallengeAckLimited => "challenge_ack_limited",
+        /// A new connection over an L2 path the full link table could not take.
+        LinkTableFull => "link_table_full",
         /// A reply that could not get a TX frame.
         TxFull => "tx_full",
         /// A frame for another core that did not fit its handoff queue.
@@ -132,6 +138,8 @@ counter_enum! {
         TimeWaitReused => "time_wait_reused",
         /// RSTs sent (refusals, resets).
         RstSent => "rst_sent",
+        /// Resets from LISTEN that the per-core reset budget suppressed.
+        RstLimited => "rst_limited",
         /// Challenge ACKs sent (RFC 5961).
         ChallengeAck => "challenge_ack",
         /// ACKs owed to unacceptable segments or as challenges that the per-connection

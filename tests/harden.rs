@@ -344,6 +344,7 @@ fn forged_cookie_ack_flood_creates_nothing() {
     let rss_before = rss_bytes();
     let mut peer = Peer::v4(1);
     let start = Instant::now();
+    let mut resets = 0u64;
     for i in 0..n {
         peer.port = 1024 + (i % 60_000) as u16;
         // Sources in 198.19.0.0/16: never one of the server's own addresses.
@@ -356,8 +357,14 @@ fn forged_cookie_ack_flood_creates_nothing() {
         } else {
             TcpOptions::default()
         };
-        let f = peer.frame(ACK, rng.next() as u32, rng.next() as u32, b"", opts);
-        assert!(net.inject(&f).is_empty(), "a forged ACK was answered");
+        let ack = rng.next() as u32;
+        let f = peer.frame(ACK, rng.next() as u32, ack, b"", opts);
+        // RFC 9293 §3.10.7.2: at most a reset <SEQ=SEG.ACK><CTL=RST>, within the budget.
+        let out = net.inject(&f);
+        if !out.is_empty() {
+            one(out).expect(RST, ack, 0);
+            resets += 1;
+        }
     }
     let secs = start.elapsed().as_secs_f64();
     let rss_after = rss_bytes();
@@ -368,6 +375,15 @@ fn forged_cookie_ack_flood_creates_nothing() {
         c.dropped(DropReason::CookieInvalid) + c.dropped(DropReason::CookieExpired),
         n
     );
+    // The virtual clock stands still: one second's budget of resets (tcp.reset_limit,
+    // default 1000), the rest counted as limited.
+    assert!(
+        resets <= 1000 && (n < 2000 || resets == 1000),
+        "{resets} resets"
+    );
+    assert_eq!(c.get(Event::RstSent), resets);
+    assert!(c.get(Event::RstLimited) + resets <= n);
+    assert!(n < 2000 || c.get(Event::RstLimited) >= n - 1000 - n / 100);
     let mem_after = net.core().v4.memory_bytes() + net.core().v6.memory_bytes();
     assert_eq!(mem_before, mem_after, "table memory moved");
     assert_eq!(net.core().sh.wheel.len(), 0);

@@ -38,8 +38,9 @@ fn cookie_made_by_one_stack_verified_by_another_with_the_same_secret_rfc4987_3_6
         let mut peer = if v6 { Peer::v6(5000) } else { Peer::v4(5000) };
         peer.syn(&mut a);
         assert_eq!(a.core().active(), 0);
-        // The same ACK goes to C first: refused.
-        none(peer.clone().tx(&mut c, ACK, b""));
+        // The same ACK goes to C first: refused and reset (RFC 9293 §3.10.7.2).
+        let ack = peer.rcv_nxt;
+        one(peer.clone().tx(&mut c, ACK, b"")).expect(RST, ack, 0);
         assert_eq!(refused(&c), 1);
         assert_eq!(c.core().active(), 0);
         // And to B: accepted, with the negotiated options A put in its cookie.
@@ -65,7 +66,8 @@ fn cookie_bound_to_the_four_tuple_rfc4987_3_6() {
     peer.syn(&mut a);
     let mut other = peer.clone();
     other.port = 5002;
-    none(other.tx(&mut a, ACK, b""));
+    let ack = other.rcv_nxt;
+    one(other.tx(&mut a, ACK, b"")).expect(RST, ack, 0);
     assert_eq!(refused(&a), 1);
     none(peer.tx(&mut a, ACK, b""));
     assert_eq!(a.state(&peer), Some(State::Established));

@@ -83,7 +83,9 @@ fn cookie_ack_with_data_establishes_rfc9293_3_10_7_3() {
     assert_eq!(net.event(Event::Established), 1);
 }
 
-/// RFC 4987 §3.6: an ACK whose cookie does not verify creates nothing and is counted.
+/// RFC 4987 §3.6: an ACK whose cookie does not verify creates nothing and is counted; it
+/// is reset (RFC 9293 §3.10.7.2 `<SEQ=SEG.ACK><CTL=RST>`), unless it may be a later
+/// segment of the handshake (its SEG.SEQ a little past the ISN the cookie stands for).
 #[test]
 fn bad_cookie_is_dropped_rfc4987_3_6() {
     let mut net = Net::new(fast(), Mode::Discard);
@@ -91,13 +93,13 @@ fn bad_cookie_is_dropped_rfc4987_3_6() {
     peer.syn(&mut net);
     let opts = peer.opts(&net);
     let (seq, ack) = (peer.snd_nxt, peer.rcv_nxt.wrapping_add(1_000));
-    none(peer.send(&mut net, ACK, seq, ack, b"", opts));
+    one(peer.send(&mut net, ACK, seq, ack, b"", opts)).expect(RST, ack, 0);
     // A wrong cookie decodes to random counter and MSS bits: refused as invalid or expired.
     let refused =
         |n: &Net| n.dropped(DropReason::CookieInvalid) + n.dropped(DropReason::CookieExpired);
     assert_eq!(refused(&net), 1);
     assert_eq!(net.core().active(), 0);
-    // An ACK for a SYN never sent (another ISN) fails the same way.
+    // An ACK 7 bytes past the ISN (the first 7 bytes lost) fails the same way, unreset.
     none(peer.send(&mut net, ACK, seq.wrapping_add(7), peer.rcv_nxt, b"", opts));
     assert_eq!(refused(&net), 2);
     net.assert_clean();
@@ -111,7 +113,8 @@ fn expired_cookie_is_dropped_rfc4987_3_6() {
     let mut peer = Peer::v4(1004);
     peer.syn(&mut net);
     net.advance(121_000);
-    none(peer.tx(&mut net, ACK, b""));
+    let ack = peer.rcv_nxt;
+    one(peer.tx(&mut net, ACK, b"")).expect(RST, ack, 0);
     assert_eq!(net.dropped(DropReason::CookieExpired), 1);
     assert_eq!(net.core().active(), 0);
     // Within the lifetime the same handshake works.

@@ -88,6 +88,7 @@ pub fn config() -> CoreConfig {
         buffer_size: 4096,
         http: HttpResponses::new(200, "text/plain", "synack\n"),
         listeners: LISTENERS.to_vec(),
+        ..CoreConfig::default()
     }
 }
 

@@ -131,6 +131,7 @@ impl Stack {
     /// frame buffer, so a reply may be longer than the request). Replies beyond the first
     /// wait in [`Self::take_pending`].
     pub fn handle(&mut self, clock: &Clock, buf: &mut [u8], len: usize) -> Outcome {
+        self.recycle_links();
         let len = len.min(buf.len());
         let frame = match EthernetFrame::new_checked(&buf[..len]) {
             Ok(f) => f,
@@ -322,8 +323,17 @@ impl Stack {
 
     /// Run due timers and the idle sweep; their segments become pending.
     pub fn on_timers(&mut self, clock: &Clock) {
+        self.recycle_links();
         self.core.on_timers(clock);
         self.core.sweep_idle(clock);
+    }
+
+    /// Let the link table reuse the paths of removed connections, once no segment that
+    /// names one waits to be sent (see [`crate::table::LinkTable::recycle`]).
+    fn recycle_links(&mut self) {
+        if !self.has_pending() {
+            self.core.sh.links.recycle();
+        }
     }
 
     /// Write `tx` as a complete frame into `buf`. Returns its length, or `None` when it does
@@ -469,12 +479,73 @@ pub const HANDOFF_MAX: usize = 2048;
 
 /// A frame copied for its owner core.
 pub struct Handoff {
+    /// The worker whose pool the buffer goes back to.
+    from: u16,
     len: u16,
     data: [u8; HANDOFF_MAX],
 }
 
-/// One bounded, lock-free queue per worker: frames other workers received for its flows.
-pub type HandoffQueue = ArrayQueue<Box<Handoff>>;
+/// One worker's side of the cross-core handoff: its inbox (frames other workers received
+/// for its flows) and the pool of buffers it copies its own handoffs into.
+///
+/// Memory is fixed at construction: `capacity` buffers per worker, all allocated here and
+/// never again. A buffer leaves its pool with a handoff and the receiver gives it back to
+/// the same pool once it has copied the frame out, so whatever the imbalance between
+/// workers (one receiving every frame, another owning every flow), no pool holds more than
+/// `capacity` buffers and no worker allocates on the hot path. A worker whose buffers are
+/// all in flight drops the frame (counted as `handoff_full`), as it does when the owner's
+/// inbox is full.
+pub struct HandoffQueue {
+    inbox: ArrayQueue<Box<Handoff>>,
+    pool: ArrayQueue<Box<Handoff>>,
+}
+
+impl HandoffQueue {
+    /// An inbox of `capacity` entries and a pool of `capacity` buffers (at least 1).
+    pub fn new(capacity: usize) -> Self {
+        let capacity = capacity.max(1);
+        let pool = ArrayQueue::new(capacity);
+        for _ in 0..capacity {
+            let _ = pool.push(Box::new(Handoff {
+                from: 0,
+                len: 0,
+                data: [0; HANDOFF_MAX],
+            }));
+        }
+        HandoffQueue {
+            inbox: ArrayQueue::new(capacity),
+            pool,
+        }
+    }
+
+    /// Entries the inbox holds at most, and buffers in the pool when none is in flight.
+    pub fn capacity(&self) -> usize {
+        self.pool.capacity()
+    }
+
+    /// Buffers in this worker's pool now (at most [`capacity`](Self::capacity)).
+    pub fn spare(&self) -> usize {
+        self.pool.len()
+    }
+
+    /// Frames waiting in the inbox now.
+    pub fn queued(&self) -> usize {
+        self.inbox.len()
+    }
+
+    /// Whether no frame waits in the inbox.
+    pub fn is_empty(&self) -> bool {
+        self.inbox.is_empty()
+    }
+}
+
+/// Give a handoff buffer back to the pool of the worker that filled it (it came from
+/// there, so there is room).
+fn give_back(peers: &[Arc<HandoffQueue>], h: Box<Handoff>) {
+    if let Some(q) = peers.get(usize::from(h.from)) {
+        let _ = q.pool.push(h);
+    }
+}
 
 /// Counters and gauges a worker publishes for the stats thread (relaxed atomics, written
 /// by the worker every ~100 ms and read by the stats thread; no lock).
@@ -665,11 +736,12 @@ pub struct Worker<P: Port> {
     pub port: P,
     batch: Vec<Frame>,
     batch_size: usize,
+    /// Our inbox and buffer pool; boxes move through the queues, so a handoff moves a
+    /// pointer, not 2 KiB.
     inbox: Option<Arc<HandoffQueue>>,
     peers: Vec<Arc<HandoffQueue>>,
-    /// Boxes move through the queues, so a handoff moves a pointer, not 2 KiB.
-    #[allow(clippy::vec_box)]
-    spare: Vec<Box<Handoff>>,
+    /// Our index among `peers`.
+    me: u16,
     /// What the stats thread reads.
     pub published: Arc<Published>,
     /// Frame capture hook.
@@ -693,7 +765,7 @@ impl<P: Port> Worker<P> {
             batch_size: batch_size.max(1),
             inbox: None,
             peers: Vec::new(),
-            spare: Vec::new(),
+            me: 0,
             published: Arc::new(Published::default()),
             capture: None,
             capture_scratch: Vec::with_capacity(4096),
@@ -706,14 +778,7 @@ impl<P: Port> Worker<P> {
     pub fn set_handoff(&mut self, queues: &[Arc<HandoffQueue>], me: usize) {
         self.inbox = queues.get(me).cloned();
         self.peers = queues.to_vec();
-        self.spare = (0..queues.first().map_or(0, |q| q.capacity()))
-            .map(|_| {
-                Box::new(Handoff {
-                    len: 0,
-                    data: [0; HANDOFF_MAX],
-                })
-            })
-            .collect();
+        self.me = me as u16;
     }
 
     /// One loop iteration: receive a batch, handle it, take handed-off frames, run timers,
@@ -808,26 +873,28 @@ impl<P: Port> Worker<P> {
         self.stack.pending = pending;
     }
 
-    /// Copy a frame into the owner's inbox (never blocks: a full inbox is a counted drop).
+    /// Copy a frame into the owner's inbox, in a buffer from our pool (never blocks and
+    /// never allocates: a full inbox or an empty pool is a counted drop).
     fn handoff(&mut self, owner: usize, addr: u64, len: usize) {
         let counters = &mut self.stack.core.sh.counters;
-        let (Some(queue), true) = (self.peers.get(owner), len <= HANDOFF_MAX) else {
+        let (Some(queue), Some(mine), true) =
+            (self.peers.get(owner), &self.inbox, len <= HANDOFF_MAX)
+        else {
             counters.drop(DropReason::HandoffFull);
             return;
         };
-        let mut h = self.spare.pop().unwrap_or_else(|| {
-            Box::new(Handoff {
-                len: 0,
-                data: [0; HANDOFF_MAX],
-            })
-        });
+        let Some(mut h) = mine.pool.pop() else {
+            counters.drop(DropReason::HandoffFull);
+            return;
+        };
+        h.from = self.me;
         h.len = len as u16;
         h.data[..len].copy_from_slice(&self.port.buffer(addr)[..len]);
-        match queue.push(h) {
+        match queue.inbox.push(h) {
             Ok(()) => counters.event(Event::HandoffOut),
             Err(h) => {
                 counters.drop(DropReason::HandoffFull);
-                self.spare.push(h);
+                let _ = mine.pool.push(h);
             }
         }
     }
@@ -840,19 +907,19 @@ impl<P: Port> Worker<P> {
         };
         let mut n = 0;
         while n < self.batch_size {
-            let Some(h) = inbox.pop() else { break };
+            let Some(h) = inbox.inbox.pop() else { break };
             n += 1;
             self.stack.core.sh.counters.event(Event::HandoffIn);
             let Some(addr) = self.port.alloc_tx() else {
                 self.stack.core.sh.counters.drop(DropReason::TxFull);
-                self.spare.push(h);
+                give_back(&self.peers, h);
                 continue;
             };
             let len = h.len as usize;
             let buf = self.port.buffer(addr);
             let len = len.min(buf.len());
             buf[..len].copy_from_slice(&h.data[..len]);
-            self.spare.push(h);
+            give_back(&self.peers, h);
             // Steering already chose us: handle it here whatever the hash says.
             let steering = self.stack.steering.take();
             let outcome = self.stack.handle(clock, buf, len);

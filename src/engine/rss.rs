@@ -1,12 +1,20 @@
 //! Toeplitz RSS hash and the indirection table (RETA) that maps a hash to a worker.
 //!
 //! The NIC spreads received frames over its queues with the Toeplitz hash of the
-//! addresses and ports and a 128-entry RETA; each AF_XDP worker owns one queue. The
-//! engine computes the same function in software to know which worker owns a flow (for
-//! frames we originate, and to check the NIC's steering). Microsoft's "RSS hashing
-//! functions" page defines it: for every set bit of the input, most significant bit of
-//! the first byte first, XOR into the result the 32 bits of the key that start at that
-//! bit position.
+//! addresses and ports and its RETA (128 to 2048 entries, `ethtool -x`); each AF_XDP
+//! worker owns one queue. The engine computes the same function in software to know which
+//! worker owns a flow, and hands a frame that arrived elsewhere to its owner. Microsoft's
+//! "RSS hashing functions" page defines it: for every set bit of the input, most
+//! significant bit of the first byte first, XOR into the result the 32 bits of the key
+//! that start at that bit position.
+//!
+//! Where key and table come from ([`resolve`]): by default the NIC's own, read at start
+//! ([`crate::io::ethtool::read_rss`]), so software and hardware agree for any worker
+//! count; on an interface without RSS (veth), a random key per start and an even table;
+//! a fixed key only when configured. Never a public key by default: Toeplitz is linear, so
+//! with a known key (and the 16-bit repeating one worst of all: its hash depends only on
+//! the XOR of the tuple's 16-bit words) an attacker can pick spoofed sources that all land
+//! on one core.
 //!
 //! That is linear in the input, so the hash of a byte string is the XOR over its bytes of
 //! a per-position, per-value contribution. [`Toeplitz::new`] tabulates those
@@ -17,6 +25,7 @@
 //! IPv4 with ports `src(4) | dst(4) | sport(2) | dport(2)`, IPv6 with ports
 //! `src(16) | dst(16) | sport(2) | dport(2)`; without ports, the address part alone.
 
+use crate::io::ethtool::{NicRss, HASH_TOEPLITZ};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// `0x6d, 0x5a` repeated: the key repeats every 16 bits, so swapping source and
@@ -122,20 +131,23 @@ impl Toeplitz {
     }
 }
 
-/// Hash → owning worker through a 128-entry indirection table like a NIC's RETA
-/// (`ethtool -X`).
+/// Hash → owning worker through an indirection table like a NIC's RETA (`ethtool -x`).
 #[derive(Debug, Clone)]
 pub struct Rss {
     toeplitz: Toeplitz,
-    reta: [u16; Rss::RETA_SIZE],
+    reta: Box<[u16]>,
+    key: [u8; 40],
 }
 
 impl Rss {
-    /// Entries in the indirection table, indexed by the low 7 bits of the hash (the size
-    /// most NICs use, e.g. Intel 82599/ixgbe and the `ethtool -x` default of many).
+    /// Entries of the table a NIC without its own uses by default (Intel 82599/ixgbe and
+    /// the `ethtool -x` default of many drivers).
     pub const RETA_SIZE: usize = 128;
 
-    /// RETA spread evenly as `ethtool`'s default: `reta[i] = i % workers`.
+    /// An even table for `workers`: `reta[i] = i % workers` over the smallest multiple
+    /// of `workers` that has at least [`RETA_SIZE`](Self::RETA_SIZE) entries, so every
+    /// worker has exactly as many entries as every other (3 workers: 129 entries, 43 each;
+    /// a power of two up to 128: the usual 128-entry `ethtool -X equal` table).
     ///
     /// # Panics
     /// If `workers` is 0 or more than `u16::MAX + 1` (a configuration error).
@@ -144,15 +156,12 @@ impl Rss {
             (1..=usize::from(u16::MAX) + 1).contains(&workers),
             "rss: worker count {workers} must be between 1 and 65536"
         );
-        let reta = core::array::from_fn(|i| (i % workers) as u16);
-        Rss {
-            toeplitz: Toeplitz::new(key),
-            reta,
-        }
+        let len = Self::RETA_SIZE.div_ceil(workers) * workers;
+        let reta: Vec<u16> = (0..len).map(|i| (i % workers) as u16).collect();
+        Self::with_reta(key, &reta)
     }
 
-    /// RETA from an explicit table (as `ethtool -x` shows it). A table shorter than
-    /// [`RETA_SIZE`](Self::RETA_SIZE) is repeated to fill it; entries beyond it are ignored.
+    /// An explicit table (as `ethtool -x` shows it), used as it is: entry `hash % len`.
     ///
     /// # Panics
     /// If `reta` is empty (a configuration error).
@@ -161,11 +170,16 @@ impl Rss {
             !reta.is_empty(),
             "rss: the indirection table needs at least one entry"
         );
-        let table = core::array::from_fn(|i| reta[i % reta.len()]);
         Rss {
             toeplitz: Toeplitz::new(key),
-            reta: table,
+            reta: reta.into(),
+            key: *key,
         }
+    }
+
+    /// The key behind this table.
+    pub fn key(&self) -> &[u8; 40] {
+        &self.key
     }
 
     /// The Toeplitz hasher behind this table.
@@ -176,14 +190,15 @@ impl Rss {
 
     /// The indirection table.
     #[inline]
-    pub fn reta(&self) -> &[u16; Rss::RETA_SIZE] {
+    pub fn reta(&self) -> &[u16] {
         &self.reta
     }
 
-    /// The worker for a hash: `reta[hash % 128]` (the low 7 bits, as NICs do).
+    /// The worker for a hash: `reta[hash % len]` (for the power-of-two tables of NICs,
+    /// the low bits of the hash, as they index it).
     #[inline]
     pub fn owner(&self, hash: u32) -> usize {
-        usize::from(self.reta[hash as usize % Self::RETA_SIZE])
+        usize::from(self.reta[hash as usize % self.reta.len()])
     }
 
     /// The worker that owns an IPv4/TCP flow, tuple as received (src = the peer).
@@ -196,6 +211,114 @@ impl Rss {
     #[inline]
     pub fn owner_v6(&self, src: &Ipv6Addr, dst: &Ipv6Addr, src_port: u16, dst_port: u16) -> usize {
         self.owner(self.toeplitz.hash_v6(src, dst, src_port, dst_port))
+    }
+}
+
+/// Where the RSS key comes from (`steering.rss_key`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KeyChoice {
+    /// The NIC's key and table; a random key and an even table without RSS.
+    #[default]
+    Nic,
+    /// A random key per start and an even table, whatever the NIC has.
+    Random,
+    /// This key; the NIC's table if it has one, else an even table.
+    Fixed([u8; 40]),
+}
+
+/// A fresh random Toeplitz key (getrandom).
+///
+/// # Panics
+/// If the OS random source fails (as the cookie secret does, `CookieJar::random`).
+pub fn random_key() -> [u8; 40] {
+    let mut key = [0u8; 40];
+    getrandom::fill(&mut key).expect("rss: the OS random source (getrandom) failed");
+    key
+}
+
+/// The steering [`resolve`] chose and why, for the start-up log.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// Key and table.
+    pub rss: Rss,
+    /// `"nic"`, `"random"` or `"configured"`.
+    pub key_from: &'static str,
+    /// `"nic"` or `"even"`.
+    pub table_from: &'static str,
+    /// Why the NIC's RSS was not used, when it was asked for.
+    pub nic_unused: Option<String>,
+    /// Entries of the NIC's table that point at a queue without a worker (frames the
+    /// kernel keeps: `ethtool -X <if> equal <workers>` fixes it).
+    pub unserved_entries: usize,
+}
+
+/// The NIC's table for `workers` (queue i = worker i), with the count of entries that
+/// point past the last worker (mapped `% workers`, as a handoff would correct anyway).
+/// `None` when the NIC's key or hash cannot be reproduced: not Toeplitz, or a key shorter
+/// than 40 bytes (a longer key is fine: the hash of 36 input bytes reads 40).
+fn nic_table(nic: &NicRss, workers: usize) -> Result<(Vec<u16>, usize), String> {
+    if nic.hfunc != 0 && nic.hfunc & HASH_TOEPLITZ == 0 {
+        return Err(format!("hash function {:#x} is not Toeplitz", nic.hfunc));
+    }
+    if nic.table.is_empty() {
+        return Err("no indirection table".into());
+    }
+    let unserved = nic.table.iter().filter(|&&q| q as usize >= workers).count();
+    let table = nic
+        .table
+        .iter()
+        .map(|&q| (q as usize % workers) as u16)
+        .collect();
+    Ok((table, unserved))
+}
+
+/// The NIC's key as a 40-byte Toeplitz key.
+fn nic_key(nic: &NicRss) -> Result<[u8; 40], String> {
+    nic.key
+        .get(..40)
+        .and_then(|k| k.try_into().ok())
+        .ok_or_else(|| format!("{}-byte key, not at least 40", nic.key.len()))
+}
+
+/// Pick key and table for `workers` from the configured `choice` and what reading the
+/// NIC's RSS gave (`nic`: [`crate::io::ethtool::read_rss`]).
+///
+/// # Panics
+/// If `workers` is 0 or more than 65536 (see [`Rss::new`]).
+pub fn resolve(choice: KeyChoice, nic: std::io::Result<NicRss>, workers: usize) -> Resolved {
+    let even = |key: [u8; 40], key_from, nic_unused| Resolved {
+        rss: Rss::new(&key, workers),
+        key_from,
+        table_from: "even",
+        nic_unused,
+        unserved_entries: 0,
+    };
+    let nic = nic.map_err(|e| e.to_string());
+    match choice {
+        KeyChoice::Random => even(random_key(), "random", None),
+        KeyChoice::Nic => {
+            let both = nic.and_then(|n| Ok((nic_key(&n)?, nic_table(&n, workers)?)));
+            match both {
+                Ok((key, (table, unserved))) => Resolved {
+                    rss: Rss::with_reta(&key, &table),
+                    key_from: "nic",
+                    table_from: "nic",
+                    nic_unused: None,
+                    unserved_entries: unserved,
+                },
+                Err(why) => even(random_key(), "random", Some(why)),
+            }
+        }
+        KeyChoice::Fixed(key) => match nic.and_then(|n| nic_table(&n, workers)) {
+            Ok((table, unserved)) => Resolved {
+                rss: Rss::with_reta(&key, &table),
+                key_from: "configured",
+                table_from: "nic",
+                nic_unused: None,
+                unserved_entries: unserved,
+            },
+            Err(why) => even(key, "configured", Some(why)),
+        },
     }
 }
 
@@ -378,20 +501,39 @@ mod tests {
         assert_ne!(t.hash_v4(b, a, 1766, 2794), 0x51cc_c178);
     }
 
+    /// The even table: every worker exactly as many entries as every other, for any
+    /// count (3 workers: 129 entries, 43 each), at least 128 entries, `i % workers`.
     #[test]
-    fn reta_default_spread_is_even() {
-        for workers in 1..=16 {
+    fn reta_even_for_any_worker_count_including_three() {
+        for workers in 1..=200 {
             let rss = Rss::new(&MICROSOFT_KEY, workers);
+            let reta = rss.reta();
+            assert!(reta.len() >= Rss::RETA_SIZE && reta.len().is_multiple_of(workers));
             let mut per_worker = vec![0usize; workers];
-            for (i, &w) in rss.reta().iter().enumerate() {
+            for (i, &w) in reta.iter().enumerate() {
                 assert_eq!(usize::from(w), i % workers);
                 per_worker[usize::from(w)] += 1;
             }
-            let (min, max) = (
-                per_worker.iter().min().unwrap(),
-                per_worker.iter().max().unwrap(),
-            );
-            assert!(max - min <= 1, "{workers} workers: {per_worker:?}");
+            assert!(per_worker.iter().all(|&c| c == reta.len() / workers));
+        }
+        let three = Rss::new(&MICROSOFT_KEY, 3);
+        assert_eq!(three.reta().len(), 129);
+        // Powers of two keep the usual 128-entry table.
+        assert_eq!(Rss::new(&MICROSOFT_KEY, 4).reta().len(), 128);
+    }
+
+    /// Flows through the 3-worker even table: each worker within 5% of the mean.
+    #[test]
+    fn reta_three_workers_spread_flows_evenly() {
+        let rss = Rss::new(&random_key(), 3);
+        let mut per = [0u32; 3];
+        let server = Ipv4Addr::new(198, 18, 0, 1);
+        for n in 0..60_000u32 {
+            let client = Ipv4Addr::from(0xc613_0000 | (n % 65_536));
+            per[rss.owner_v4(client, server, 1024 + (n / 7) as u16, 80)] += 1;
+        }
+        for &c in &per {
+            assert!(c.abs_diff(20_000) < 1_000, "{per:?}");
         }
     }
 
@@ -420,19 +562,19 @@ mod tests {
     }
 
     #[test]
-    fn owner_uses_low_seven_bits() {
+    fn owner_indexes_the_table_by_hash_modulo_its_length() {
         let reta: Vec<u16> = (0..128).collect();
         let rss = Rss::with_reta(&MICROSOFT_KEY, &reta);
         assert_eq!(rss.owner(0), 0);
         assert_eq!(rss.owner(127), 127);
         assert_eq!(rss.owner(128), 0);
         assert_eq!(rss.owner(0xffff_ff85), 5);
-        // A shorter table is repeated.
-        let rss = Rss::with_reta(&MICROSOFT_KEY, &[3, 1]);
-        assert_eq!(rss.owner(0), 3);
-        assert_eq!(rss.owner(1), 1);
-        assert_eq!(rss.owner(126), 3);
-        assert_eq!(rss.owner(127), 1);
+        // A 512-entry table (as many NICs have) uses the low 9 bits.
+        let reta: Vec<u16> = (0..512).map(|i| (i / 128) as u16).collect();
+        let rss = Rss::with_reta(&MICROSOFT_KEY, &reta);
+        assert_eq!(rss.owner(0x1ff), 3);
+        assert_eq!(rss.owner(0x200), 0);
+        assert_eq!(rss.owner(0x17f), 2);
         // owner_v4/v6 agree with hash + owner.
         let rss = Rss::new(&MICROSOFT_KEY, 3);
         let (a, b) = (Ipv4Addr::new(198, 18, 1, 2), Ipv4Addr::new(198, 19, 3, 4));
@@ -446,6 +588,101 @@ mod tests {
             rss.owner_v6(&a6, &b6, 1, 2),
             rss.owner(rss.toeplitz().hash_v6(&a6, &b6, 1, 2))
         );
+    }
+
+    fn unsupported() -> std::io::Result<NicRss> {
+        Err(std::io::Error::from_raw_os_error(libc::EOPNOTSUPP))
+    }
+
+    /// A NIC's configuration as `ethtool -x` would show it: `size` entries spread over
+    /// `queues` queues, the Microsoft key (52 bytes long, as on some Intel parts).
+    fn nic(size: usize, queues: u32) -> NicRss {
+        let mut key = MICROSOFT_KEY.to_vec();
+        key.extend_from_slice(&[0xaa; 12]);
+        NicRss {
+            key,
+            table: (0..size as u32).map(|i| i % queues).collect(),
+            hfunc: HASH_TOEPLITZ,
+        }
+    }
+
+    /// `steering.rss_key = "nic"` (the default): the NIC's key and its whole table, for
+    /// every table size drivers use and any worker count: software picks the queue the
+    /// NIC picks.
+    #[test]
+    fn resolve_nic_uses_the_whole_nic_table() {
+        for size in [128, 256, 512, 2048] {
+            for workers in [2, 3, 5, 6] {
+                let nic = nic(size, workers as u32);
+                let r = resolve(KeyChoice::Nic, Ok(nic.clone()), workers);
+                assert_eq!((r.key_from, r.table_from), ("nic", "nic"));
+                assert_eq!(r.unserved_entries, 0);
+                assert_eq!(r.rss.key(), &MICROSOFT_KEY);
+                assert_eq!(r.rss.reta().len(), size);
+                let t = Toeplitz::new(&MICROSOFT_KEY);
+                for v in &V4_VECTORS {
+                    let (src, dst) = (Ipv4Addr::from(v.src), Ipv4Addr::from(v.dst));
+                    let hash = t.hash_v4(src, dst, v.src_port, v.dst_port);
+                    let nic_queue = nic.table[hash as usize % size] as usize;
+                    assert_eq!(r.rss.owner_v4(src, dst, v.src_port, v.dst_port), nic_queue);
+                }
+            }
+        }
+        // More queues than workers: counted, so the start-up log can say what to fix.
+        let r = resolve(KeyChoice::Nic, Ok(nic(128, 4)), 2);
+        assert_eq!(r.unserved_entries, 64);
+    }
+
+    /// No RSS on the interface (veth: EOPNOTSUPP), or RSS we cannot reproduce: a random
+    /// key and an even table, with the reason kept for the log.
+    #[test]
+    fn resolve_nic_falls_back_to_random_key_and_even_table() {
+        let r = resolve(KeyChoice::Nic, unsupported(), 3);
+        assert_eq!((r.key_from, r.table_from), ("random", "even"));
+        assert!(r.nic_unused.is_some());
+        assert_eq!(r.rss.reta().len(), 129);
+        let mut xor = nic(128, 3);
+        xor.hfunc = 2; // ETH_RSS_HASH_XOR
+        assert_eq!(resolve(KeyChoice::Nic, Ok(xor), 3).key_from, "random");
+        let mut short = nic(128, 3);
+        short.key.truncate(16);
+        assert_eq!(resolve(KeyChoice::Nic, Ok(short), 3).key_from, "random");
+    }
+
+    /// The random key is drawn anew at every start (and is not the public default).
+    #[test]
+    fn random_key_differs_per_start() {
+        let a = resolve(KeyChoice::Nic, unsupported(), 2);
+        let b = resolve(KeyChoice::Nic, unsupported(), 2);
+        let c = resolve(KeyChoice::Random, Ok(nic(128, 2)), 2);
+        assert_ne!(a.rss.key(), b.rss.key());
+        assert_ne!(a.rss.key(), c.rss.key());
+        for k in [a.rss.key(), b.rss.key(), c.rss.key()] {
+            assert_ne!(k, &SYMMETRIC_KEY);
+            assert_ne!(k, &MICROSOFT_KEY);
+        }
+        assert_eq!(c.table_from, "even");
+    }
+
+    /// A configured key is used as given (the NIC's table if it has one), so the
+    /// Microsoft verification vectors still come out.
+    #[test]
+    fn resolve_fixed_key_passes_microsoft_vectors() {
+        for nic_result in [unsupported(), Ok(nic(512, 4))] {
+            let r = resolve(KeyChoice::Fixed(MICROSOFT_KEY), nic_result, 4);
+            assert_eq!(r.key_from, "configured");
+            let t = r.rss.toeplitz();
+            for v in &V4_VECTORS {
+                let (src, dst) = (Ipv4Addr::from(v.src), Ipv4Addr::from(v.dst));
+                assert_eq!(t.hash_v4(src, dst, v.src_port, v.dst_port), v.hash_l3l4);
+            }
+            for &(dst, src, dst_port, src_port, _, hash_l3l4) in &V6_VECTORS {
+                let (dst, src): (Ipv6Addr, Ipv6Addr) = (dst.parse().unwrap(), src.parse().unwrap());
+                assert_eq!(t.hash_v6(&src, &dst, src_port, dst_port), hash_l3l4);
+            }
+        }
+        let r = resolve(KeyChoice::Fixed(SYMMETRIC_KEY), Ok(nic(512, 4)), 4);
+        assert_eq!((r.table_from, r.rss.reta().len()), ("nic", 512));
     }
 
     #[test]

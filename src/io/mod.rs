@@ -8,6 +8,7 @@
 
 pub mod afxdp;
 pub mod bpf;
+pub mod ethtool;
 pub mod flood;
 pub mod memory;
 pub mod occupancy;

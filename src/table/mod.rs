@@ -22,7 +22,7 @@ use crate::tcp::timer::{Entry, Wheel};
 use crate::tcp::{
     listen, reset_for, tick_reached, Clock, Flow, Link, Params, Payload, Segment, Tx,
 };
-use crate::wire::{TcpFlags, TcpRepr};
+use crate::wire::TcpRepr;
 use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
 use std::hash::{BuildHasher, Hash};
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -40,33 +40,127 @@ pub struct L2Path {
 
 /// Interned link paths: a connection stores a 2-byte index instead of 14 bytes. There are
 /// few distinct paths (one per router or L2 neighbour), not one per connection.
-#[derive(Debug, Default)]
+///
+/// Each entry counts the connections that use it and is released with the last of them,
+/// so a host that cycles through spoofed source MACs leaves nothing behind once its
+/// connections are gone. The table never holds more than [`bound`](Self::bound) paths,
+/// and, like Linux's neighbour table (`neigh_forced_gc` only frees entries nobody holds;
+/// `neigh_alloc` fails past `gc_thresh3`), it never evicts a path a live connection uses:
+/// when every entry is held, a connection over a new path is refused and counted
+/// ([`DropReason::LinkTableFull`]) while connections over known paths (the router's) are
+/// still accepted.
+///
+/// A released index is reused only after [`recycle`](Self::recycle), which the engine
+/// calls when no queued segment can still name it.
+#[derive(Debug)]
 pub struct LinkTable {
     ids: HashMap<L2Path, u16>,
     paths: Vec<L2Path>,
+    /// Connections using each index (0: released or free).
+    refs: Vec<u32>,
+    /// Indices ready for reuse.
+    free: Vec<u16>,
+    /// Indices whose last connection went since the last [`recycle`](Self::recycle).
+    released: Vec<u16>,
+    bound: usize,
+}
+
+impl Default for LinkTable {
+    fn default() -> Self {
+        LinkTable::new(Self::MAX)
+    }
 }
 
 impl LinkTable {
-    /// Most distinct paths one core keeps.
+    /// Most distinct paths one core can index (2-byte indices).
     pub const MAX: usize = u16::MAX as usize;
 
-    /// The index of `path`, adding it if new; `None` when the table is full.
-    pub fn intern(&mut self, path: &L2Path) -> Option<u16> {
+    /// A table of at most `bound` paths (clamped to 1..=[`MAX`](Self::MAX)).
+    pub fn new(bound: usize) -> Self {
+        LinkTable {
+            ids: HashMap::new(),
+            paths: Vec::new(),
+            refs: Vec::new(),
+            free: Vec::new(),
+            released: Vec::new(),
+            bound: bound.clamp(1, Self::MAX),
+        }
+    }
+
+    /// The index of `path` for one more connection, adding it if new; `None` when the
+    /// table is full of paths that live connections use.
+    pub fn acquire(&mut self, path: &L2Path) -> Option<u16> {
         if let Some(&id) = self.ids.get(path) {
+            self.refs[usize::from(id)] += 1;
             return Some(id);
         }
-        if self.paths.len() >= Self::MAX {
-            return None;
-        }
-        let id = self.paths.len() as u16;
-        self.paths.push(*path);
+        let id = match self.free.pop() {
+            Some(id) => {
+                self.paths[usize::from(id)] = *path;
+                id
+            }
+            None if self.paths.len() < self.bound => {
+                self.paths.push(*path);
+                self.refs.push(0);
+                (self.paths.len() - 1) as u16
+            }
+            None => return None,
+        };
+        self.refs[usize::from(id)] = 1;
         self.ids.insert(*path, id);
         Some(id)
     }
 
-    /// The path at `id`.
+    /// One connection using `id` is gone; the path is released with the last one.
+    pub fn release(&mut self, id: u16) {
+        let Some(refs) = self.refs.get_mut(usize::from(id)) else {
+            return;
+        };
+        if *refs == 0 {
+            return;
+        }
+        *refs -= 1;
+        if *refs == 0 {
+            self.released.push(id);
+        }
+    }
+
+    /// Make released indices reusable. Call only when no queued segment names a released
+    /// index (it would otherwise go out over the path that takes the index next). A path
+    /// acquired again since its release keeps its index.
+    pub fn recycle(&mut self) {
+        for id in self.released.drain(..) {
+            let i = usize::from(id);
+            if self.refs[i] == 0 && self.ids.get(&self.paths[i]) == Some(&id) {
+                self.ids.remove(&self.paths[i]);
+                self.free.push(id);
+            }
+        }
+    }
+
+    /// The path at `id` (still readable after its release, until it is reused).
     pub fn get(&self, id: u16) -> Option<&L2Path> {
         self.paths.get(id as usize)
+    }
+
+    /// Paths in use or released but not yet recycled.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Whether no path is indexed.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// Connections using `id`.
+    pub fn refs(&self, id: u16) -> u32 {
+        self.refs.get(usize::from(id)).copied().unwrap_or(0)
+    }
+
+    /// Most paths this table holds.
+    pub fn bound(&self) -> usize {
+        self.bound
     }
 }
 
@@ -294,6 +388,9 @@ pub struct CoreConfig {
     pub http: HttpResponses,
     /// Listening ports and their modes.
     pub listeners: Vec<(u16, Mode)>,
+    /// Resets a second this core may send from LISTEN (0: never), see
+    /// [`listen::ResetLimiter`].
+    pub reset_limit: u32,
 }
 
 impl Default for CoreConfig {
@@ -305,6 +402,7 @@ impl Default for CoreConfig {
             buffer_size: 4096,
             http: HttpResponses::default(),
             listeners: vec![(80, Mode::Discard)],
+            reset_limit: 1000,
         }
     }
 }
@@ -324,6 +422,8 @@ pub struct Shared {
     /// Counters.
     pub counters: Counters,
     limiter: ChallengeLimiter,
+    /// Budget of the resets LISTEN sends.
+    resets: listen::ResetLimiter,
     /// Link paths.
     pub links: LinkTable,
     /// Mode per port + 1 (0 = not listening).
@@ -370,7 +470,8 @@ impl Core {
                 http: cfg.http.clone(),
                 counters: Counters::default(),
                 limiter: ChallengeLimiter::default(),
-                links: LinkTable::default(),
+                resets: listen::ResetLimiter::new(cfg.reset_limit, clock.ms),
+                links: LinkTable::new(cfg.capacity),
                 listeners,
                 capacity: cfg.capacity,
                 scratch: Vec::with_capacity(64),
@@ -613,15 +714,12 @@ fn dispatch<K: Key>(
             sh.scratch = scratch;
             return;
         };
-        let syn_only = seg.flags.contains(TcpFlags::SYN)
-            && !seg.flags.intersects(TcpFlags::ACK | TcpFlags::RST);
+        let syn_only = listen::classify(seg.flags) == listen::ListenStep::Syn;
         if conn.state == State::TimeWait && syn_only {
             if conn.syn_may_reopen(seg) {
                 // RFC 9293 §3.10.7.4 (TIME-WAIT) and RFC 6191: a new incarnation may start.
                 sh.counters.event(Event::TimeWaitReused);
-                if let Some(mut old) = table.remove(pos) {
-                    old.release(&mut sh.pool);
-                }
+                discard(table, sh, pos);
                 sh.scratch = scratch;
                 return listen_syn(sh, clock, flow, seg, mode);
             }
@@ -638,31 +736,46 @@ fn dispatch<K: Key>(
             Verdict::Keep => sh.reschedule(conn, pos | K::FAMILY, gen, clock.ms),
             Verdict::Remove(event) => {
                 sh.counters.event(event);
-                if let Some(mut old) = table.remove(pos) {
-                    old.release(&mut sh.pool);
-                }
+                discard(table, sh, pos);
             }
         }
         sh.scratch = scratch;
         return;
     }
     sh.scratch = scratch;
-    let flags = seg.flags;
-    if flags.contains(TcpFlags::RST) {
-        // RFC 9293 §3.10.7.2: "An incoming RST segment could not be valid ... Return."
-        sh.counters.drop(DropReason::RstNoConnection);
-    } else if flags.contains(TcpFlags::SYN) && !flags.contains(TcpFlags::ACK) {
-        listen_syn(sh, clock, flow, seg, mode);
-    } else if flags.contains(TcpFlags::SYN) {
-        // RFC 9293 §3.10.7.2: "Any acknowledgment is bad if it arrives on a connection still
-        // in the LISTEN state. An acceptable reset segment should be formed".
-        sh.counters.drop(DropReason::NoConnection);
+    // RFC 9293 §3.10.7.2: LISTEN, its checks in order (see `listen::classify`).
+    match listen::classify(seg.flags) {
+        listen::ListenStep::Syn => listen_syn(sh, clock, flow, seg, mode),
+        listen::ListenStep::CookieAck => {
+            cookie_ack(table, *other_len, sh, clock, flow, l2, seg, mode, key)
+        }
+        listen::ListenStep::Reset => {
+            sh.counters.drop(DropReason::NoConnection);
+            listen_reset(sh, clock, flow, seg);
+        }
+        listen::ListenStep::Drop(reason) => sh.counters.drop(reason),
+    }
+}
+
+/// Remove the connection at `pos` and give back what it held: its buffers and its share
+/// of the link path.
+fn discard<K: Key>(table: &mut ConnTable<K>, sh: &mut Shared, pos: u32) {
+    if let Some(mut old) = table.remove(pos) {
+        old.release(&mut sh.pool);
+        sh.links.release(old.link);
+    }
+}
+
+/// RFC 9293 §3.10.7.2: "An acceptable reset segment should be formed for any arriving
+/// ACK-bearing segment. The RST should be formatted as follows: <SEQ=SEG.ACK><CTL=RST>"
+/// (and `<SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>` without ACK), within this core's
+/// reset budget; beyond it the segment is only dropped (counted as `rst_limited`).
+fn listen_reset(sh: &mut Shared, clock: &Clock, flow: &Flow, seg: &TcpRepr<'_>) {
+    if sh.resets.allow(clock.ms) {
         sh.counters.event(Event::RstSent);
         sh.reply(flow, reset_for(seg));
-    } else if flags.contains(TcpFlags::ACK) {
-        cookie_ack(table, *other_len, sh, clock, flow, l2, seg, mode, key);
     } else {
-        sh.counters.drop(DropReason::NoConnection);
+        sh.counters.event(Event::RstLimited);
     }
 }
 
@@ -692,22 +805,38 @@ fn cookie_ack<K: Key>(
         Ok(n) => n,
         Err(reason) => {
             sh.counters.drop(reason);
+            // The peer holds a connection we do not know (we restarted, or its cookie
+            // aged out): reset it rather than leave it retransmitting for minutes.
+            // A later segment of a handshake whose first segment was lost is not reset;
+            // the budget is looked at first, so a forged-ACK flood costs no extra hashing.
+            if matches!(
+                reason,
+                DropReason::CookieInvalid | DropReason::CookieExpired
+            ) {
+                if !sh.resets.ready(clock.ms) {
+                    sh.counters.event(Event::RstLimited);
+                } else if !listen::later_segment_of_handshake(&sh.jar, clock, flow, seg) {
+                    listen_reset(sh, clock, flow, seg);
+                }
+            }
             return;
         }
     };
     sh.counters.event(Event::CookieOk);
     let link = if table.len() + other_len >= sh.capacity {
-        None
+        Err(DropReason::TableFull)
     } else {
-        sh.links.intern(l2)
+        sh.links.acquire(l2).ok_or(DropReason::LinkTableFull)
     };
-    let Some(link) = link else {
-        sh.counters.drop(DropReason::TableFull);
-        if sh.params.rst_when_full {
-            sh.counters.event(Event::RstSent);
-            sh.reply(flow, reset_for(seg));
+    let link = match link {
+        Ok(link) => link,
+        Err(reason) => {
+            sh.counters.drop(reason);
+            if sh.params.rst_when_full {
+                listen_reset(sh, clock, flow, seg);
+            }
+            return;
         }
-        return;
     };
     let now = clock.tick();
     let conn = Conn::established(&negotiated, seg.window, link, now);
@@ -733,9 +862,7 @@ fn cookie_ack<K: Key>(
         Verdict::Keep => sh.reschedule(conn, pos | K::FAMILY, gen, clock.ms),
         Verdict::Remove(event) => {
             sh.counters.event(event);
-            if let Some(mut old) = table.remove(pos) {
-                old.release(&mut sh.pool);
-            }
+            discard(table, sh, pos);
         }
     }
 }
@@ -759,9 +886,7 @@ fn fire<K: Key>(table: &mut ConnTable<K>, sh: &mut Shared, clock: &Clock, e: Ent
         Verdict::Keep => sh.reschedule(conn, e.slot, e.gen, clock.ms),
         Verdict::Remove(event) => {
             sh.counters.event(event);
-            if let Some(mut old) = table.remove(pos) {
-                old.release(&mut sh.pool);
-            }
+            discard(table, sh, pos);
         }
     }
 }
@@ -789,9 +914,7 @@ fn sweep_one<K: Key>(table: &mut ConnTable<K>, sh: &mut Shared, clock: &Clock, p
         Verdict::Keep => sh.reschedule(conn, pos | K::FAMILY, gen, clock.ms),
         Verdict::Remove(event) => {
             sh.counters.event(event);
-            if let Some(mut old) = table.remove(pos) {
-                old.release(&mut sh.pool);
-            }
+            discard(table, sh, pos);
         }
     }
 }

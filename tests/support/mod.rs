@@ -360,6 +360,7 @@ pub fn config(params: Params, mode: Mode) -> CoreConfig {
         buffer_size: 4096,
         http: HttpResponses::new(200, "text/plain", "synack\n"),
         listeners: vec![(80, mode)],
+        ..CoreConfig::default()
     }
 }
 
