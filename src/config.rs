@@ -435,6 +435,9 @@ pub struct LabOptions {
     pub workers: Vec<usize>,
     /// Leave the namespaces and veth pair in place afterwards. Default: false.
     pub keep: bool,
+    /// Server nodes behind an ECMP router (`--nodes`, 2..=8); 0 runs the single-server
+    /// lab. Default: 0.
+    pub nodes: u32,
 }
 
 impl Default for LabOptions {
@@ -446,6 +449,7 @@ impl Default for LabOptions {
             xdp_mode: XdpMode::Auto,
             workers: vec![0],
             keep: false,
+            nodes: 0,
         }
     }
 }
@@ -649,6 +653,7 @@ fn flag_hint(flag: &str) -> &'static str {
         "--connections" => "give a whole number 1..=100000, e.g. --connections 2000",
         "--flood-packets" => "give a whole number 0..=10000000 (0 skips the flood), e.g. --flood-packets 200000",
         "--flood-secs" => "give a whole number of seconds 1..=60, e.g. --flood-secs 5",
+        "--nodes" => "give a whole number of server nodes 2..=8, e.g. --nodes 2 (or --nodes alone for 2)",
         "--metrics" => "give an address:port, e.g. --metrics 127.0.0.1:9100",
         "--capture" => "give a pcapng file path, e.g. --capture /tmp/synack.pcapng",
         "--capture-mode" => "give dropped, all or sample:N (N >= 1), e.g. --capture-mode sample:100",
@@ -1313,6 +1318,8 @@ pub struct LabOverrides {
     pub workers: Option<String>,
     /// `--keep`.
     pub keep: bool,
+    /// `--nodes N` (the multi-node ECMP lab).
+    pub nodes: Option<String>,
 }
 
 impl LabOverrides {
@@ -1327,6 +1334,11 @@ impl LabOverrides {
                 .map_err(|_| ConfigError::flag(flag, format!("{s:?} is not a whole number")))?;
             check_range(n, min, max).map_err(|p| ConfigError::flag(flag, p))?;
             Ok(n)
+        }
+        if let Some(s) = &self.nodes {
+            o.nodes = num("--nodes", s, 2, 8)? as u32;
+            // Every phase of the multi-node lab runs this many (four phases).
+            o.connections = 1000;
         }
         if let Some(s) = &self.connections {
             // Range keeps the value within u32.
@@ -1940,6 +1952,7 @@ mod tests {
             xdp_mode: Some("native".into()),
             workers: Some("0".into()),
             keep: true,
+            nodes: None,
         }
         .resolve()
         .unwrap();
@@ -1947,6 +1960,22 @@ mod tests {
             (o.connections, o.flood_packets, o.flood_secs, o.keep),
             (10, 0, 1, true)
         );
+        // --nodes: 2..=8, and 1000 connections per phase unless --connections is given.
+        let nodes = |n: &str, c: Option<&str>| {
+            LabOverrides {
+                nodes: Some(n.into()),
+                connections: c.map(Into::into),
+                ..Default::default()
+            }
+            .resolve()
+        };
+        let o = nodes("2", None).unwrap();
+        assert_eq!((o.nodes, o.connections), (2, 1000));
+        assert_eq!(nodes("8", Some("50")).unwrap().connections, 50);
+        for bad in ["1", "9", "two"] {
+            let e = nodes(bad, None).unwrap_err().to_string();
+            assert!(e.contains("--nodes") && e.contains("2..=8"), "{e}");
+        }
         for (ov, flag) in [
             (
                 LabOverrides {

@@ -175,6 +175,11 @@ struct LabArgs {
     /// Keep the namespaces and veth pair afterwards, for inspection.
     #[arg(long)]
     keep: bool,
+    /// Run N server nodes (2..=8) behind a router namespace with a resilient ECMP
+    /// nexthop group instead of one server; `--nodes` alone means 2. Connections then
+    /// default to 1000 per phase.
+    #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "2")]
+    nodes: Option<String>,
 }
 
 impl From<LabArgs> for LabOverrides {
@@ -186,6 +191,7 @@ impl From<LabArgs> for LabOverrides {
             xdp_mode: a.xdp_mode,
             workers: a.workers,
             keep: a.keep,
+            nodes: a.nodes,
         }
     }
 }
