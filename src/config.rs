@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
-use crate::io::XdpMode;
+use crate::io::{XdpAttach, XdpMode};
 
 /// The configuration reference, embedded: every setting at its default, with comments.
 /// It leaves `interface`, `addresses` and `listen` empty, so it parses into
@@ -147,6 +147,10 @@ impl ListenMode {
 pub struct XdpSettings {
     /// How the XDP program attaches: `auto`, `native` or `generic`. Default: `auto`.
     pub mode: XdpMode,
+    /// What to do when the interface already has an XDP program: `exclusive` (refuse to
+    /// start, naming it) or `replace` (detach it with a warning, attach ours). Default:
+    /// `exclusive`.
+    pub attach: XdpAttach,
     /// UMEM frame size in bytes: 2048 or 4096. Default: 2048.
     pub frame_size: u32,
     /// UMEM frames per worker socket: a power of two in 64..=1048576. Default: 4096.
@@ -167,6 +171,7 @@ impl Default for XdpSettings {
     fn default() -> Self {
         XdpSettings {
             mode: XdpMode::Auto,
+            attach: XdpAttach::Exclusive,
             frame_size: 2048,
             frame_count: 4096,
             ring_size: 2048,
@@ -600,6 +605,7 @@ fn field_hint(field: &str) -> &'static str {
         "steering" => "write the section as a table: [steering] followed by its keys, e.g. handoff_queue = 1024",
         "ops" => "write the section as a table: [ops] followed by its keys, e.g. stats_interval_ms = 1000",
         "xdp.mode" => "use auto, native or generic, e.g. mode = \"auto\"",
+        "xdp.attach" => "use exclusive or replace, e.g. attach = \"exclusive\"",
         "xdp.frame_size" => "use 2048 or 4096, e.g. frame_size = 2048",
         "xdp.frame_count" => "use a power of two in 64..=1048576, e.g. frame_count = 4096",
         "xdp.ring_size" => "use a power of two in 64..=16384 and at most xdp.frame_count / 2, e.g. ring_size = 2048",
@@ -1417,6 +1423,7 @@ mod tests {
         // The values written in the field docs.
         assert_eq!(cfg.workers, vec![0]);
         assert_eq!(cfg.xdp.mode, XdpMode::Auto);
+        assert_eq!(cfg.xdp.attach, XdpAttach::Exclusive);
         assert_eq!((cfg.xdp.frame_size, cfg.xdp.frame_count), (2048, 4096));
         assert_eq!((cfg.xdp.ring_size, cfg.xdp.batch_size), (2048, 64));
         assert!(!cfg.xdp.busy_poll && !cfg.xdp.standalone);
@@ -1535,6 +1542,7 @@ mod tests {
                 "listen.mode",
             ),
             ("xdp", "mode = \"fast\"", "xdp.mode"),
+            ("xdp", "attach = \"share\"", "xdp.attach"),
             ("xdp", "frame_size = 3000", "xdp.frame_size"),
             ("xdp", "frame_count = 1000", "xdp.frame_count"),
             ("xdp", "frame_count = 32", "xdp.frame_count"),
@@ -1638,7 +1646,7 @@ mod tests {
                 _ => leaves.push(k.clone()),
             }
         }
-        assert_eq!(leaves.len(), 42, "{leaves:?}");
+        assert_eq!(leaves.len(), 43, "{leaves:?}");
         for leaf in &leaves {
             assert!(
                 cases.iter().any(|&(_, _, p)| p == leaf),
