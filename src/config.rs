@@ -436,7 +436,8 @@ pub struct LabOptions {
     pub flood_secs: u64,
     /// XDP attach mode for the server side. Default: `auto`.
     pub xdp_mode: XdpMode,
-    /// Server worker CPUs. Default: `[0]`.
+    /// Server worker CPUs. Default: `[0]`; [`LabOverrides::resolve`] makes it the first
+    /// two CPUs this process may use when it may use two (a 2-queue veth, two workers).
     pub workers: Vec<usize>,
     /// Leave the namespaces and veth pair in place afterwards. Default: false.
     pub keep: bool,
@@ -1363,6 +1364,13 @@ impl LabOverrides {
             let list = parse_cpu_list(w).map_err(|p| flag("--workers", p))?;
             check_workers(&list, &available_cpus()).map_err(|p| flag("--workers", p))?;
             o.workers = list;
+        } else {
+            // Two workers on two CPUs where there are two: the lab's veth then gets two
+            // queues, and flows that land on the wrong worker are handed off.
+            let cpus = available_cpus();
+            if cpus.len() >= 2 {
+                o.workers = cpus[..2].to_vec();
+            }
         }
         o.keep = self.keep;
         Ok(o)
@@ -1949,9 +1957,17 @@ mod tests {
 
     #[test]
     fn lab_overrides_check_bounds() {
+        let cpus = available_cpus();
         assert_eq!(
             LabOverrides::default().resolve().unwrap(),
-            LabOptions::default()
+            LabOptions {
+                workers: if cpus.len() >= 2 {
+                    cpus[..2].to_vec()
+                } else {
+                    vec![0]
+                },
+                ..LabOptions::default()
+            }
         );
         let o = LabOverrides {
             connections: Some("10".into()),

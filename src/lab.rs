@@ -781,11 +781,15 @@ fn run_inner(opts: &LabOptions, stop: &Arc<AtomicBool>) -> Result<()> {
         .map(|ws| {
             ws.iter()
                 .map(|w| {
+                    let e = |name: &str| w["counters"]["events"][name].as_u64().unwrap_or(0);
                     format!(
-                        "cpu{} queue{} busy {:.1}%",
+                        "cpu{} queue{} busy {:.1}% (rx {} frames, handed off {} out / {} in)",
                         w["cpu"],
                         w["queue"],
-                        100.0 * w["busy_fraction"].as_f64().unwrap_or(0.0)
+                        100.0 * w["busy_fraction"].as_f64().unwrap_or(0.0),
+                        e("rx_frames"),
+                        e("handoff_out"),
+                        e("handoff_in")
                     )
                 })
                 .collect()

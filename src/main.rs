@@ -169,7 +169,8 @@ struct LabArgs {
     /// XDP attach mode of the server: auto, native or generic [default: auto].
     #[arg(long, value_name = "MODE")]
     xdp_mode: Option<String>,
-    /// Server worker CPUs, a list like 0, 0-1 or 0,2-3 [default: 0].
+    /// Server worker CPUs, a list like 0, 0-1 or 0,2-3; more than one gives the veth as
+    /// many queues [default: the first two CPUs available, or the one].
     #[arg(long, value_name = "CPU_LIST")]
     workers: Option<String>,
     /// Keep the namespaces and veth pair afterwards, for inspection.
