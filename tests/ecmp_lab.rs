@@ -54,18 +54,18 @@ fn ecmp_lab_two_nodes_spread_churn_and_node_loss() {
     if !common::require_root("ecmp_lab_two_nodes_spread_churn_and_node_loss") {
         return;
     }
-    let (pid, out) = lab(&["--nodes", "2", "--connections", "400"], None);
+    let (pid, out) = lab(&["--nodes", "2", "--connections", "600"], None);
     let out = out.expect("synack lab --nodes 2 timed out");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{}\n{stdout}\n{stderr}", out.status);
     // Spread: both the Linux clients and synack gen, each node within ±15 % of 1/2.
     assert!(
-        line(&stdout, "spread, 400 Linux client connections").contains("(0 failed)"),
+        line(&stdout, "spread, 600 Linux client connections").contains("(0 failed)"),
         "{stdout}"
     );
     assert!(
-        line(&stdout, "spread, synack gen").contains("400 completed, 0 failed"),
+        line(&stdout, "spread, synack gen").contains("600 completed, 0 failed"),
         "{stdout}"
     );
     let verdicts: Vec<&str> = stdout
@@ -78,7 +78,7 @@ fn ecmp_lab_two_nodes_spread_churn_and_node_loss() {
     // different secret per node is printed beside it.
     let churn = line(&stdout, "route churn, one cookie secret:");
     assert!(
-        churn.contains("without data 400 ok, 0 failed (0.0 %)"),
+        churn.contains("without data 600 ok, 0 failed (0.0 %)"),
         "{stdout}"
     );
     assert!(churn.contains("with data"), "{stdout}");
@@ -97,7 +97,7 @@ fn ecmp_lab_two_nodes_spread_churn_and_node_loss() {
         "{stdout}"
     );
     assert!(
-        line(&stdout, "then 400 new connections:").contains("400 ok, 0 failed"),
+        line(&stdout, "then 600 new connections:").contains("600 ok, 0 failed"),
         "{stdout}"
     );
     assert!(stdout.contains("synack lab --nodes 2: OK"), "{stdout}");

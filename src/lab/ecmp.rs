@@ -67,7 +67,7 @@ const BUCKETS: u32 = 128;
 /// How long one route state lasts during churn.
 const FLIP_PERIOD: Duration = Duration::from_millis(1);
 /// Socket timeouts of the lab's client connections.
-const SOCKET_TIMEOUT: Duration = Duration::from_secs(2);
+const SOCKET_TIMEOUT: Duration = Duration::from_secs(4);
 /// Longest a connection phase may take; the rest count as not tried (failed).
 const PHASE_LIMIT: Duration = Duration::from_secs(30);
 /// Client threads.
@@ -720,20 +720,36 @@ fn wait_bounded(child: &mut std::process::Child) -> Result<std::process::ExitSta
 
 /// Churn results of one secret setting: connections without and with data.
 struct ChurnResult {
+    /// ACKs the nodes refused as invalid cookies (`cookie_invalid` drops, summed).
+    cookie_invalid: u64,
     bare: Tally,
     data: Tally,
     churn: Churn,
 }
 
 /// Bare and data connections under route churn.
-fn churn_phase(topo: &Topology, n: u32, stop: &AtomicBool) -> Result<ChurnResult> {
-    let nodes = topo.nodes.len() as u32;
-    let ((bare, data), churn) = with_churn(&topo.router, nodes, || {
+fn churn_phase(topo: &Topology, nodes: &Nodes, n: u32, stop: &AtomicBool) -> Result<ChurnResult> {
+    let count = topo.nodes.len() as u32;
+    let invalid = |st: &[Option<serde_json::Value>]| -> u64 {
+        st.iter()
+            .flatten()
+            .map(|v| v["total"]["drops"]["cookie_invalid"].as_u64().unwrap_or(0))
+            .sum()
+    };
+    let before = invalid(&nodes.stats(stop)?);
+    let ((bare, data), churn) = with_churn(&topo.router, count, || {
         let bare = drive(&topo.client, n, Kind::Bare, stop)?;
         let data = drive(&topo.client, n, Kind::Data, stop)?;
         Ok((bare, data))
     })?;
-    Ok(ChurnResult { bare, data, churn })
+    std::thread::sleep(Duration::from_millis(3 * STATS_INTERVAL_MS));
+    let cookie_invalid = invalid(&nodes.stats(stop)?).saturating_sub(before);
+    Ok(ChurnResult {
+        cookie_invalid,
+        bare,
+        data,
+        churn,
+    })
 }
 
 fn print_churn(label: &str, r: &ChurnResult) {
@@ -749,6 +765,10 @@ fn print_churn(label: &str, r: &ChurnResult) {
         r.data.ok,
         r.data.failed,
         r.data.rate()
+    );
+    println!(
+        "  ACKs the nodes refused as invalid cookies: {}",
+        r.cookie_invalid
     );
     for e in r.bare.errors.iter().chain(&r.data.errors) {
         println!("  e.g. {e}");
@@ -929,7 +949,7 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<()> {
     // The control first: a different secret per node.
     let secrets = (0..n).map(|_| secret()).collect::<Result<Vec<_>>>()?;
     let mut nodes = Nodes::start(&topo, opts, &dir, &secrets, stop)?;
-    let control = churn_phase(&topo, opts.connections, stop)?;
+    let control = churn_phase(&topo, &nodes, opts.connections, stop)?;
     nodes.check_alive()?;
     nodes.stop_all()?;
     drop(nodes);
@@ -948,14 +968,11 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<()> {
     check_spread("Linux clients", &spread, &linux, &mut problems);
     let (g, gspread) = per_node(&nodes, stop, || gen(&topo, &dir, opts.connections))?;
     let gs = &g["stats"];
+    let completed = gs["completed"].as_u64().unwrap_or(0);
     let gtally = Tally {
-        ok: gs["completed"].as_u64().unwrap_or(0),
-        failed: opts.connections as u64
-            - gs["completed"]
-                .as_u64()
-                .unwrap_or(0)
-                .min(opts.connections as u64),
-        errors: Vec::new(),
+        ok: completed,
+        failed: u64::from(opts.connections).saturating_sub(completed),
+        ..Tally::default()
     };
     println!(
         "spread, synack gen ({} started, {} completed, {} failed): {}",
@@ -966,7 +983,7 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<()> {
     );
     check_spread("synack gen", &gspread, &gtally, &mut problems);
 
-    let churn = churn_phase(&topo, opts.connections, stop)?;
+    let churn = churn_phase(&topo, &nodes, opts.connections, stop)?;
     print_churn("one cookie secret", &churn);
     print_churn("a different secret per node (control)", &control);
     if churn.bare.failed > 0 {
