@@ -17,7 +17,7 @@
 //! - **spread**: connections per node for Linux clients and for `synack gen`, each node
 //!   within ±15 % of 1/N;
 //! - **route churn**: a thread in the router flips the service route between single
-//!   nodes and the group about a hundred times a second while connections open. With one
+//!   nodes and the group several hundred times a second while connections open. With one
 //!   secret every connection that opens and closes without data completes (each segment
 //!   before data still validates as a cookie on any node); the same run with a different
 //!   secret per node is the control, and connections that carry data are counted too;
@@ -158,6 +158,58 @@ fn neigh(ns: &str, addr: IpAddr, mac: [u8; 6], dev: &str) -> Result<()> {
     .map(|_| ())
 }
 
+/// `ip -n NS` with the words of `line` (no word contains a space).
+fn ipl(ns: &str, line: &str) -> Result<String> {
+    ip(ns, &line.split_whitespace().collect::<Vec<_>>())
+}
+
+/// Forwarding, the L4 multipath hash, and no reverse-path filter in the router.
+fn router_sysctls(router: &str) -> Result<()> {
+    for kv in [
+        "net.ipv4.ip_forward=1",
+        "net.ipv6.conf.all.forwarding=1",
+        // L4 hash: each TCP flow has its own path (the default hashes addresses only).
+        "net.ipv4.fib_multipath_hash_policy=1",
+        "net.ipv6.fib_multipath_hash_policy=1",
+        // Replies from the service address come back on any node link.
+        "net.ipv4.conf.all.rp_filter=0",
+        "net.ipv4.conf.default.rp_filter=0",
+    ] {
+        exec(router, &["sysctl", "-qw", kv])
+            .with_context(|| format!("setting {kv} in the router namespace"))?;
+    }
+    Ok(())
+}
+
+/// Node `i`: its veth to the router, addresses, permanent neighbours both ways, and its
+/// IPv4 and IPv6 nexthops (`1 + i`, `101 + i`) in the router.
+fn add_node(router: &str, ns: &str, i: u32) -> Result<()> {
+    let (rif, sif) = node_ifs(i);
+    let (r4, s4, r6, s6) = node_link(i);
+    veth(router, &rif, ns, &sif)?;
+    exec(
+        router,
+        &["sysctl", "-qw", &format!("net.ipv4.conf.{rif}.rp_filter=0")],
+    )?;
+    link_up(router, &rif, r4, r6)?;
+    link_up(ns, &sif, s4, s6)?;
+    let mac = ns_mac(ns, &sif)?;
+    neigh(router, s4.into(), mac, &rif)?;
+    neigh(router, s6.into(), mac, &rif)?;
+    let rmac = ns_mac(router, &rif)?;
+    neigh(ns, r4.into(), rmac, &sif)?;
+    neigh(ns, r6.into(), rmac, &sif)?;
+    ipl(
+        router,
+        &format!("nexthop add id {} via {s4} dev {rif}", 1 + i),
+    )?;
+    ipl(
+        router,
+        &format!("nexthop add id {} via {s6} dev {rif}", 101 + i),
+    )?;
+    Ok(())
+}
+
 /// Router side interface of node `i`, and the node's own.
 fn node_ifs(i: u32) -> (String, String) {
     (format!("ecmp-r{i}"), format!("ecmp-s{i}"))
@@ -181,107 +233,27 @@ impl Topology {
         neigh(&client, ROUTER_V6.into(), router_mac, "ecmp-c")?;
         neigh(&router, CLIENT_V4.into(), client_mac, "ecmp-rc")?;
         neigh(&router, CLIENT_V6.into(), client_mac, "ecmp-rc")?;
-        ip(
-            &client,
-            &["route", "add", "default", "via", &ROUTER_V4.to_string()],
-        )?;
-        ip(
-            &client,
-            &[
-                "-6",
-                "route",
-                "add",
-                "default",
-                "via",
-                &ROUTER_V6.to_string(),
-            ],
-        )?;
-        for kv in [
-            "net.ipv4.ip_forward=1",
-            "net.ipv6.conf.all.forwarding=1",
-            // L4 hash: each TCP flow has its own path (the default hashes addresses only).
-            "net.ipv4.fib_multipath_hash_policy=1",
-            "net.ipv6.fib_multipath_hash_policy=1",
-            // Replies from the service address come back on any node link.
-            "net.ipv4.conf.all.rp_filter=0",
-            "net.ipv4.conf.default.rp_filter=0",
-        ] {
-            exec(&router, &["sysctl", "-qw", kv])
-                .with_context(|| format!("setting {kv} in the router namespace"))?;
-        }
+        ipl(&client, &format!("route add default via {ROUTER_V4}"))?;
+        ipl(&client, &format!("-6 route add default via {ROUTER_V6}"))?;
+        router_sysctls(&router)?;
         let mut names = Vec::new();
         for i in 0..nodes {
             let ns = format!("{NS_PREFIX}{pid}-n{i}");
             guard.add(&ns)?;
-            let (rif, sif) = node_ifs(i);
-            let (r4, s4, r6, s6) = node_link(i);
-            veth(&router, &rif, &ns, &sif)?;
-            exec(
-                &router,
-                &["sysctl", "-qw", &format!("net.ipv4.conf.{rif}.rp_filter=0")],
-            )?;
-            link_up(&router, &rif, r4, r6)?;
-            link_up(&ns, &sif, s4, s6)?;
-            let mac = ns_mac(&ns, &sif)?;
-            neigh(&router, s4.into(), mac, &rif)?;
-            neigh(&router, s6.into(), mac, &rif)?;
-            let rmac = ns_mac(&router, &rif)?;
-            neigh(&ns, r4.into(), rmac, &sif)?;
-            neigh(&ns, r6.into(), rmac, &sif)?;
-            let (id4, id6) = ((1 + i).to_string(), (101 + i).to_string());
-            ip(
-                &router,
-                &[
-                    "nexthop",
-                    "add",
-                    "id",
-                    &id4,
-                    "via",
-                    &s4.to_string(),
-                    "dev",
-                    &rif,
-                ],
-            )?;
-            ip(
-                &router,
-                &[
-                    "nexthop",
-                    "add",
-                    "id",
-                    &id6,
-                    "via",
-                    &s6.to_string(),
-                    "dev",
-                    &rif,
-                ],
-            )?;
+            add_node(&router, &ns, i)?;
             names.push(ns);
         }
         for (group, first) in [(GROUP_V4, 1), (GROUP_V6, 101)] {
             let members: Vec<String> = (0..nodes).map(|i| (first + i).to_string()).collect();
-            let (g, b) = (group.to_string(), BUCKETS.to_string());
-            ip(
+            let members = members.join("/");
+            ipl(
                 &router,
-                &[
-                    "nexthop",
-                    "add",
-                    "id",
-                    &g,
-                    "group",
-                    &members.join("/"),
-                    "type",
-                    "resilient",
-                    "buckets",
-                    &b,
-                ],
+                &format!("nexthop add id {group} group {members} type resilient buckets {BUCKETS}"),
             )
             .context("adding the resilient nexthop group (needs Linux 5.13 or later)")?;
         }
         route(&router, GROUP_V4, GROUP_V6)?;
-        ip(
-            &router,
-            &["route", "add", GEN_SOURCES, "via", &CLIENT_V4.to_string()],
-        )?;
+        ipl(&router, &format!("route add {GEN_SOURCES} via {CLIENT_V4}"))?;
         Ok(Topology {
             client,
             router,
@@ -1002,6 +974,18 @@ pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<()> {
     problems.extend(node_loss(&topo, &mut nodes, opts.connections, stop)?);
     nodes.stop_all()?;
     drop(nodes);
+    if opts.keep {
+        let all: Vec<&str> = [topo.client.as_str(), topo.router.as_str()]
+            .into_iter()
+            .chain(topo.nodes.iter().map(String::as_str))
+            .collect();
+        println!(
+            "kept (nodes stopped): namespaces {}; configs and logs in {}; remove with `ip netns \
+             del NAME` for each",
+            all.join(" "),
+            dir.path.display()
+        );
+    }
     drop(topo);
     drop(dir);
     if !problems.is_empty() {
