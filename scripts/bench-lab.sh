@@ -75,23 +75,9 @@ done
 # Servers are placed on CPU 0 (taskset for kserver, synack's own worker pinning).
 taskset -pc 1 $$ >/dev/null
 # --- packages, installed only when missing -------------------------------------------
-missing=()
-need() { command -v "$1" >/dev/null 2>&1 || missing+=("$2"); }
-need ethtool ethtool; need trafgen netsniff-ng; need wrk wrk; need nft nftables
-need cc gcc; need taskset util-linux; need python3 python3
-if [ ${#missing[@]} -gt 0 ]; then
-    echo "== installing: ${missing[*]}"
-    apt-get install -y "${missing[@]}" >/dev/null 2>&1 ||
-        { apt-get update >/dev/null && apt-get install -y "${missing[@]}" >/dev/null; }
-fi
-PLOT=none
-if python3 -c 'import matplotlib' 2>/dev/null; then
-    PLOT=matplotlib
-elif pip install matplotlib >/dev/null 2>&1 && python3 -c 'import matplotlib' 2>/dev/null; then
-    PLOT=matplotlib
-elif command -v gnuplot >/dev/null 2>&1 || apt-get install -y gnuplot-nox >/dev/null 2>&1; then
-    PLOT=gnuplot
-fi
+scripts/deps.sh bench plot
+PLOT=gnuplot
+python3 -c 'import matplotlib' 2>/dev/null && PLOT=matplotlib
 
 OUT=${OUT:-lab-out/bench-$(date -u +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT"

@@ -213,6 +213,14 @@ pub struct TcpSettings {
     pub rto_max_ms: u64,
     /// Retransmissions before a connection is aborted: 1..=30. Default: 6.
     pub max_retries: u32,
+    /// Seconds the peer's window may stay zero while we hold data before the connection
+    /// is reset (RFC 6429 allows the abort; sockstress is the attack); 0 = probe as long
+    /// as the peer answers (RFC 1122 §4.2.2.17); at most 86400. Default: 120.
+    pub persist_timeout_secs: u64,
+    /// Seconds from our close (idle timeout, shutdown, `Connection: close`, after the
+    /// peer's FIN) until our FIN must be acknowledged when data is in the way, before the
+    /// connection is reset: 1..=3600. Default: 60.
+    pub close_timeout_secs: u64,
     /// Connection-table slots per worker: 1..=16777216. Default: 262144.
     pub table_capacity: usize,
     /// What a SYN or cookie ACK gets when the table is full: `rst` or `drop`.
@@ -248,6 +256,8 @@ impl Default for TcpSettings {
             rto_initial_ms: 1000,
             rto_max_ms: 60_000,
             max_retries: 6,
+            persist_timeout_secs: 120,
+            close_timeout_secs: 60,
             table_capacity: 262_144,
             table_full: FullPolicy::Rst,
             challenge_ack_limit: 1000,
@@ -273,6 +283,8 @@ impl fmt::Debug for TcpSettings {
             .field("rto_initial_ms", &self.rto_initial_ms)
             .field("rto_max_ms", &self.rto_max_ms)
             .field("max_retries", &self.max_retries)
+            .field("persist_timeout_secs", &self.persist_timeout_secs)
+            .field("close_timeout_secs", &self.close_timeout_secs)
             .field("table_capacity", &self.table_capacity)
             .field("table_full", &self.table_full)
             .field("challenge_ack_limit", &self.challenge_ack_limit)
@@ -306,6 +318,9 @@ pub struct HttpSettings {
     /// `Content-Type` header value: non-empty visible ASCII, no CR/LF.
     /// Default: `"text/plain"`.
     pub content_type: String,
+    /// Seconds a request head may take to arrive, from its first byte (slowloris): then
+    /// 408 and close. 0 = no limit; at most 3600. Default: 20.
+    pub header_timeout_secs: u64,
 }
 
 impl Default for HttpSettings {
@@ -314,6 +329,7 @@ impl Default for HttpSettings {
             status: 200,
             body: "synack\n".to_owned(),
             content_type: "text/plain".to_owned(),
+            header_timeout_secs: 20,
         }
     }
 }
@@ -623,6 +639,8 @@ fn field_hint(field: &str) -> &'static str {
         "tcp.rto_initial_ms" => "use 200..=60000 ms (RFC 6298 §2.1 suggests 1000), e.g. rto_initial_ms = 1000",
         "tcp.rto_max_ms" => "use tcp.rto_initial_ms..=120000 ms (RFC 6298 §2.5: at least 60000 is allowed), e.g. rto_max_ms = 60000",
         "tcp.max_retries" => "use 1..=30, e.g. max_retries = 6",
+        "tcp.persist_timeout_secs" => "use 0 (probe a zero window as long as the peer answers) up to 86400 seconds, e.g. persist_timeout_secs = 120",
+        "tcp.close_timeout_secs" => "use 1..=3600 seconds, e.g. close_timeout_secs = 60",
         "tcp.table_capacity" => "use 1..=16777216 connections per worker, e.g. table_capacity = 262144",
         "tcp.table_full" => "use rst or drop, e.g. table_full = \"rst\"",
         "tcp.challenge_ack_limit" => "use 1..=4294967295 challenge ACKs per core per second (RFC 5961 §7), e.g. challenge_ack_limit = 1000",
@@ -632,6 +650,7 @@ fn field_hint(field: &str) -> &'static str {
         "tcp.buffer_size" => "use 512..=65536 bytes, e.g. buffer_size = 4096",
         "http.status" => "use a status code 100..=599, e.g. status = 200",
         "http.body" => "use a string, e.g. body = \"synack\\n\"",
+        "http.header_timeout_secs" => "use 0 (no limit) up to 3600 seconds, e.g. header_timeout_secs = 20",
         "http.content_type" => "use a non-empty media type of visible ASCII without CR/LF, e.g. content_type = \"text/plain\"",
         "steering.rss_key" => "use 80 hex digits, or 40 colon-separated bytes as ethtool -x prints them, e.g. rss_key = \"6d:5a:6d:5a:...\" (40 bytes), or leave it out for the symmetric key 6d5a...6d5a",
         "steering.handoff_queue" => "use 16..=65536 entries, e.g. handoff_queue = 1024",
@@ -808,6 +827,10 @@ impl Config {
         check_range(t.rto_max_ms, t.rto_initial_ms, 120_000)
             .map_err(|p| inv("tcp.rto_max_ms", p))?;
         check_range(u64::from(t.max_retries), 1, 30).map_err(|p| inv("tcp.max_retries", p))?;
+        check_range(t.persist_timeout_secs, 0, 86_400)
+            .map_err(|p| inv("tcp.persist_timeout_secs", p))?;
+        check_range(t.close_timeout_secs, 1, 3_600)
+            .map_err(|p| inv("tcp.close_timeout_secs", p))?;
         check_range(t.table_capacity as u64, 1, 1 << 24)
             .map_err(|p| inv("tcp.table_capacity", p))?;
         check_range(u64::from(t.challenge_ack_limit), 1, u64::from(u32::MAX))
@@ -817,6 +840,8 @@ impl Config {
 
         check_range(u64::from(self.http.status), 100, 599).map_err(|p| inv("http.status", p))?;
         check_content_type(&self.http.content_type).map_err(|p| inv("http.content_type", p))?;
+        check_range(self.http.header_timeout_secs, 0, 3_600)
+            .map_err(|p| inv("http.header_timeout_secs", p))?;
 
         check_range(self.steering.handoff_queue as u64, 16, 65536)
             .map_err(|p| inv("steering.handoff_queue", p))?;
@@ -1445,6 +1470,8 @@ mod tests {
         );
         assert_eq!((t.table_capacity, t.table_full), (262_144, FullPolicy::Rst));
         assert_eq!(t.challenge_ack_limit, 1000);
+        assert_eq!((t.persist_timeout_secs, t.close_timeout_secs), (120, 60));
+        assert_eq!(cfg.http.header_timeout_secs, 20);
         assert_eq!(t.cookie_secret, None);
         assert_eq!((t.buffers, t.buffer_size), (4096, 4096));
         assert_eq!(cfg.http.status, 200);
@@ -1581,6 +1608,13 @@ mod tests {
             ("tcp", "rto_max_ms = 120001", "tcp.rto_max_ms"),
             ("tcp", "max_retries = 0", "tcp.max_retries"),
             ("tcp", "max_retries = 31", "tcp.max_retries"),
+            (
+                "tcp",
+                "persist_timeout_secs = 86401",
+                "tcp.persist_timeout_secs",
+            ),
+            ("tcp", "close_timeout_secs = 0", "tcp.close_timeout_secs"),
+            ("tcp", "close_timeout_secs = 3601", "tcp.close_timeout_secs"),
             ("tcp", "table_capacity = 0", "tcp.table_capacity"),
             ("tcp", "table_capacity = 16777217", "tcp.table_capacity"),
             ("tcp", "table_full = \"reject\"", "tcp.table_full"),
@@ -1597,6 +1631,11 @@ mod tests {
             ("tcp", "buffer_size = 65537", "tcp.buffer_size"),
             ("http", "status = 99", "http.status"),
             ("http", "status = 600", "http.status"),
+            (
+                "http",
+                "header_timeout_secs = 3601",
+                "http.header_timeout_secs",
+            ),
             ("http", "body = 5", "http.body"),
             ("http", "content_type = \"\"", "http.content_type"),
             (
@@ -1654,7 +1693,7 @@ mod tests {
                 _ => leaves.push(k.clone()),
             }
         }
-        assert_eq!(leaves.len(), 43, "{leaves:?}");
+        assert_eq!(leaves.len(), 46, "{leaves:?}");
         for leaf in &leaves {
             assert!(
                 cases.iter().any(|&(_, _, p)| p == leaf),
