@@ -415,7 +415,7 @@ pub fn run_until(
         config = %cfg.to_toml_redacted().lines().filter(|l| !l.is_empty()).collect::<Vec<_>>().join("; "),
         "resolved configuration"
     );
-    let mut prog = XdpProgram::attach(&cfg.interface, cfg.xdp.mode, &filter)?;
+    let mut prog = XdpProgram::attach_with(&cfg.interface, cfg.xdp.mode, cfg.xdp.attach, &filter)?;
     let mode = prog.mode();
     let mac = interface_mac(&cfg.interface)?;
     // RFC 9293 §3.7.1: no segment larger than the link carries. Like Linux's advmss from

@@ -25,7 +25,7 @@ use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::engine::rss::KeyChoice;
-use crate::io::XdpMode;
+use crate::io::{XdpAttach, XdpMode};
 
 /// The configuration reference, embedded: every setting at its default, with comments.
 /// It leaves `interface`, `addresses` and `listen` empty, so it parses into
@@ -136,6 +136,10 @@ impl ListenMode {
 pub struct XdpSettings {
     /// How the XDP program attaches: `auto`, `native` or `generic`. Default: `auto`.
     pub mode: XdpMode,
+    /// What to do when the interface already has an XDP program: `exclusive` (refuse to
+    /// start, naming it) or `replace` (detach it with a warning, attach ours). Default:
+    /// `exclusive`.
+    pub attach: XdpAttach,
     /// UMEM frame size in bytes: 2048 or 4096. Default: 2048.
     pub frame_size: u32,
     /// UMEM frames per worker socket: a power of two in 64..=1048576. Default: 4096.
@@ -175,6 +179,7 @@ impl Default for XdpSettings {
     fn default() -> Self {
         XdpSettings {
             mode: XdpMode::Auto,
+            attach: XdpAttach::Exclusive,
             frame_size: 2048,
             frame_count: 4096,
             ring_size: 2048,
@@ -457,10 +462,14 @@ pub struct LabOptions {
     pub flood_secs: u64,
     /// XDP attach mode for the server side. Default: `auto`.
     pub xdp_mode: XdpMode,
-    /// Server worker CPUs. Default: `[0]`.
+    /// Server worker CPUs. Default: `[0]`; [`LabOverrides::resolve`] makes it the first
+    /// two CPUs this process may use when it may use two (a 2-queue veth, two workers).
     pub workers: Vec<usize>,
     /// Leave the namespaces and veth pair in place afterwards. Default: false.
     pub keep: bool,
+    /// Server nodes behind an ECMP router (`--nodes`, 2..=8); 0 runs the single-server
+    /// lab. Default: 0.
+    pub nodes: u32,
 }
 
 impl Default for LabOptions {
@@ -472,6 +481,7 @@ impl Default for LabOptions {
             xdp_mode: XdpMode::Auto,
             workers: vec![0],
             keep: false,
+            nodes: 0,
         }
     }
 }
@@ -623,6 +633,7 @@ fn field_hint(field: &str) -> &'static str {
         "ops" => "write the section as a table: [ops] followed by its keys, e.g. stats_interval_ms = 1000",
         "xdp.mode" => "use auto, native or generic, e.g. mode = \"auto\"",
         "xdp.syn_offload" => "use auto, on or off, e.g. syn_offload = \"auto\"",
+        "xdp.attach" => "use exclusive or replace, e.g. attach = \"exclusive\"",
         "xdp.frame_size" => "use 2048 or 4096, e.g. frame_size = 2048",
         "xdp.frame_count" => "use a power of two in 64..=1048576, e.g. frame_count = 4096",
         "xdp.ring_size" => "use a power of two in 64..=16384 and at most xdp.frame_count / 2, e.g. ring_size = 2048",
@@ -681,6 +692,7 @@ fn flag_hint(flag: &str) -> &'static str {
         "--connections" => "give a whole number 1..=100000, e.g. --connections 2000",
         "--flood-packets" => "give a whole number 0..=10000000 (0 skips the flood), e.g. --flood-packets 200000",
         "--flood-secs" => "give a whole number of seconds 1..=60, e.g. --flood-secs 5",
+        "--nodes" => "give a whole number of server nodes 2..=8, e.g. --nodes 2 (or --nodes alone for 2)",
         "--metrics" => "give an address:port, e.g. --metrics 127.0.0.1:9100",
         "--capture" => "give a pcapng file path, e.g. --capture /tmp/synack.pcapng",
         "--capture-mode" => "give dropped, all or sample:N (N >= 1), e.g. --capture-mode sample:100",
@@ -1383,6 +1395,8 @@ pub struct LabOverrides {
     pub workers: Option<String>,
     /// `--keep`.
     pub keep: bool,
+    /// `--nodes N` (the multi-node ECMP lab).
+    pub nodes: Option<String>,
 }
 
 impl LabOverrides {
@@ -1397,6 +1411,11 @@ impl LabOverrides {
                 .map_err(|_| ConfigError::flag(flag, format!("{s:?} is not a whole number")))?;
             check_range(n, min, max).map_err(|p| ConfigError::flag(flag, p))?;
             Ok(n)
+        }
+        if let Some(s) = &self.nodes {
+            o.nodes = num("--nodes", s, 2, 8)? as u32;
+            // Every phase of the multi-node lab runs this many (four phases).
+            o.connections = 1000;
         }
         if let Some(s) = &self.connections {
             // Range keeps the value within u32.
@@ -1415,6 +1434,13 @@ impl LabOverrides {
             let list = parse_cpu_list(w).map_err(|p| flag("--workers", p))?;
             check_workers(&list, &available_cpus()).map_err(|p| flag("--workers", p))?;
             o.workers = list;
+        } else {
+            // Two workers on two CPUs where there are two: the lab's veth then gets two
+            // queues, and flows that land on the wrong worker are handed off.
+            let cpus = available_cpus();
+            if cpus.len() >= 2 {
+                o.workers = cpus[..2].to_vec();
+            }
         }
         o.keep = self.keep;
         Ok(o)
@@ -1475,6 +1501,7 @@ mod tests {
         // The values written in the field docs.
         assert_eq!(cfg.workers, vec![0]);
         assert_eq!(cfg.xdp.mode, XdpMode::Auto);
+        assert_eq!(cfg.xdp.attach, XdpAttach::Exclusive);
         assert_eq!((cfg.xdp.frame_size, cfg.xdp.frame_count), (2048, 4096));
         assert_eq!((cfg.xdp.ring_size, cfg.xdp.batch_size), (2048, 64));
         assert!(!cfg.xdp.busy_poll && !cfg.xdp.standalone);
@@ -1593,6 +1620,7 @@ mod tests {
                 "listen.mode",
             ),
             ("xdp", "mode = \"fast\"", "xdp.mode"),
+            ("xdp", "attach = \"share\"", "xdp.attach"),
             ("xdp", "frame_size = 3000", "xdp.frame_size"),
             ("xdp", "frame_count = 1000", "xdp.frame_count"),
             ("xdp", "frame_count = 32", "xdp.frame_count"),
@@ -1712,7 +1740,7 @@ mod tests {
                 _ => leaves.push(k.clone()),
             }
         }
-        assert_eq!(leaves.len(), 46, "{leaves:?}");
+        assert_eq!(leaves.len(), 48, "{leaves:?}");
         for leaf in &leaves {
             assert!(
                 cases.iter().any(|&(_, _, p)| p == leaf),
@@ -2025,9 +2053,17 @@ mod tests {
 
     #[test]
     fn lab_overrides_check_bounds() {
+        let cpus = available_cpus();
         assert_eq!(
             LabOverrides::default().resolve().unwrap(),
-            LabOptions::default()
+            LabOptions {
+                workers: if cpus.len() >= 2 {
+                    cpus[..2].to_vec()
+                } else {
+                    vec![0]
+                },
+                ..LabOptions::default()
+            }
         );
         let o = LabOverrides {
             connections: Some("10".into()),
@@ -2036,6 +2072,7 @@ mod tests {
             xdp_mode: Some("native".into()),
             workers: Some("0".into()),
             keep: true,
+            nodes: None,
         }
         .resolve()
         .unwrap();
@@ -2043,6 +2080,22 @@ mod tests {
             (o.connections, o.flood_packets, o.flood_secs, o.keep),
             (10, 0, 1, true)
         );
+        // --nodes: 2..=8, and 1000 connections per phase unless --connections is given.
+        let nodes = |n: &str, c: Option<&str>| {
+            LabOverrides {
+                nodes: Some(n.into()),
+                connections: c.map(Into::into),
+                ..Default::default()
+            }
+            .resolve()
+        };
+        let o = nodes("2", None).unwrap();
+        assert_eq!((o.nodes, o.connections), (2, 1000));
+        assert_eq!(nodes("8", Some("50")).unwrap().connections, 50);
+        for bad in ["1", "9", "two"] {
+            let e = nodes(bad, None).unwrap_err().to_string();
+            assert!(e.contains("--nodes") && e.contains("2..=8"), "{e}");
+        }
         for (ov, flag) in [
             (
                 LabOverrides {

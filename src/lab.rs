@@ -35,6 +35,8 @@ use crate::io::afxdp::{AfXdpConfig, AfXdpPort};
 use crate::io::{Port, XdpMode};
 use crate::wire::{SeqNumber, TcpFlags, TcpFrame, TcpOptions, TcpRepr};
 
+pub mod ecmp;
+
 /// The server side's config (interface `synack-srv`, 198.18.0.1 and 2001:2::1, ports 80
 /// http, 7 echo, 9 discard, 13 close); the lab adjusts workers, XDP mode and `ops`.
 pub const LAB_CONFIG: &str = include_str!("../config/lab.toml");
@@ -58,11 +60,11 @@ pub const FLOOD_NET: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 0);
 pub const FLOOD_PORT: u16 = 80;
 
 /// Prefix of the namespace names; the pid follows, so stale labs can be recognised.
-const NS_PREFIX: &str = "synack-lab";
+pub(crate) const NS_PREFIX: &str = "synack-lab";
 /// Longest wait for the endpoint's ready file.
-const READY_TIMEOUT: Duration = Duration::from_secs(20);
+pub(crate) const READY_TIMEOUT: Duration = Duration::from_secs(20);
 /// Longest wait for the endpoint to exit after SIGINT (its drain is 2 s).
-const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest time the connection phase may take before the rest count as failed.
 const CONNECT_PHASE: Duration = Duration::from_secs(40);
 /// Socket connect, read and write timeout of one client connection.
@@ -72,7 +74,7 @@ const CLIENT_THREADS: usize = 8;
 /// HTTP requests on one connection: keep-alive ones, then one with `Connection: close`.
 const HTTP_REQUESTS: usize = 4;
 /// Stats file period asked of the endpoint, so that before/after readings are fresh.
-const STATS_INTERVAL_MS: u64 = 100;
+pub(crate) const STATS_INTERVAL_MS: u64 = 100;
 
 /// Listener modes the lab exercises, with their ports in `config/lab.toml`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -195,7 +197,7 @@ pub fn flood_source(i: u64) -> (Ipv4Addr, u16) {
 // ---------------------------------------------------------------------------------------
 
 /// Run a command with a time cap; error with its output unless it succeeds.
-fn cmd(program: &str, args: &[&str]) -> Result<String> {
+pub(crate) fn cmd(program: &str, args: &[&str]) -> Result<String> {
     let shown = format!("{program} {}", args.join(" "));
     let mut child = Command::new(program)
         .args(args)
@@ -227,28 +229,64 @@ fn cmd(program: &str, args: &[&str]) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// Network namespaces this process created (and with them their veth pairs), deleted on
+/// drop unless kept.
+pub(crate) struct NetnsGuard {
+    created: Vec<String>,
+    keep: bool,
+}
+
+impl NetnsGuard {
+    /// An empty set; `keep` leaves the namespaces in place on drop.
+    pub(crate) fn new(keep: bool) -> NetnsGuard {
+        NetnsGuard {
+            created: Vec::new(),
+            keep,
+        }
+    }
+
+    /// Create namespace `name` (with `lo` up) and take charge of deleting it.
+    pub(crate) fn add(&mut self, name: &str) -> Result<()> {
+        cmd("ip", &["netns", "add", name])
+            .context("creating a network namespace (needs root and iproute2)")?;
+        self.created.push(name.to_owned());
+        cmd("ip", &["-n", name, "link", "set", "dev", "lo", "up"])?;
+        Ok(())
+    }
+}
+
+impl Drop for NetnsGuard {
+    fn drop(&mut self) {
+        if self.keep {
+            return;
+        }
+        for name in self.created.drain(..) {
+            if let Err(e) = cmd("ip", &["netns", "del", &name]) {
+                eprintln!("synack lab: cleanup: {e:#}");
+            }
+        }
+    }
+}
+
 /// The two namespaces (and with them the veth pair). Deleted on drop unless kept.
 struct Namespaces {
     client: String,
     server: String,
-    created: Vec<String>,
-    keep: bool,
+    _guard: NetnsGuard,
 }
 
 impl Namespaces {
     fn create(opts: &LabOptions) -> Result<Namespaces> {
         let pid = std::process::id();
-        let mut ns = Namespaces {
-            client: format!("{NS_PREFIX}{pid}-c"),
-            server: format!("{NS_PREFIX}{pid}-s"),
-            created: Vec::new(),
-            keep: opts.keep,
+        let (client, server) = (format!("{NS_PREFIX}{pid}-c"), format!("{NS_PREFIX}{pid}-s"));
+        let mut guard = NetnsGuard::new(opts.keep);
+        guard.add(&client)?;
+        guard.add(&server)?;
+        let ns = Namespaces {
+            client,
+            server,
+            _guard: guard,
         };
-        for name in [ns.client.clone(), ns.server.clone()] {
-            cmd("ip", &["netns", "add", &name])
-                .context("creating a network namespace (needs root and iproute2)")?;
-            ns.created.push(name);
-        }
         let q = opts.workers.len().max(1).to_string();
         let mut add: Vec<&str> = vec!["link", "add", CLIENT_IF, "netns", &ns.client];
         let queues = ["numrxqueues", &q, "numtxqueues", &q];
@@ -283,7 +321,6 @@ impl Namespaces {
                 &["-n", name, "-6", "addr", "add", &v6, "dev", ifname, "nodad"],
             )?;
             cmd("ip", &["-n", name, "link", "set", "dev", ifname, "up"])?;
-            cmd("ip", &["-n", name, "link", "set", "dev", "lo", "up"])?;
         }
         // Static neighbour entries for the server in the client namespace. Measured here:
         // in the first second or so after the link comes up, the server kernel leaves the
@@ -315,21 +352,8 @@ impl Namespaces {
     }
 }
 
-impl Drop for Namespaces {
-    fn drop(&mut self) {
-        if self.keep {
-            return;
-        }
-        for name in self.created.drain(..) {
-            if let Err(e) = cmd("ip", &["netns", "del", &name]) {
-                eprintln!("synack lab: cleanup: {e:#}");
-            }
-        }
-    }
-}
-
 /// Delete namespaces of earlier labs whose process is gone (killed with SIGKILL).
-fn remove_stale_labs() {
+pub(crate) fn remove_stale_labs() {
     let Ok(list) = cmd("ip", &["netns", "list"]) else {
         return;
     };
@@ -348,13 +372,13 @@ fn remove_stale_labs() {
 }
 
 /// A private temporary directory, removed on drop unless kept.
-struct TempDir {
-    path: PathBuf,
+pub(crate) struct TempDir {
+    pub(crate) path: PathBuf,
     keep: bool,
 }
 
 impl TempDir {
-    fn new(keep: bool) -> Result<TempDir> {
+    pub(crate) fn new(keep: bool) -> Result<TempDir> {
         let path = std::env::temp_dir().join(format!("synack-lab-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
@@ -371,31 +395,99 @@ impl Drop for TempDir {
 }
 
 /// Send a signal to one process, by pid, with `kill(1)`.
-fn signal(pid: u32, sig: &str) -> Result<()> {
+pub(crate) fn signal(pid: u32, sig: &str) -> Result<()> {
     cmd("kill", &[&format!("-{sig}"), &pid.to_string()]).map(|_| ())
 }
 
 /// The endpoint process. On drop (failure paths) it gets SIGINT, then SIGKILL after
 /// [`STOP_TIMEOUT`].
-struct Endpoint {
+pub(crate) struct Endpoint {
     child: Option<Child>,
-    log: PathBuf,
+    pub(crate) log: PathBuf,
+    /// Its ready file.
+    pub(crate) ready: PathBuf,
+    /// Its stats JSON file.
+    pub(crate) stats: PathBuf,
 }
 
 impl Endpoint {
-    fn pid(&self) -> u32 {
+    /// Write `cfg` to `dir/{tag}.toml` and start `synack run` with it in namespace `ns`,
+    /// with ready file, stats JSON and log under `dir`; wait (bounded by
+    /// [`READY_TIMEOUT`] and `stop`) until it is ready.
+    pub(crate) fn start(
+        ns: &str,
+        cfg: &Config,
+        dir: &Path,
+        tag: &str,
+        stop: &AtomicBool,
+    ) -> Result<Endpoint> {
+        let ready = dir.join(format!("{tag}.ready"));
+        let stats = dir.join(format!("{tag}.stats.json"));
+        let mut cfg = cfg.clone();
+        cfg.ops.ready_file = Some(ready.clone());
+        cfg.ops.stats_json = Some(stats.clone());
+        let cfg_path = dir.join(format!("{tag}.toml"));
+        std::fs::write(
+            &cfg_path,
+            toml::to_string(&cfg).context("rendering the lab config")?,
+        )
+        .with_context(|| format!("writing {}", cfg_path.display()))?;
+        let exe = std::env::current_exe().context("finding the synack executable")?;
+        let log = dir.join(format!("{tag}.log"));
+        let log_file =
+            std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns])
+            .arg(&exe)
+            .arg("run")
+            .arg("--config")
+            .arg(&cfg_path)
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone()?)
+            .stderr(log_file)
+            .spawn()
+            .with_context(|| format!("starting `synack run` in namespace {ns}"))?;
+        let mut ep = Endpoint {
+            child: Some(child),
+            log,
+            ready,
+            stats,
+        };
+        // Wait for the ready file, bounded; the endpoint may also fail to start.
+        let t0 = Instant::now();
+        while !ep.ready.exists() {
+            interrupted(stop)?;
+            if let Some(st) = ep.exited() {
+                bail!(
+                    "the endpoint in {ns} exited during start-up ({st}):\n{}",
+                    ep.log_tail(20)
+                );
+            }
+            if t0.elapsed() > READY_TIMEOUT {
+                bail!(
+                    "the endpoint in {ns} was not ready after {} s:\n{}",
+                    READY_TIMEOUT.as_secs(),
+                    ep.log_tail(20)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(ep)
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
         self.child.as_ref().map_or(0, |c| c.id())
     }
 
     /// Exit status if it has exited.
-    fn exited(&mut self) -> Option<ExitStatus> {
+    pub(crate) fn exited(&mut self) -> Option<ExitStatus> {
         self.child
             .as_mut()
             .and_then(|c| c.try_wait().ok().flatten())
     }
 
     /// SIGINT, then wait up to `timeout`; SIGKILL if it is still running.
-    fn stop(&mut self, timeout: Duration) -> Result<(ExitStatus, Duration)> {
+    pub(crate) fn stop(&mut self, timeout: Duration) -> Result<(ExitStatus, Duration)> {
         let Some(mut child) = self.child.take() else {
             bail!("the endpoint was already stopped");
         };
@@ -421,7 +513,7 @@ impl Endpoint {
     }
 
     /// The last `n` lines of its log.
-    fn log_tail(&self, n: usize) -> String {
+    pub(crate) fn log_tail(&self, n: usize) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(n)..].join("\n")
@@ -515,14 +607,18 @@ pub fn run(opts: LabOptions) -> Result<()> {
                 .context("installing the SIGINT/SIGTERM handler")?,
         );
     }
-    let result = run_inner(&opts, &stop);
+    let result = if opts.nodes > 0 {
+        ecmp::run(&opts, &stop)
+    } else {
+        run_inner(&opts, &stop)
+    };
     for id in sig_ids {
         signal_hook::low_level::unregister(id);
     }
     result
 }
 
-fn interrupted(stop: &AtomicBool) -> Result<()> {
+pub(crate) fn interrupted(stop: &AtomicBool) -> Result<()> {
     if stop.load(Ordering::Relaxed) {
         bail!("interrupted; cleaning up");
     }
@@ -534,57 +630,11 @@ fn run_inner(opts: &LabOptions, stop: &Arc<AtomicBool>) -> Result<()> {
     let dir = TempDir::new(opts.keep)?;
     let ns = Namespaces::create(opts)?;
     interrupted(stop)?;
-    let ready = dir.path.join("ready");
-    let stats = dir.path.join("stats.json");
-    let cfg = lab_config(opts, &ready, &stats)?;
+    let cfg = lab_config(opts, &dir.path.join("ready"), &dir.path.join("stats.json"))?;
+    let mut ep = Endpoint::start(&ns.server, &cfg, &dir.path, "lab", stop)?;
+    let stats = ep.stats.clone();
     let cfg_path = dir.path.join("lab.toml");
-    std::fs::write(
-        &cfg_path,
-        toml::to_string(&cfg).context("rendering the lab config")?,
-    )
-    .with_context(|| format!("writing {}", cfg_path.display()))?;
     let exe = std::env::current_exe().context("finding the synack executable")?;
-    let log = dir.path.join("endpoint.log");
-    let log_file =
-        std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
-    let child = Command::new("ip")
-        .args(["netns", "exec", &ns.server])
-        .arg(&exe)
-        .arg("run")
-        .arg("--config")
-        .arg(&cfg_path)
-        .arg("--ready-file")
-        .arg(&ready)
-        .arg("--stats-json")
-        .arg(&stats)
-        .stdin(Stdio::null())
-        .stdout(log_file.try_clone()?)
-        .stderr(log_file)
-        .spawn()
-        .context("starting `synack run` in the server namespace")?;
-    let mut ep = Endpoint {
-        child: Some(child),
-        log,
-    };
-    // Wait for the ready file, bounded; the endpoint may also fail to start.
-    let t0 = Instant::now();
-    while !ready.exists() {
-        interrupted(stop)?;
-        if let Some(st) = ep.exited() {
-            bail!(
-                "the endpoint exited during start-up ({st}):\n{}",
-                ep.log_tail(20)
-            );
-        }
-        if t0.elapsed() > READY_TIMEOUT {
-            bail!(
-                "the endpoint was not ready after {} s:\n{}",
-                READY_TIMEOUT.as_secs(),
-                ep.log_tail(20)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
     let first = read_stats_fresh(&stats, SystemTime::now(), stop)?;
     let xdp_mode = first["xdp_mode"].as_str().unwrap_or("?").to_owned();
     println!(
@@ -731,11 +781,15 @@ fn run_inner(opts: &LabOptions, stop: &Arc<AtomicBool>) -> Result<()> {
         .map(|ws| {
             ws.iter()
                 .map(|w| {
+                    let e = |name: &str| w["counters"]["events"][name].as_u64().unwrap_or(0);
                     format!(
-                        "cpu{} queue{} busy {:.1}%",
+                        "cpu{} queue{} busy {:.1}% (rx {} frames, handed off {} out / {} in)",
                         w["cpu"],
                         w["queue"],
-                        100.0 * w["busy_fraction"].as_f64().unwrap_or(0.0)
+                        100.0 * w["busy_fraction"].as_f64().unwrap_or(0.0),
+                        e("rx_frames"),
+                        e("handoff_out"),
+                        e("handoff_in")
                     )
                 })
                 .collect()
@@ -826,7 +880,7 @@ fn print_connections(c: &ConnResults) {
 }
 
 /// Read the stats JSON once it has been rewritten after `since`, bounded.
-fn read_stats_fresh(
+pub(crate) fn read_stats_fresh(
     path: &Path,
     since: SystemTime,
     stop: &AtomicBool,
@@ -852,13 +906,13 @@ fn read_stats_fresh(
     }
 }
 
-fn read_json(path: &Path) -> Result<serde_json::Value> {
+pub(crate) fn read_json(path: &Path) -> Result<serde_json::Value> {
     let text = std::fs::read(path)?;
     Ok(serde_json::from_slice(&text)?)
 }
 
 /// The MAC address of `ifname` in namespace `ns`.
-fn ns_mac(ns: &str, ifname: &str) -> Result<[u8; 6]> {
+pub(crate) fn ns_mac(ns: &str, ifname: &str) -> Result<[u8; 6]> {
     let text = cmd(
         "ip",
         &[
@@ -1042,7 +1096,7 @@ fn converse(
                 );
                 s.write_all(req.as_bytes())
                     .map_err(|e| format!("request {r}: {e}"))?;
-                let head = read_http_response(&mut s, &mut pending)
+                let (head, _) = read_http_response(&mut s, &mut pending)
                     .map_err(|e| format!("response {r}: {e}"))?;
                 let want = if last { "close" } else { "keep-alive" };
                 if !head
@@ -1067,7 +1121,7 @@ fn converse(
 }
 
 /// Read until the peer's FIN; any data before it is an error.
-fn expect_eof(s: &mut TcpStream) -> std::result::Result<(), String> {
+pub(crate) fn expect_eof(s: &mut TcpStream) -> std::result::Result<(), String> {
     let mut buf = [0u8; 512];
     match s.read(&mut buf) {
         Ok(0) => Ok(()),
@@ -1077,11 +1131,11 @@ fn expect_eof(s: &mut TcpStream) -> std::result::Result<(), String> {
 }
 
 /// Read one HTTP response (head and `Content-Length` body); `pending` keeps bytes read
-/// beyond it. Returns the head; the status must be 200.
+/// beyond it. Returns the head and the body; the status must be 200.
 fn read_http_response(
     s: &mut TcpStream,
     pending: &mut Vec<u8>,
-) -> std::result::Result<String, String> {
+) -> std::result::Result<(String, Vec<u8>), String> {
     let mut buf = [0u8; 2048];
     let head_end = loop {
         if let Some(p) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
@@ -1119,8 +1173,9 @@ fn read_http_response(
         }
         pending.extend_from_slice(&buf[..n]);
     }
+    let body = pending[head_end..head_end + len].to_vec();
     pending.drain(..head_end + len);
-    Ok(head)
+    Ok((head, body))
 }
 
 // ---------------------------------------------------------------------------------------

@@ -173,12 +173,18 @@ struct LabArgs {
     /// XDP attach mode of the server: auto, native or generic [default: auto].
     #[arg(long, value_name = "MODE")]
     xdp_mode: Option<String>,
-    /// Server worker CPUs, a list like 0, 0-1 or 0,2-3 [default: 0].
+    /// Server worker CPUs, a list like 0, 0-1 or 0,2-3; more than one gives the veth as
+    /// many queues [default: the first two CPUs available, or the one].
     #[arg(long, value_name = "CPU_LIST")]
     workers: Option<String>,
     /// Keep the namespaces and veth pair afterwards, for inspection.
     #[arg(long)]
     keep: bool,
+    /// Run N server nodes (2..=8) behind a router namespace with a resilient ECMP
+    /// nexthop group instead of one server; `--nodes` alone means 2. Connections then
+    /// default to 1000 per phase.
+    #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "2")]
+    nodes: Option<String>,
 }
 
 impl From<LabArgs> for LabOverrides {
@@ -190,6 +196,7 @@ impl From<LabArgs> for LabOverrides {
             xdp_mode: a.xdp_mode,
             workers: a.workers,
             keep: a.keep,
+            nodes: a.nodes,
         }
     }
 }

@@ -13,7 +13,6 @@
 //!
 //! Control path only: errors are `anyhow` with context naming the interface and a remedy.
 
-use std::ffi::CString;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsFd, RawFd};
 use std::time::Instant;
@@ -26,7 +25,7 @@ use serde::Serialize;
 
 use crate::io::occupancy::OccupancyMap;
 use crate::io::test_run::{XdpTestResult, XdpTestRun};
-use crate::io::XdpMode;
+use crate::io::{xdp_attached, XdpAttach, XdpMode};
 
 /// The compiled program (built by `build.rs`), 8-byte aligned for the ELF parser.
 static PROGRAM_OBJECT: &[u8] =
@@ -283,18 +282,23 @@ impl XdpProgram {
     /// Load, fill the maps, attach through a bpf_link. `Auto` tries native (DRV_MODE) then
     /// falls back to generic (SKB_MODE) and logs which one is in use.
     ///
-    /// The interface is looked up in the network namespace of the calling thread.
+    /// The interface is looked up in the network namespace of the calling thread. An XDP
+    /// program already on the interface makes this fail, naming it (see [`Self::attach_with`]).
     pub fn attach(ifname: &str, mode: XdpMode, filter: &Filter) -> anyhow::Result<XdpProgram> {
-        let c_name = CString::new(ifname)
-            .map_err(|_| anyhow!("interface name {ifname:?} contains a NUL byte"))?;
-        // SAFETY: `c_name` is a valid NUL-terminated string that outlives the call.
-        let ifindex = unsafe { libc::if_nametoindex(c_name.as_ptr()) };
-        if ifindex == 0 {
-            bail!(
-                "interface {ifname} not found (in this network namespace): check the name with \
-                 `ip link show`"
-            );
-        }
+        Self::attach_with(ifname, mode, XdpAttach::Exclusive, filter)
+    }
+
+    /// [`Self::attach`], with `policy` deciding about an XDP program already attached to
+    /// the interface: `Exclusive` fails with a message naming it (id, name, mode) and the
+    /// choices; `Replace` detaches it, with a warning naming it, then attaches ours.
+    pub fn attach_with(
+        ifname: &str,
+        mode: XdpMode,
+        policy: XdpAttach,
+        filter: &Filter,
+    ) -> anyhow::Result<XdpProgram> {
+        let ifindex = xdp_attached::ifindex(ifname)?;
+        make_room(ifname, ifindex, policy)?;
         let mut ebpf = load_object(filter, ifname)?;
         let program = xdp_program(&mut ebpf)?;
         let used = match mode {
@@ -583,6 +587,28 @@ fn xdp_program(ebpf: &mut Ebpf) -> anyhow::Result<&mut Xdp> {
         .ok_or_else(|| anyhow!("XDP object has no program {PROGRAM_NAME}"))?
         .try_into()
         .context("program synack_xdp is not an XDP program")
+}
+
+/// Apply `policy` to the XDP programs already attached to `ifname`.
+fn make_room(ifname: &str, ifindex: u32, policy: XdpAttach) -> anyhow::Result<()> {
+    let others = xdp_attached::query(ifindex)
+        .with_context(|| format!("asking the kernel which XDP program {ifname} has"))?;
+    if others.is_empty() {
+        return Ok(());
+    }
+    if policy == XdpAttach::Exclusive {
+        bail!("{}", xdp_attached::conflict_message(ifname, &others));
+    }
+    for p in &others {
+        tracing::warn!(
+            interface = ifname,
+            "xdp.attach = \"replace\": detaching the XDP program already there ({p}); it no \
+             longer sees any traffic on {ifname}"
+        );
+        xdp_attached::detach(ifindex, p)
+            .with_context(|| format!("detaching {p} from {ifname} (xdp.attach = \"replace\")"))?;
+    }
+    Ok(())
 }
 
 /// Attach in one mode; the error says what to do.

@@ -14,6 +14,7 @@ pub mod memory;
 pub mod occupancy;
 pub mod sys;
 pub mod test_run;
+pub mod xdp_attached;
 
 use serde::{Deserialize, Serialize};
 
@@ -29,6 +30,17 @@ pub enum XdpMode {
     Native,
     /// Generic mode (XDP_FLAGS_SKB_MODE), works on any interface.
     Generic,
+}
+
+/// What to do when the interface already has an XDP program (`xdp.attach`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum XdpAttach {
+    /// Refuse to start, naming the other program and the choices.
+    #[default]
+    Exclusive,
+    /// Detach the other program (with a warning naming it) and attach ours.
+    Replace,
 }
 
 /// A frame owned by the engine between `recv` and `send`/`release`: its offset in the

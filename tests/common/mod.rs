@@ -36,12 +36,18 @@ pub fn require_root(test: &str) -> bool {
 /// Run a command, killing it (by its pid) if it has not finished after `timeout`.
 /// Returns `None` on timeout; stdout and stderr are captured either way.
 pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Option<Output> {
-    let mut child = cmd
+    let child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
+    wait_with_timeout(child, timeout)
+}
+
+/// Wait for a spawned child (its output piped), killing it by its pid if it has not
+/// finished after `timeout`. Returns `None` on timeout.
+pub fn wait_with_timeout(mut child: std::process::Child, timeout: Duration) -> Option<Output> {
     let deadline = Instant::now() + timeout;
     loop {
         match child.try_wait() {
@@ -52,7 +58,7 @@ pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Option<Output> 
                 return None;
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-            Err(e) => panic!("waiting for {cmd:?}: {e}"),
+            Err(e) => panic!("waiting for pid {}: {e}", child.id()),
         }
     }
 }
