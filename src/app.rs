@@ -91,10 +91,6 @@ pub fn syn_answers(core: &CoreConfig) -> Vec<SynAnswer> {
         .collect()
 }
 
-/// Resets per second and CPU that the XDP program sends for ACKs whose cookie fails (RFC
-/// 9293 §3.10.7.2), a burst of one second's worth.
-pub const XDP_RST_PER_SEC: u32 = 1000;
-
 /// Publish the jar's keys and the minute counter of now to the XDP program.
 fn publish_cookies(prog: &mut XdpProgram, jar: &CookieJar) -> Result<()> {
     let secs = std::time::SystemTime::now()
@@ -163,7 +159,9 @@ fn enable_syn_offload(prog: &mut XdpProgram, core: &CoreConfig, origin: Instant)
     prog.set_syn_offload(&SynOffload {
         listeners: syn_answers(core),
         clock_origin_ns: clock_origin_ns(origin),
-        rst_per_sec: XDP_RST_PER_SEC,
+        // One budget for both paths: tcp.reset_limit resets per second and CPU (RFC 9293
+        // §3.10.7.2 RSTs for ACKs whose cookie fails), a burst of one second's worth.
+        rst_per_sec: core.reset_limit,
     })
 }
 
