@@ -5,7 +5,7 @@
 //! place at a time, tracked in a per-chunk [`Owner`] byte:
 //!
 //! ```text
-//!   free pool ──alloc_tx──▶ engine ──send──▶ TX ring ──completion──▶ free pool
+//!   free pool ──alloc_tx──▶ engine ──send──▶ TX batch ──commit──▶ TX ring ──completion──▶ free pool
 //!   fill ring ──RX ring──▶ engine ──release──▶ (pending) ──flush──▶ fill ring (or free pool)
 //!   free pool ──flush (beyond the TX reserve)──▶ fill ring
 //! ```
@@ -18,8 +18,10 @@
 //! kernel puts received data (XDP_PACKET_HEADROOM, with no extra UMEM headroom); TX frames
 //! from [`Port::alloc_tx`] use the same offset, so `frame_capacity()` is uniform.
 //!
-//! Copy mode (generic XDP, veth) needs a `sendto()` kick for every TX batch: see
-//! [`AfXdpPort::flush`]. All `unsafe` of the crate's AF_XDP path is in this file.
+//! TX is batched: `send` stages a descriptor, and `commit_tx` (first thing in `flush`) writes
+//! the whole batch into the TX ring with one reservation and one producer-index store, so
+//! the kernel sees a poll's replies at once. Copy mode (generic XDP, veth) needs a `sendto()`
+//! kick for every TX batch: see [`AfXdpPort::flush`]. All `unsafe` of the crate's AF_XDP path is in this file.
 
 use std::ffi::CString;
 use std::num::NonZeroU32;
@@ -89,7 +91,7 @@ enum Owner {
     Free,
     /// On the fill ring or in the kernel's RX path.
     Kernel,
-    /// On the TX ring, waiting for its completion.
+    /// Staged in the TX batch, or on the TX ring waiting for its completion.
     Tx,
     /// Handed to the engine (from `recv` or `alloc_tx`).
     User,
@@ -246,6 +248,12 @@ pub struct AfXdpPort {
     fd: RawFd,
     ifname: String,
     queue: u32,
+    /// Descriptors staged by `send`, written to the TX ring by `commit_tx`.
+    staged: Vec<XdpDesc>,
+    /// Free TX ring entries at the last look (refreshed when the batch reaches it).
+    tx_room: usize,
+    /// Entries of the TX ring.
+    tx_size: usize,
     tx_kicks: u64,
     tx_kick_errors: u64,
     tx_ring_full: u64,
@@ -410,6 +418,9 @@ impl AfXdpPort {
             fd,
             ifname: ifname.to_string(),
             queue,
+            staged: Vec::with_capacity(cfg.ring_size as usize),
+            tx_room: 0,
+            tx_size: cfg.ring_size as usize,
             tx_kicks: 0,
             tx_kick_errors: 0,
             tx_ring_full: 0,
@@ -515,6 +526,13 @@ impl AfXdpPort {
         drop(writer);
         // Fill ring full: the rest waits in the free pool (owner already `Free`).
         free.append(pending_fill);
+    }
+
+    /// Free TX ring entries (the consumer head is re-read when the cached view is short).
+    fn tx_free(&mut self) -> usize {
+        // Committed minus consumed, from the shared heads: a stale consumer head only
+        // underestimates the room.
+        self.tx_size.saturating_sub(self.tx.pending() as usize)
     }
 
     /// Reap TX completions into the free pool.
@@ -626,22 +644,67 @@ impl Port for AfXdpPort {
             self.frames.free.push(base);
             return false;
         }
-        let mut writer = self.tx.transmit(1);
-        if writer.capacity() == 0 {
-            drop(writer);
+        if self.staged.len() >= self.tx_room {
+            self.tx_room = self.tx_free();
+        }
+        if self.staged.len() >= self.tx_room {
             self.tx_ring_full += 1;
             self.frames.owner[c] = Owner::Free;
             self.frames.free.push(base);
             return false;
         }
-        writer.insert_once(XdpDesc {
+        self.staged.push(XdpDesc {
             addr,
             len,
             options: 0,
         });
-        writer.commit();
         self.frames.owner[c] = Owner::Tx;
         true
+    }
+
+    fn commit_tx(&mut self) -> usize {
+        let n = self.staged.len();
+        if n == 0 {
+            return 0;
+        }
+        let mut k = 0;
+        // `send` never stages more than the ring had free, so all of them fit. xdpilone
+        // serves a reservation from its cached consumer head and re-reads the head only
+        // when that shows no room, so a second round may be needed; bound the iterator to
+        // the reservation (xdpilone drops an item handed beyond it).
+        for _ in 0..2 {
+            let mut writer = self.tx.transmit((n - k) as u32);
+            let m = (writer.capacity() as usize).min(n - k);
+            if m == 0 {
+                break;
+            }
+            writer.insert(self.staged.drain(..m));
+            writer.commit();
+            k += m;
+            if k == n {
+                break;
+            }
+        }
+        self.tx_room = self.tx_room.saturating_sub(k);
+        let lost = self.rollback_tx();
+        self.tx_ring_full += lost as u64;
+        k
+    }
+
+    fn rollback_tx(&mut self) -> usize {
+        let n = self.staged.len();
+        for d in self.staged.drain(..) {
+            if let Some(c) = self.frames.chunk(d.addr) {
+                self.frames.owner[c] = Owner::Free;
+                let base = self.frames.base(c);
+                self.frames.free.push(base);
+            }
+        }
+        n
+    }
+
+    fn rx_ready(&mut self) -> usize {
+        self.rx.available() as usize
     }
 
     fn release(&mut self, addr: u64) {
@@ -658,6 +721,7 @@ impl Port for AfXdpPort {
     }
 
     fn flush(&mut self) {
+        self.commit_tx();
         // Copy mode: every TX batch needs a sendto(); one sendto sends at most the TX skb
         // budget, so kick while frames are pending, reaping completions in between (a full
         // completion ring stalls TX).
