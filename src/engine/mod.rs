@@ -31,6 +31,8 @@ const PROTO_TCP: u8 = 6;
 const PROTO_ICMPV6: u8 = 58;
 /// TTL / hop limit of what we send (Linux's default).
 const TTL: u8 = 64;
+/// Empty polls before an idle worker waits on its port.
+const IDLE_SPINS: u32 = 256;
 
 /// Which core owns a flow: a Toeplitz hash over the 4-tuple as received, looked up in a
 /// RETA, as a NIC with RSS does.
@@ -904,7 +906,9 @@ impl<P: Port> Worker<P> {
                 idle_polls = 0;
             } else {
                 idle_polls = idle_polls.saturating_add(1);
-                if idle_polls > 256 {
+                // Never sleep while frames wait on the RX ring (they arrived after `recv`
+                // looked): the next poll takes them.
+                if idle_polls > IDLE_SPINS && self.port.rx_ready() == 0 {
                     self.port.wait(Duration::from_millis(1));
                 }
             }
