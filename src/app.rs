@@ -89,6 +89,8 @@ pub struct WorkerReport {
     pub cpu: usize,
     /// NIC queue its socket is bound to.
     pub queue: u32,
+    /// Whether its AF_XDP socket is in zero-copy mode (XDP_OPTIONS); false is copy mode.
+    pub zerocopy: bool,
     /// Connections in its table.
     pub active: u64,
     /// Share of loop time spent on non-empty batches, 0..1.
@@ -123,6 +125,7 @@ pub struct Report {
 struct Running {
     cpu: usize,
     queue: u32,
+    zerocopy: bool,
     published: Arc<Published>,
 }
 
@@ -148,6 +151,7 @@ fn report(
         reports.push(WorkerReport {
             cpu: w.cpu,
             queue: w.queue,
+            zerocopy: w.zerocopy,
             active: a,
             busy_fraction: if looped > 0.0 { busy / looped } else { 0.0 },
             counters: c.to_json(),
@@ -317,6 +321,7 @@ pub fn run_until(
                 ring_size: cfg.xdp.ring_size,
                 busy_poll: cfg.xdp.busy_poll,
                 mode,
+                zerocopy: cfg.xdp.zerocopy,
             },
         )
         .with_context(|| {
@@ -326,6 +331,8 @@ pub fn run_until(
             )
         })?;
         prog.register_socket(queue, port.fd())?;
+        let zerocopy = port.zerocopy();
+        info!(worker = i, cpu, queue, zerocopy, "AF_XDP socket bound");
         let mut stack = Stack::new(Core::new(&core_cfg, jar.clone(), &clock0), &cfg.addresses);
         stack.verify_checksums = cfg.tcp.verify_checksums;
         stack.standalone = cfg.xdp.standalone.then_some(mac);
@@ -349,6 +356,7 @@ pub fn run_until(
         running.push(Running {
             cpu,
             queue,
+            zerocopy,
             published: worker.published.clone(),
         });
         let stop = stop.clone();

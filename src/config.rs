@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
-use crate::io::XdpMode;
+use crate::io::{XdpMode, ZeroCopy};
 
 /// The configuration reference, embedded: every setting at its default, with comments.
 /// It leaves `interface`, `addresses` and `listen` empty, so it parses into
@@ -158,6 +158,9 @@ pub struct XdpSettings {
     pub batch_size: usize,
     /// Ask the kernel to busy-poll the socket (`SO_PREFER_BUSY_POLL`). Default: false.
     pub busy_poll: bool,
+    /// AF_XDP zero-copy: `auto` (whatever the driver gives, reported), `require` (refuse
+    /// to start in copy mode) or `off` (bind with XDP_COPY). Default: `auto`.
+    pub zerocopy: ZeroCopy,
     /// Answer ARP and IPv6 neighbour solicitations ourselves, for addresses the kernel
     /// does not own. Default: false.
     pub standalone: bool,
@@ -172,6 +175,7 @@ impl Default for XdpSettings {
             ring_size: 2048,
             batch_size: 64,
             busy_poll: false,
+            zerocopy: ZeroCopy::Auto,
             standalone: false,
         }
     }
@@ -601,6 +605,7 @@ fn field_hint(field: &str) -> &'static str {
         "xdp.ring_size" => "use a power of two in 64..=16384 and at most xdp.frame_count / 2, e.g. ring_size = 2048",
         "xdp.batch_size" => "use 1..=256 and at most xdp.ring_size, e.g. batch_size = 64",
         "xdp.busy_poll" => "use true or false, e.g. busy_poll = false",
+        "xdp.zerocopy" => "use auto, require or off, e.g. zerocopy = \"auto\"",
         "xdp.standalone" => "use true or false, e.g. standalone = false",
         "tcp.mss" => "use 536..=9000, with mss + 114 header bytes + 256 XDP headroom <= xdp.frame_size, e.g. mss = 1460",
         "tcp.window" => "use 1..=1073725440 bytes and at most 65535 << tcp.window_scale, e.g. window = 262144",
@@ -1408,6 +1413,7 @@ mod tests {
         assert_eq!((cfg.xdp.frame_size, cfg.xdp.frame_count), (2048, 4096));
         assert_eq!((cfg.xdp.ring_size, cfg.xdp.batch_size), (2048, 64));
         assert!(!cfg.xdp.busy_poll && !cfg.xdp.standalone);
+        assert_eq!(cfg.xdp.zerocopy, ZeroCopy::Auto);
         let t = &cfg.tcp;
         assert_eq!((t.mss, t.window, t.window_scale), (1460, 262_144, 7));
         assert!(t.timestamps && t.verify_checksums);
@@ -1531,6 +1537,7 @@ mod tests {
             ("xdp", "batch_size = 0", "xdp.batch_size"),
             ("xdp", "batch_size = 257", "xdp.batch_size"),
             ("xdp", "busy_poll = \"yes\"", "xdp.busy_poll"),
+            ("xdp", "zerocopy = \"yes\"", "xdp.zerocopy"),
             ("", "xdp = 5", "xdp"),
             ("", "tcp = \"fast\"", "tcp"),
             ("", "http = []", "http"),
@@ -1626,7 +1633,7 @@ mod tests {
                 _ => leaves.push(k.clone()),
             }
         }
-        assert_eq!(leaves.len(), 42, "{leaves:?}");
+        assert_eq!(leaves.len(), 43, "{leaves:?}");
         for leaf in &leaves {
             assert!(
                 cases.iter().any(|&(_, _, p)| p == leaf),

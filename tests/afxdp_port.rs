@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use common::{in_netns, inet_checksum, Lab};
 use synack::io::afxdp::{AfXdpConfig, AfXdpPort};
 use synack::io::bpf::{Filter, XdpProgram};
-use synack::io::{Frame, Port, TxBatch, XdpMode};
+use synack::io::{Frame, Port, TxBatch, XdpMode, ZeroCopy};
 
 const PORT: u16 = 7;
 const OTHER_PORT: u16 = 9;
@@ -42,6 +42,7 @@ fn setup(lab: &Lab, mode: XdpMode, standalone: bool) -> (XdpProgram, AfXdpPort) 
             ring_size: 512,
             busy_poll: false,
             mode: prog.mode(),
+            zerocopy: ZeroCopy::Auto,
         };
         let port = AfXdpPort::open(&lab.server_if, 0, &cfg)
             .unwrap_or_else(|e| panic!("open AF_XDP port: {e:#}"));
@@ -755,4 +756,47 @@ fn tx_batch_commits_a_burst_and_rolls_back_on_drop() {
     );
     let stats = port.stats();
     assert_eq!(stats.tx_ring_full + stats.tx_invalid_descs, 0, "{stats:?}");
+}
+
+/// Issue 12 item 2, zero-copy or copy stated: a veth gives copy mode, in native and in
+/// generic XDP. `auto` binds and reports `zerocopy() == false`, `off` binds in copy mode,
+/// and `require` refuses to open with a message that names the setting, the interface and
+/// the driver (`veth`, as `ethtool -i` says).
+#[test]
+fn zerocopy_is_reported_and_require_fails_on_veth_naming_the_driver() {
+    if !common::require_root("zerocopy_is_reported_and_require_fails_on_veth_naming_the_driver") {
+        return;
+    }
+    // One lab per socket: a closed socket's queue binding is released asynchronously.
+    for mode in [XdpMode::Native, XdpMode::Generic] {
+        for zc in [ZeroCopy::Auto, ZeroCopy::Off, ZeroCopy::Require] {
+            let lab = Lab::new("zerocopy", 1);
+            let f = filter(&lab, false);
+            let opened = lab.in_ns(&lab.server_ns, || {
+                let prog = XdpProgram::attach(&lab.server_if, mode, &f)
+                    .unwrap_or_else(|e| panic!("attach {mode:?}: {e:#}"));
+                let cfg = AfXdpConfig {
+                    frame_size: 2048,
+                    frame_count: 256,
+                    ring_size: 64,
+                    busy_poll: false,
+                    mode: prog.mode(),
+                    zerocopy: zc,
+                };
+                AfXdpPort::open(&lab.server_if, 0, &cfg)
+                    .map(|port| port.zerocopy())
+                    .map_err(|e| format!("{e:#}"))
+            });
+            match (zc, opened) {
+                (ZeroCopy::Require, Ok(_)) => panic!("{mode:?}: require opened on a veth"),
+                (ZeroCopy::Require, Err(err)) => {
+                    for part in ["xdp.zerocopy = \"require\"", &lab.server_if, "driver veth"] {
+                        assert!(err.contains(part), "{mode:?}: {part:?} not in: {err}");
+                    }
+                }
+                (_, Ok(zerocopy)) => assert!(!zerocopy, "{mode:?} {zc:?}: veth is copy mode"),
+                (_, Err(e)) => panic!("{mode:?} {zc:?}: {e}"),
+            }
+        }
+    }
 }

@@ -32,7 +32,7 @@ use anyhow::{bail, Context};
 use xdpilone::xdp::XdpDesc;
 use xdpilone::{DeviceQueue, IfInfo, RingRx, RingTx, Socket, SocketConfig, Umem, UmemConfig, User};
 
-use crate::io::{Frame, Port, PortStats, XdpMode};
+use crate::io::{Frame, Port, PortStats, XdpMode, ZeroCopy};
 
 /// Offset of the first data byte in a chunk: the kernel's XDP_PACKET_HEADROOM (256), since
 /// the UMEM is registered with no extra headroom.
@@ -40,6 +40,15 @@ pub const DATA_OFFSET: u64 = 256;
 
 /// `SOL_XDP` socket level.
 const SOL_XDP: libc::c_int = 283;
+/// `XDP_OPTIONS` (getsockopt): `struct xdp_options { __u32 flags; }`.
+const XDP_OPTIONS: libc::c_int = 8;
+/// `XDP_OPTIONS_ZEROCOPY`: the socket is bound in zero-copy mode.
+const XDP_OPTIONS_ZEROCOPY: u32 = 1 << 0;
+/// `ETHTOOL_GDRVINFO` command of `SIOCETHTOOL`.
+const ETHTOOL_GDRVINFO: u32 = 0x0000_0003;
+/// `sizeof(struct ethtool_drvinfo)`: cmd, driver[32], version[32], fw_version[32],
+/// bus_info[32], erom_version[32], reserved2[12], five __u32 counts.
+const ETHTOOL_DRVINFO_LEN: usize = 4 + 5 * 32 + 12 + 5 * 4;
 /// `XDP_MAX_TX_SKB_BUDGET` (Linux 6.17+): frames one copy-mode `sendto()` may send.
 const XDP_MAX_TX_SKB_BUDGET: libc::c_int = 9;
 /// TX budget we ask for (capped at the TX ring size).
@@ -70,6 +79,9 @@ pub struct AfXdpConfig {
     /// The XDP mode actually in use. `Generic` binds in copy mode (XDP_COPY); `Native` lets
     /// the kernel pick zero-copy where the driver has it (veth: copy, always).
     pub mode: XdpMode,
+    /// Zero-copy policy: `Auto` takes what the kernel gives, `Require` fails to open in copy
+    /// mode (naming the driver), `Off` binds with XDP_COPY.
+    pub zerocopy: ZeroCopy,
 }
 
 impl Default for AfXdpConfig {
@@ -80,6 +92,7 @@ impl Default for AfXdpConfig {
             ring_size: 2048,
             busy_poll: false,
             mode: XdpMode::Auto,
+            zerocopy: ZeroCopy::Auto,
         }
     }
 }
@@ -245,6 +258,7 @@ pub struct AfXdpPort {
     /// Frames kept in the free pool for `alloc_tx` when refilling the fill ring.
     tx_reserve: usize,
     busy_poll: bool,
+    zerocopy: bool,
     fd: RawFd,
     ifname: String,
     queue: u32,
@@ -349,8 +363,17 @@ impl AfXdpPort {
             .with_context(|| format!("fill/completion rings for {ifname} queue {queue}"))?;
 
         let mut bind_flags = SocketConfig::XDP_BIND_NEED_WAKEUP;
-        if cfg.mode == XdpMode::Generic {
-            bind_flags |= SocketConfig::XDP_BIND_COPY;
+        match (cfg.zerocopy, cfg.mode) {
+            (ZeroCopy::Require, XdpMode::Generic) => bail!(
+                "xdp.zerocopy = \"require\", but the XDP program runs in generic mode on \
+                 {ifname} (driver {}), which is copy mode only: use a NIC driver with native \
+                 XDP and AF_XDP zero-copy (xdp.mode = \"native\"), or set xdp.zerocopy = \
+                 \"auto\"",
+                driver_name(ifname)
+            ),
+            (ZeroCopy::Require, _) => bind_flags |= SocketConfig::XDP_BIND_ZEROCOPY,
+            (ZeroCopy::Off, _) | (_, XdpMode::Generic) => bind_flags |= SocketConfig::XDP_BIND_COPY,
+            (ZeroCopy::Auto, _) => {}
         }
         let ring = NonZeroU32::new(cfg.ring_size);
         let user = umem
@@ -373,6 +396,9 @@ impl AfXdpPort {
             .map_err(os_err)
             .context("mapping the TX ring")?;
         umem.bind(&user).map_err(os_err).map_err(|e| {
+            if cfg.zerocopy == ZeroCopy::Require && e.raw_os_error() == Some(libc::EOPNOTSUPP) {
+                return require_failed(ifname, queue);
+            }
             let hint = match e.raw_os_error() {
                 Some(libc::EBUSY) => "the queue already has an AF_XDP socket bound",
                 Some(libc::EINVAL) => {
@@ -388,6 +414,11 @@ impl AfXdpPort {
             ))
         })?;
         let fd = user.as_raw_fd();
+        let zerocopy = bound_zerocopy(fd)
+            .with_context(|| format!("reading XDP_OPTIONS of the socket on {ifname}"))?;
+        if cfg.zerocopy == ZeroCopy::Require && !zerocopy {
+            return Err(require_failed(ifname, queue));
+        }
 
         let count = cfg.frame_count;
         let mut frames = Frames {
@@ -415,6 +446,7 @@ impl AfXdpPort {
             frames,
             tx_reserve: (cfg.ring_size as usize).min(count as usize / 2),
             busy_poll: cfg.busy_poll,
+            zerocopy,
             fd,
             ifname: ifname.to_string(),
             queue,
@@ -445,6 +477,12 @@ impl AfXdpPort {
     /// The socket's file descriptor, for [`XdpProgram::register_socket`](crate::io::bpf::XdpProgram::register_socket).
     pub fn fd(&self) -> RawFd {
         self.fd
+    }
+
+    /// Whether the kernel bound this socket in zero-copy mode (XDP_OPTIONS_ZEROCOPY), read
+    /// once after bind.
+    pub fn zerocopy(&self) -> bool {
+        self.zerocopy
     }
 
     /// Frames currently in the free pool (for tests and stats).
@@ -774,6 +812,76 @@ impl Port for AfXdpPort {
     }
 }
 
+/// The error of `xdp.zerocopy = "require"` when the kernel offers only copy mode.
+fn require_failed(ifname: &str, queue: u32) -> anyhow::Error {
+    anyhow::anyhow!(
+        "xdp.zerocopy = \"require\", but the kernel gives only copy mode for AF_XDP on \
+         {ifname} queue {queue} (driver {}): use a NIC whose driver has AF_XDP zero-copy in \
+         native XDP mode (e.g. ice, i40e, ixgbe, mlx5_core), or set xdp.zerocopy = \"auto\"",
+        driver_name(ifname)
+    )
+}
+
+/// `getsockopt(SOL_XDP, XDP_OPTIONS)`: whether a bound AF_XDP socket is in zero-copy mode.
+fn bound_zerocopy(fd: RawFd) -> std::io::Result<bool> {
+    let mut flags: u32 = 0;
+    let mut len = std::mem::size_of::<u32>() as libc::socklen_t;
+    // SAFETY: `flags` is a live u32 (`struct xdp_options` is one __u32) and `len` says so;
+    // the kernel writes at most `len` bytes.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            SOL_XDP,
+            XDP_OPTIONS,
+            (&mut flags as *mut u32).cast(),
+            &mut len,
+        )
+    };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(flags & XDP_OPTIONS_ZEROCOPY != 0)
+}
+
+/// The kernel driver of an interface (what `ethtool -i` prints as `driver:`), through
+/// `SIOCETHTOOL`/`ETHTOOL_GDRVINFO` in the calling thread's network namespace; `"unknown"`
+/// when the ioctl fails.
+pub fn driver_name(ifname: &str) -> String {
+    driver_info(ifname).unwrap_or_else(|_| "unknown".to_owned())
+}
+
+fn driver_info(ifname: &str) -> std::io::Result<String> {
+    let mut info = [0u8; ETHTOOL_DRVINFO_LEN];
+    info[..4].copy_from_slice(&ETHTOOL_GDRVINFO.to_ne_bytes());
+    // SAFETY: an all-zero `ifreq` is valid (a name of NULs and a null union).
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    let name = ifname.as_bytes();
+    if name.len() >= req.ifr_name.len() {
+        return Err(std::io::Error::from(std::io::ErrorKind::InvalidInput));
+    }
+    for (d, &b) in req.ifr_name.iter_mut().zip(name) {
+        *d = b as libc::c_char;
+    }
+    req.ifr_ifru.ifru_data = info.as_mut_ptr().cast();
+    // SAFETY: a plain datagram socket used only for the ioctl and closed below.
+    let sock = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if sock < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `req` is a valid ifreq whose data pointer refers to `info`, a buffer of
+    // `sizeof(struct ethtool_drvinfo)` bytes that outlives the call.
+    let r = unsafe { libc::ioctl(sock, libc::SIOCETHTOOL as _, &mut req) };
+    let err = std::io::Error::last_os_error();
+    // SAFETY: `sock` is our own descriptor, closed once.
+    unsafe { libc::close(sock) };
+    if r != 0 {
+        return Err(err);
+    }
+    let driver = &info[4..36];
+    let end = driver.iter().position(|&b| b == 0).unwrap_or(driver.len());
+    Ok(String::from_utf8_lossy(&driver[..end]).into_owned())
+}
+
 fn setsockopt_u32(
     fd: RawFd,
     level: libc::c_int,
@@ -900,6 +1008,16 @@ mod tests {
             None,
             "outside the UMEM"
         );
+    }
+
+    #[test]
+    fn driver_of_loopback_is_read_and_a_missing_interface_is_unknown() {
+        // Loopback has no ethtool driver info on every kernel; the call must not fail
+        // either way, and a name that does not exist gives "unknown".
+        let lo = driver_name("lo");
+        assert!(!lo.is_empty());
+        assert_eq!(driver_name("nosuchif0"), "unknown");
+        assert_eq!(driver_name("a-name-that-is-too-long"), "unknown");
     }
 
     #[test]

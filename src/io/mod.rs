@@ -28,6 +28,21 @@ pub enum XdpMode {
     Generic,
 }
 
+/// Whether an AF_XDP socket must, may or must not use zero-copy (the driver's own buffers
+/// as UMEM, no copy per frame). Copy mode is what generic XDP and veth give.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ZeroCopy {
+    /// Bind without a mode flag: the kernel uses zero-copy where the driver has it, copy
+    /// otherwise; the mode it chose is reported.
+    #[default]
+    Auto,
+    /// Bind with XDP_ZEROCOPY; refuse to start (naming the driver) if the kernel cannot.
+    Require,
+    /// Bind with XDP_COPY.
+    Off,
+}
+
 /// A frame owned by the engine between `recv` and `send`/`release`: its offset in the
 /// frame memory and its length in bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
