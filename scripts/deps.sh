@@ -12,6 +12,8 @@ command -v ss >/dev/null 2>&1 || need+=(iproute2)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v tshark >/dev/null 2>&1 || need+=(tshark)
+# perf for scripts/overload-profile.sh (perf record -C 0 under a flood).
+command -v perf >/dev/null 2>&1 || need+=(linux-perf)
 # asm/types.h for BPF builds comes with the multiarch kernel headers.
 [ -e /usr/include/x86_64-linux-gnu/asm/types.h ] || [ -e /usr/include/asm/types.h ] || need+=(linux-libc-dev)
 
