@@ -11,7 +11,8 @@
 # --rates value (0 = flat out) for --secs seconds and counts the SYN-ACKs. During the last
 # step `perf record -e cpu-clock -C 0 -g` samples CPU 0; the report is DIR/perf.txt.
 # --worker-fifo PRIO gives the worker thread SCHED_FIFO PRIO (chrt), --napi-nice N renices
-# the NAPI kthread: the placement/priority experiments. Bounded: every flood stops after
+# the server's NAPI kthread: the placement/priority experiments. The client veth's NAPI
+# thread runs on CPU 1 (SCHED_FIFO 50), so replies cost the server nothing to count. Bounded: every flood stops after
 # --secs seconds and 4 M SYNs per second offered. Traffic stays inside the two namespaces
 # (198.18.201.0/24; flood sources from 198.19.0.0/16). Namespaces and processes (by PID)
 # are removed on exit, also on failure.
@@ -70,6 +71,16 @@ done
 # kernel does not answer the SYN-ACKs with RSTs; gen counts them in XDP).
 ip -n "$SNS" route add 198.19.0.0/16 via 198.18.201.1
 
+# The client veth gets NAPI of its own (GRO on), threaded, pinned to CPU 1 with a real-time
+# priority: otherwise the generator's receive work (its XDP program and AF_XDP copy of every
+# SYN-ACK) runs inside the server worker's sendto() on CPU 0.
+ip netns exec "$CNS" ethtool -K "$CIF" gro on >/dev/null
+ip netns exec "$CNS" sh -c "echo 1 > /sys/class/net/$CIF/threaded"
+sleep 0.2
+CNAPI=$(pgrep "^napi/$CIF-" | head -1) || die "no NAPI thread for $CIF"
+taskset -pc 1 "$CNAPI" >/dev/null
+chrt -f -p 50 "$CNAPI"
+
 ip netns exec "$SNS" taskset -c 0 "$BIN" run --interface "$SIF" --address 198.18.201.2 \
     --listen 80 --workers 0 --xdp-mode native --quiet --ready-file "$OUT/ready" \
     --stats-json "$OUT/stats.json" 2>"$OUT/server.log" &
@@ -83,7 +94,7 @@ taskset -pc 0 "$NAPI" >/dev/null
 [ -n "$NAPI_NICE" ] && renice -n "$NAPI_NICE" -p "$NAPI" >/dev/null
 WORKER=$(ps -T -o spid=,comm= -p "${PIDS[0]}" | awk '$2 == "synack-w0" {print $1}')
 [ -n "$FIFO" ] && chrt -f -p "$FIFO" "$WORKER"
-echo "server pid ${PIDS[0]}, worker tid $WORKER, NAPI thread $NAPI ($(ps -o ni=,cls= -p "$NAPI"))" | tee "$OUT/setup.txt"
+echo "server pid ${PIDS[0]}, worker tid $WORKER ($(ps -o ni=,cls= -q "$WORKER")), NAPI thread $NAPI ($(ps -o ni=,cls= -p "$NAPI")), client NAPI $CNAPI" | tee "$OUT/setup.txt"
 
 last=$(echo "$RATES" | awk '{print $NF}')
 for rate in $RATES; do
@@ -111,9 +122,11 @@ done
 [ -n "${PERF:-}" ] && wait "$PERF" || true
 if [ -e "$OUT/perf.data" ]; then
     perf report -i "$OUT/perf.data" --no-children --sort comm,dso,sym --stdio 2>/dev/null \
-        | grep -v '^$' | head -80 >"$OUT/perf.txt"
-    perf report -i "$OUT/perf.data" --no-children --sort comm --stdio 2>/dev/null \
-        | grep '%' | head -10 | tee "$OUT/perf-comm.txt"
+        | grep -v '^$' | head -80 >"$OUT/perf.txt" || true
+    perf report -i "$OUT/perf.data" --no-children --sort comm --stdio -g none 2>/dev/null \
+        | grep '%' | head -10 | tee "$OUT/perf-comm.txt" || true
+    perf report -i "$OUT/perf.data" --children --comm synack-w0 --sort sym --stdio -g none \
+        2>/dev/null | grep '%' | head -40 >"$OUT/perf-worker.txt" || true
 fi
 python3 -c "
 import json; s = json.load(open('$OUT/stats.json'))

@@ -746,13 +746,20 @@ fn tx_batch_commits_a_burst_and_rolls_back_on_drop() {
         // Dropped here, uncommitted.
     }
     assert_eq!(port.free_frames(), free0, "the rolled-back frames are free");
+    let kicks = port.stats().tx_kicks;
     port.flush();
     std::thread::sleep(Duration::from_millis(50));
     port.flush();
     assert_eq!(
-        rx_packets(&lab, &lab.client_ns, &lab.client_if),
-        after,
-        "a rolled-back batch sends nothing"
+        port.stats().tx_kicks,
+        kicks,
+        "nothing reached the TX ring to kick"
+    );
+    // The server kernel's own IPv6 housekeeping (MLD, RS) may add a frame or two.
+    let late = rx_packets(&lab, &lab.client_ns, &lab.client_if) - after;
+    assert!(
+        late < 16,
+        "a rolled-back batch sends nothing ({late} frames arrived)"
     );
     let stats = port.stats();
     assert_eq!(stats.tx_ring_full + stats.tx_invalid_descs, 0, "{stats:?}");

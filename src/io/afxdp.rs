@@ -64,6 +64,16 @@ const BUSY_POLL_USECS: libc::c_int = 20;
 const BUSY_POLL_BUDGET: libc::c_int = 64;
 /// Upper bound of `sendto()` kicks in one `flush`.
 const MAX_KICKS: u32 = 64;
+/// Longest idle wait while TX completions are outstanding (they refill the fill ring).
+const INFLIGHT_WAIT: std::time::Duration = std::time::Duration::from_micros(50);
+
+/// Frames the free pool keeps for `alloc_tx` (extra replies, timer output, handoffs)
+/// before the rest goes to the fill ring: a quarter of a ring, at most an eighth of the
+/// frames. A reply to a received frame reuses that frame, so the fill ring, not TX, needs
+/// the bulk: with half the frames held back (as before), a SYN flood ran the fill ring dry.
+fn tx_reserve(ring_size: u32, frame_count: u32) -> usize {
+    (ring_size as usize / 4).min(frame_count as usize / 8)
+}
 
 /// Settings of one AF_XDP socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,6 +172,8 @@ struct Frames {
     pending_fill: Vec<u64>,
     /// RX or completion descriptors from the kernel that made no sense (counted, skipped).
     bad_descs: u64,
+    /// Chunks staged or on the TX ring: completions still to come.
+    tx_inflight: usize,
 }
 
 impl Frames {
@@ -238,6 +250,7 @@ impl Frames {
         match self.chunk(addr) {
             Some(c) if self.owner[c] == Owner::Tx => {
                 self.owner[c] = Owner::Free;
+                self.tx_inflight -= 1;
                 let base = self.base(c);
                 self.free.push(base);
             }
@@ -430,6 +443,7 @@ impl AfXdpPort {
             free: Vec::with_capacity(count as usize),
             pending_fill: Vec::with_capacity(count as usize),
             bad_descs: 0,
+            tx_inflight: 0,
         };
         // The free pool pops from the end: push high chunks first so low ones go out first.
         for c in (0..count as usize).rev() {
@@ -444,7 +458,7 @@ impl AfXdpPort {
             user,
             _umem: umem,
             frames,
-            tx_reserve: (cfg.ring_size as usize).min(count as usize / 2),
+            tx_reserve: tx_reserve(cfg.ring_size, count),
             busy_poll: cfg.busy_poll,
             zerocopy,
             fd,
@@ -564,6 +578,17 @@ impl AfXdpPort {
         drop(writer);
         // Fill ring full: the rest waits in the free pool (owner already `Free`).
         free.append(pending_fill);
+    }
+
+    /// Completed TX frames and released RX frames back to the fill ring (beyond the TX
+    /// reserve kept in the free pool).
+    fn recycle(&mut self) {
+        self.reap_completions();
+        self.fill_from_pending();
+        let spare = self.frames.free.len().saturating_sub(self.tx_reserve);
+        if spare > 0 {
+            self.fill_from_free(spare);
+        }
     }
 
     /// Free TX ring entries (the consumer head is re-read when the cached view is short).
@@ -697,6 +722,7 @@ impl Port for AfXdpPort {
             options: 0,
         });
         self.frames.owner[c] = Owner::Tx;
+        self.frames.tx_inflight += 1;
         true
     }
 
@@ -734,6 +760,7 @@ impl Port for AfXdpPort {
         for d in self.staged.drain(..) {
             if let Some(c) = self.frames.chunk(d.addr) {
                 self.frames.owner[c] = Owner::Free;
+                self.frames.tx_inflight -= 1;
                 let base = self.frames.base(c);
                 self.frames.free.push(base);
             }
@@ -772,28 +799,43 @@ impl Port for AfXdpPort {
                 break;
             }
         }
-        self.reap_completions();
-        self.fill_from_pending();
-        let spare = self.frames.free.len().saturating_sub(self.tx_reserve);
-        if spare > 0 {
-            self.fill_from_free(spare);
-        }
+        self.recycle();
         if self.busy_poll || self.device.needs_wakeup() {
             self.wake_rx();
         }
     }
 
-    /// Sleep in poll(2) until the RX ring has frames or `timeout` passes, so an idle
+    /// Sleep in ppoll(2) until the RX ring has frames or `timeout` passes, so an idle
     /// worker gives its CPU back yet wakes at once when traffic resumes.
+    ///
+    /// Completions are reaped and the fill ring refilled first, and while TX frames are
+    /// still to complete the sleep is cut to [`INFLIGHT_WAIT`]: their chunks are the fill
+    /// ring's supply. A worker that slept a whole millisecond on them let the kernel drop
+    /// every frame of that millisecond for lack of fill descriptors (seen on the veth lab
+    /// under a flood: `rx_fill_ring_empty_descs` growing, `rx_ring_full` 0, worker idle);
+    /// no RX frame can arrive to wake it then.
     fn wait(&mut self, timeout: std::time::Duration) {
+        self.recycle();
+        if self.rx_ready() > 0 {
+            return;
+        }
+        let timeout = if self.frames.tx_inflight > 0 {
+            timeout.min(INFLIGHT_WAIT)
+        } else {
+            timeout
+        };
         let mut pfd = libc::pollfd {
             fd: self.fd(),
             events: libc::POLLIN,
             revents: 0,
         };
-        let ms = timeout.as_millis().clamp(1, i32::MAX as u128) as i32;
-        // SAFETY: `pfd` is a valid pollfd for the duration of the call and nfds is 1.
-        let _ = unsafe { libc::poll(&mut pfd, 1, ms) };
+        let ts = libc::timespec {
+            tv_sec: timeout.as_secs() as libc::time_t,
+            tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
+        };
+        // SAFETY: `pfd` and `ts` are valid for the duration of the call, nfds is 1, and a
+        // null signal mask leaves the mask unchanged.
+        let _ = unsafe { libc::ppoll(&mut pfd, 1, &ts, std::ptr::null()) };
     }
 
     fn stats(&self) -> PortStats {
@@ -923,6 +965,7 @@ mod tests {
             free: Vec::new(),
             pending_fill: Vec::new(),
             bad_descs: 0,
+            tx_inflight: 0,
         }
     }
 
@@ -986,7 +1029,9 @@ mod tests {
     fn completions_return_tx_frames_only() {
         let mut f = frames(4);
         f.owner[2] = Owner::Tx;
+        f.tx_inflight = 1;
         f.complete(2 * 2048 + DATA_OFFSET);
+        assert_eq!(f.tx_inflight, 0);
         assert_eq!(f.owner[2], Owner::Free);
         assert_eq!(f.free, vec![2 * 2048]);
         // A completion for a frame not on the TX ring changes nothing.
@@ -1018,6 +1063,14 @@ mod tests {
         assert!(!lo.is_empty());
         assert_eq!(driver_name("nosuchif0"), "unknown");
         assert_eq!(driver_name("a-name-that-is-too-long"), "unknown");
+    }
+
+    #[test]
+    fn tx_reserve_leaves_the_bulk_to_the_fill_ring() {
+        assert_eq!(tx_reserve(2048, 4096), 512);
+        assert_eq!(tx_reserve(512, 1024), 128);
+        assert_eq!(tx_reserve(2048, 1024), 128);
+        assert!(tx_reserve(64, 64) >= 8);
     }
 
     #[test]
