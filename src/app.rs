@@ -360,11 +360,23 @@ pub fn run_until(
             published: worker.published.clone(),
         });
         let stop = stop.clone();
+        let priority = cfg.xdp.worker_priority;
         let handle = std::thread::Builder::new()
             .name(format!("synack-w{i}"))
             .spawn(move || {
                 if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
                     warn!(cpu, "could not pin worker {i} to its CPU");
+                }
+                if priority > 0 {
+                    match crate::io::sys::set_fifo_priority(priority) {
+                        Ok(()) => info!(worker = i, priority, "worker runs SCHED_FIFO"),
+                        Err(e) => warn!(
+                            worker = i,
+                            priority,
+                            error = %e,
+                            "xdp.worker_priority: SCHED_FIFO refused (needs CAP_SYS_NICE)"
+                        ),
+                    }
                 }
                 worker.run(&stop, DRAIN);
                 worker
