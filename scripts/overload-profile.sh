@@ -94,7 +94,7 @@ taskset -pc 0 "$NAPI" >/dev/null
 [ -n "$NAPI_NICE" ] && renice -n "$NAPI_NICE" -p "$NAPI" >/dev/null
 WORKER=$(ps -T -o spid=,comm= -p "${PIDS[0]}" | awk '$2 == "synack-w0" {print $1}')
 [ -n "$FIFO" ] && chrt -f -p "$FIFO" "$WORKER"
-echo "server pid ${PIDS[0]}, worker tid $WORKER ($(ps -o ni=,cls= -q "$WORKER")), NAPI thread $NAPI ($(ps -o ni=,cls= -p "$NAPI")), client NAPI $CNAPI" | tee "$OUT/setup.txt"
+echo "server pid ${PIDS[0]}, worker tid $WORKER ($(chrt -p "$WORKER" | tr '\n' ' ')), NAPI thread $NAPI ($(ps -o ni=,cls= -p "$NAPI")), client NAPI $CNAPI" | tee "$OUT/setup.txt"
 
 last=$(echo "$RATES" | awk '{print $NF}')
 for rate in $RATES; do
