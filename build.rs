@@ -1,5 +1,6 @@
-//! Compiles the XDP program `src/bpf/synack.bpf.c` with clang into `$OUT_DIR/synack.bpf.o`,
-//! which `io::bpf` embeds with `aya::include_bytes_aligned!`.
+//! Compiles the XDP programs under `src/bpf/` with clang into `$OUT_DIR/<name>.bpf.o`:
+//! `synack.bpf.c` (embedded by `io::bpf`) and `flood.bpf.c` (embedded by `io::flood`),
+//! each with `aya::include_bytes_aligned!`.
 //!
 //! Needs `clang` and the libbpf headers (`bpf/bpf_helpers.h`); the multiarch include dir
 //! (`/usr/include/<triple>`) provides `asm/types.h`. Set `CLANG` to use another clang.
@@ -8,15 +9,17 @@ use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const SRC: &str = "src/bpf/synack.bpf.c";
+const SRCS: &[&str] = &["src/bpf/synack.bpf.c", "src/bpf/flood.bpf.c"];
 
 fn main() {
-    println!("cargo:rerun-if-changed={SRC}");
+    for src in SRCS {
+        println!("cargo:rerun-if-changed={src}");
+    }
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-env-changed=CLANG");
 
     let clang = env::var("CLANG").unwrap_or_else(|_| "clang".to_string());
-    let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("synack.bpf.o");
+    let out_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
 
     match Command::new(&clang).arg("--version").output() {
         Ok(o) if o.status.success() => {}
@@ -39,18 +42,34 @@ fn main() {
         );
     }
 
-    let mut cmd = Command::new(&clang);
+    for src in SRCS {
+        let stem = Path::new(src)
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .expect("source names are ASCII");
+        compile(
+            &clang,
+            multiarch.as_deref(),
+            src,
+            &out_dir.join(format!("{stem}.o")),
+        );
+    }
+}
+
+/// Compile one BPF C source into `out`.
+fn compile(clang: &str, multiarch: Option<&str>, src: &str, out: &Path) {
+    let mut cmd = Command::new(clang);
     cmd.args(["-O2", "-g", "-Wall", "-Werror", "-target", "bpf"]);
-    if let Some(dir) = &multiarch {
+    if let Some(dir) = multiarch {
         cmd.arg(format!("-I{dir}"));
     }
-    cmd.args(["-c", SRC, "-o"]).arg(&out);
+    cmd.args(["-c", src, "-o"]).arg(out);
     let output = cmd
         .output()
         .unwrap_or_else(|e| fail(&format!("could not run {clang}: {e}")));
     if !output.status.success() {
         fail(&format!(
-            "clang failed to compile {SRC} (command: {cmd:?}):\n{}\nIf the error is a missing \
+            "clang failed to compile {src} (command: {cmd:?}):\n{}\nIf the error is a missing \
              header, install the packages `clang` and `libbpf-dev` (and `linux-libc-dev` for \
              asm/types.h).",
             String::from_utf8_lossy(&output.stderr)

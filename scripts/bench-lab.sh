@@ -75,23 +75,9 @@ done
 # Servers are placed on CPU 0 (taskset for kserver, synack's own worker pinning).
 taskset -pc 1 $$ >/dev/null
 # --- packages, installed only when missing -------------------------------------------
-missing=()
-need() { command -v "$1" >/dev/null 2>&1 || missing+=("$2"); }
-need ethtool ethtool; need trafgen netsniff-ng; need wrk wrk; need nft nftables
-need cc gcc; need taskset util-linux; need python3 python3
-if [ ${#missing[@]} -gt 0 ]; then
-    echo "== installing: ${missing[*]}"
-    apt-get install -y "${missing[@]}" >/dev/null 2>&1 ||
-        { apt-get update >/dev/null && apt-get install -y "${missing[@]}" >/dev/null; }
-fi
-PLOT=none
-if python3 -c 'import matplotlib' 2>/dev/null; then
-    PLOT=matplotlib
-elif pip install matplotlib >/dev/null 2>&1 && python3 -c 'import matplotlib' 2>/dev/null; then
-    PLOT=matplotlib
-elif command -v gnuplot >/dev/null 2>&1 || apt-get install -y gnuplot-nox >/dev/null 2>&1; then
-    PLOT=gnuplot
-fi
+"$ROOT/scripts/deps.sh" bench plot
+PLOT=gnuplot
+python3 -c 'import matplotlib' 2>/dev/null && PLOT=matplotlib
 
 OUT=${OUT:-lab-out/bench-$(date -u +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT"
@@ -108,58 +94,31 @@ fi
 cc -O2 -o "$WORK/kserver" "$ROOT/scripts/gen/kserver.c" || die "building kserver"
 
 # --- the lab ---------------------------------------------------------------------------
-T=sb$$
-CNS=$T-c; SNS=$T-s; VC=${T}c; VS=${T}s
-CLIENT=198.18.0.2; SERVER=198.18.0.1; SOURCES=198.19.0.0/24
+. "$ROOT/scripts/lab-lib.sh"
+lab_names sb$$
+SOURCES=198.19.0.0/24
 PIDS=()
 cleanup() {
     set +e
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
     sleep 0.3
     for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
-    ip netns del "$CNS" 2>/dev/null
-    ip netns del "$SNS" 2>/dev/null
+    lab_down
     [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-cx() { ip netns exec "$CNS" "$@"; }
-sx() { ip netns exec "$SNS" "$@"; }
-
-ip netns add "$CNS"
-ip netns add "$SNS"
-ip link add "$VC" netns "$CNS" type veth peer name "$VS" netns "$SNS"
-cx ethtool -K "$VC" tx off rx off >/dev/null
-sx ethtool -K "$VS" tx off rx off >/dev/null
-ip -n "$CNS" addr add $CLIENT/24 dev "$VC"
-ip -n "$SNS" addr add $SERVER/24 dev "$VS"
-for ns in "$CNS" "$SNS"; do ip -n "$ns" link set lo up; done
-ip -n "$CNS" link set "$VC" up
-ip -n "$SNS" link set "$VS" up
+lab_up
 # RPS: the server veth's receive work on CPU 0, the client veth's on CPU 1.
 sx sh -c "echo 1 > /sys/class/net/$VS/queues/rx-0/rps_cpus"
 cx sh -c "echo 2 > /sys/class/net/$VC/queues/rx-0/rps_cpus"
 # Native XDP on veth runs in the receiving veth's NAPI, by default on the CPU that sent the
-# frame; threaded NAPI with the thread pinned keeps that work on the receiving side's CPU.
-# Switch veth DEV (in namespace NS) to threaded NAPI and pin its threads to CPU; only
-# possible once XDP is attached (veth has no NAPI before).
-pin_napi() {
-    local ns=$1 dev=$2 cpu=$3 pid n=0
-    ip netns exec "$ns" sh -c "echo 1 > /sys/class/net/$dev/threaded" || die "threaded NAPI on $dev"
-    sleep 0.1
-    for pid in $(ps -eo pid=,comm= | awk -v p="napi/$dev" 'index($2, p) == 1 { print $1 }'); do
-        taskset -pc "$cpu" "$pid" >/dev/null && n=$((n + 1))
-    done
-    echo "   pinned $n NAPI thread(s) of $dev to CPU $cpu"
-}
+# frame; threaded NAPI with the thread pinned (pin_napi, once XDP is attached: veth has no
+# NAPI before) keeps that work on the receiving side's CPU.
 # The kernel server routes the generator's source range back to the client.
 ip -n "$SNS" route add $SOURCES via $CLIENT
 sx sysctl -qw net.ipv4.tcp_syncookies=2 net.core.somaxconn=65535 net.ipv4.tcp_max_syn_backlog=65535
-CMAC=$(cx cat /sys/class/net/"$VC"/address)
-SMAC=$(sx cat /sys/class/net/"$VS"/address)
-ip -n "$CNS" neigh replace $SERVER lladdr "$SMAC" dev "$VC" nud permanent
-ip -n "$SNS" neigh replace $CLIENT lladdr "$CMAC" dev "$VS" nud permanent
 # Replies to trafgen's sources arrive at the client kernel, which drops them (not local);
 # count them first with an nftables ingress counter.
 cx nft add table netdev bench
@@ -170,16 +129,7 @@ KERNEL=$(uname -r)
 echo "== lab: $VC ($CLIENT, generator on CPU 1) <-> $VS ($SERVER, server on CPU 0); $CPU_MODEL; Linux $KERNEL"
 
 # --- measuring ---------------------------------------------------------------------------
-# "busy total" jiffies of one CPU.
-cpu_jiffies() {
-    awk -v c="cpu$1" '$1 == c { b = $2 + $3 + $4 + $7 + $8 + $9; print b, b + $5 + $6 }' /proc/stat
-}
-# A kernel counter of the server namespace: netstat FILE GROUP FIELD.
-ksnmp() {
-    sx cat "/proc/net/$1" | awk -v g="$2:" -v f="$3" '
-        $1 == g && !h { for (i = 2; i <= NF; i++) n[i] = $i; h = 1; next }
-        $1 == g && h { for (i = 2; i <= NF; i++) if (n[i] == f) print $i; exit }'
-}
+# cpu_jiffies and ksnmp come from scripts/lab-lib.sh.
 nft_synacks() { cx nft list chain netdev bench in | awk '/counter/ { for (i = 1; i <= NF; i++) if ($i == "packets") print $(i + 1) }'; }
 STATS=$WORK/synack-stats.json
 # synack's stats JSON: "uptime busy_seconds synack_sent established".

@@ -41,7 +41,7 @@ done
 [[ "$SECS" =~ ^[0-9]+$ ]] && [ "$SECS" -ge 2 ] && [ "$SECS" -le 30 ] || die "--secs: give 2..30"
 [ "$(id -u)" -eq 0 ] || die "needs root (namespaces, XDP, AF_XDP, perf -C)"
 [ -x "$BIN" ] || die "no synack binary at $BIN (cargo build --release)"
-"$ROOT/scripts/deps.sh" >/dev/null
+"$ROOT/scripts/deps.sh" sweep perf >/dev/null
 OUT=${OUT:-$ROOT/lab-out/overload-$(date -u +%Y%m%dT%H%M%S)}
 mkdir -p "$OUT"
 taskset -pc 1 $$ >/dev/null

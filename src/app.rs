@@ -3,16 +3,17 @@
 
 #![forbid(unsafe_code)]
 
-use crate::config::{Config, FullPolicy, LabOptions, ListenMode, View};
+use crate::config::{Config, FullPolicy, LabOptions, ListenMode, SynOffloadMode, View};
 use crate::counters::{Counters, DropReason, Event};
 use crate::engine::{
     self, rss::Rss, Capture, Control, HandoffQueue, Published, Stack, Steering, Worker,
 };
 use crate::io::afxdp::{AfXdpConfig, AfXdpPort};
-use crate::io::bpf::{BpfCounters, Filter, XdpProgram};
+use crate::io::bpf::{clock_origin_ns, BpfCounters, Filter, SynAnswer, SynOffload, XdpProgram};
 use crate::io::{PortStats, XdpMode};
+use crate::table::occupancy::Occupancy;
 use crate::table::{Core, CoreConfig};
-use crate::tcp::cookie::CookieJar;
+use crate::tcp::cookie::{self, CookieJar};
 use crate::tcp::responder::{HttpResponses, Mode};
 use crate::tcp::{Clock, Params};
 use anyhow::{Context, Result};
@@ -55,6 +56,9 @@ pub fn core_config(cfg: &Config) -> CoreConfig {
             challenge_ack_limit: t.challenge_ack_limit,
             fin_with_ack: t.fin_with_ack,
             rst_when_full: t.table_full == FullPolicy::Rst,
+            persist_timeout_ms: ms(t.persist_timeout_secs),
+            close_timeout_ms: ms(t.close_timeout_secs),
+            header_timeout_ms: ms(cfg.http.header_timeout_secs),
         },
         capacity: t.table_capacity,
         buffers: t.buffers,
@@ -66,6 +70,98 @@ pub fn core_config(cfg: &Config) -> CoreConfig {
             .map(|l| (l.port, mode_of(l.mode)))
             .collect(),
     }
+}
+
+/// What the XDP program's SYN-ACK carries for each listener: the window, MSS and window
+/// shift `tcp::listen::on_syn` uses for that port's mode, so both paths send one answer.
+pub fn syn_answers(core: &CoreConfig) -> Vec<SynAnswer> {
+    core.listeners
+        .iter()
+        .map(|&(port, mode)| SynAnswer {
+            port,
+            window: crate::table::syn_window(&core.params, core.buffer_size, mode)
+                .min(u32::from(u16::MAX)) as u16,
+            mss: core.params.mss,
+            window_scale: crate::tcp::listen::rcv_wscale(&core.params, mode),
+            timestamps: core.params.timestamps,
+        })
+        .collect()
+}
+
+/// Resets per second and CPU that the XDP program sends for ACKs whose cookie fails (RFC
+/// 9293 §3.10.7.2), a burst of one second's worth.
+pub const XDP_RST_PER_SEC: u32 = 1000;
+
+/// Publish the jar's keys and the minute counter of now to the XDP program.
+fn publish_cookies(prog: &mut XdpProgram, jar: &CookieJar) -> Result<()> {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    prog.publish_cookies(
+        jar.raw_keys(),
+        jar.previous_raw_keys(),
+        cookie::counter_from_unix_secs(secs),
+        true,
+    )
+}
+
+/// Set up the XDP SYN offload's keys and occupancy filter (it is switched on once the
+/// workers run, [`enable_syn_offload`]). `None` when it is off, or when `auto` and the
+/// kernel refused a part of it.
+fn prepare_syn_offload(
+    cfg: &Config,
+    prog: &mut XdpProgram,
+    jar: &CookieJar,
+) -> Result<Option<Occupancy>> {
+    if cfg.xdp.syn_offload == SynOffloadMode::Off {
+        return Ok(None);
+    }
+    if cfg.xdp.syn_offload == SynOffloadMode::Auto
+        && prog.mode() == XdpMode::Native
+        && is_paired_virtual(&cfg.interface)
+    {
+        // veth: XDP_TX frames in native mode are flushed to the peer promptly only when the
+        // peer has an XDP program (kernel veth_xdp_flush); without one they are dropped
+        // (no NAPI) or wait in the peer's ring until other traffic wakes it.
+        info!(
+            interface = %cfg.interface,
+            "xdp.syn_offload = \"auto\": off on a veth in native mode (its XDP_TX frames reach \
+             the peer only when the peer has an XDP program); set syn_offload = \"on\" if it \
+             has one, or use xdp.mode = \"generic\""
+        );
+        return Ok(None);
+    }
+    let mut setup = || -> Result<Occupancy> {
+        publish_cookies(prog, jar)?;
+        let (cells, key) = prog.occupancy()?;
+        Occupancy::new(Arc::new(cells), key)
+            .context("the XDP occupancy map does not have a power-of-two size")
+    };
+    match (setup(), cfg.xdp.syn_offload) {
+        (Ok(occ), _) => Ok(Some(occ)),
+        (Err(e), SynOffloadMode::On) => Err(e.context(
+            "xdp.syn_offload = \"on\": the SYN offload could not be set up (use \"auto\" or \"off\")",
+        )),
+        (Err(e), _) => {
+            warn!("xdp.syn_offload = \"auto\": SYN offload off: {e:#}");
+            Ok(None)
+        }
+    }
+}
+
+/// Whether `ifname` is a veth (its driver, as `ethtool -i` reports it).
+fn is_paired_virtual(ifname: &str) -> bool {
+    crate::io::bpf::driver_name(ifname).as_deref() == Some("veth")
+}
+
+/// Switch the SYN offload on with the listeners of `core` and the workers' clock origin.
+fn enable_syn_offload(prog: &mut XdpProgram, core: &CoreConfig, origin: Instant) -> Result<()> {
+    prog.set_syn_offload(&SynOffload {
+        listeners: syn_answers(core),
+        clock_origin_ns: clock_origin_ns(origin),
+        rst_per_sec: XDP_RST_PER_SEC,
+    })
 }
 
 /// The MAC address of an interface, from sysfs.
@@ -114,6 +210,8 @@ pub struct Report {
     pub active: u64,
     /// Counters summed over workers.
     pub total: crate::counters::CountersJson,
+    /// Whether the XDP program answers SYNs itself (`xdp.syn_offload`).
+    pub xdp_syn_offload: bool,
     /// Counters of the XDP program (per-CPU values summed).
     pub xdp_program: Option<BpfCounters>,
     /// Captured frames lost to a full capture queue.
@@ -165,6 +263,7 @@ fn report(
             uptime_secs: start.elapsed().as_secs_f64(),
             active,
             total: total.to_json(),
+            xdp_syn_offload: prog.syn_offload_enabled(),
             xdp_program: prog.counters().ok(),
             capture_lost,
             workers: reports,
@@ -278,7 +377,11 @@ pub fn run_until(
     let mut prog = XdpProgram::attach(&cfg.interface, cfg.xdp.mode, &filter)?;
     let mode = prog.mode();
     let mac = interface_mac(&cfg.interface)?;
-    let core_cfg = core_config(&cfg);
+    let mut core_cfg = core_config(&cfg);
+    let occupancy = prepare_syn_offload(&cfg, &mut prog, &jar)?;
+    // The control thread's copy of the workers' jars: it follows every rotation, so the
+    // XDP program always holds the keys the workers hold.
+    let mut ctl_jar = jar.clone();
     info!(
         interface = %cfg.interface,
         xdp_mode = ?mode,
@@ -333,7 +436,9 @@ pub fn run_until(
         prog.register_socket(queue, port.fd())?;
         let zerocopy = port.zerocopy();
         info!(worker = i, cpu, queue, zerocopy, "AF_XDP socket bound");
-        let mut stack = Stack::new(Core::new(&core_cfg, jar.clone(), &clock0), &cfg.addresses);
+        let mut core = Core::new(&core_cfg, jar.clone(), &clock0);
+        core.set_occupancy(occupancy.clone());
+        let mut stack = Stack::new(core, &cfg.addresses);
         stack.verify_checksums = cfg.tcp.verify_checksums;
         stack.standalone = cfg.xdp.standalone.then_some(mac);
         if n > 1 {
@@ -344,6 +449,7 @@ pub fn run_until(
             });
         }
         let mut worker = Worker::new(stack, port, cfg.xdp.batch_size);
+        worker.clock_origin = start;
         if n > 1 {
             worker.set_handoff(&queues, i);
         }
@@ -385,6 +491,22 @@ pub fn run_until(
         handles.push(handle);
     }
     drop(capture_tx);
+    if occupancy.is_some() {
+        match (
+            enable_syn_offload(&mut prog, &core_cfg, start),
+            cfg.xdp.syn_offload,
+        ) {
+            (Ok(()), _) => info!("SYN offload on: the XDP program answers SYNs"),
+            (Err(e), SynOffloadMode::On) => {
+                stop.store(true, Ordering::Relaxed);
+                for h in handles {
+                    let _ = h.join();
+                }
+                return Err(e.context("xdp.syn_offload = \"on\""));
+            }
+            (Err(e), _) => warn!("xdp.syn_offload = \"auto\": SYN offload off: {e:#}"),
+        }
+    }
     let latest_metrics = Arc::new(std::sync::Mutex::new(String::new()));
     let metrics_thread = match cfg.ops.metrics {
         Some(addr) => {
@@ -412,6 +534,7 @@ pub fn run_until(
     let mut last_t = Instant::now();
     let mut next = Instant::now() + interval;
     let mut forget_secret_at: Option<Instant> = None;
+    let mut last_cookie_publish = Instant::now();
     while !stop.load(Ordering::Relaxed) && !handles.iter().any(|h| h.is_finished()) {
         std::thread::sleep(Duration::from_millis(20).min(interval));
         if hup.swap(false, Ordering::Relaxed) {
@@ -428,11 +551,23 @@ pub fn run_until(
                         if let Err(e) = prog.set_ports(&ports) {
                             warn!("SIGHUP: updating the XDP port map: {e:#}");
                         }
+                        core_cfg.listeners = core_config(&new).listeners;
+                        if prog.syn_offload_enabled() {
+                            if let Err(e) = enable_syn_offload(&mut prog, &core_cfg, start) {
+                                warn!("SIGHUP: updating the XDP listeners: {e:#}");
+                            }
+                        }
                     }
                     for m in &msgs {
-                        if matches!(m, Control::RotateSecret(_)) {
+                        if let Control::RotateSecret(s) = m {
                             // Old cookies stay valid for one validity period (two minutes).
                             forget_secret_at = Some(Instant::now() + Duration::from_secs(120));
+                            ctl_jar.rotate(*s);
+                            if occupancy.is_some() {
+                                if let Err(e) = publish_cookies(&mut prog, &ctl_jar) {
+                                    warn!("SIGHUP: publishing the new secret to XDP: {e:#}");
+                                }
+                            }
                         }
                         for c in &controls {
                             let _ = c.send(m.clone());
@@ -453,7 +588,16 @@ pub fn run_until(
             for c in &controls {
                 let _ = c.send(Control::ForgetPreviousSecret);
             }
+            ctl_jar.forget_previous();
             info!("previous cookie secret forgotten");
+        }
+        // The minute counter (and the keys after a change) reach the XDP program within a
+        // second; publish_cookies writes the map only when something changed.
+        if occupancy.is_some() && last_cookie_publish.elapsed() >= Duration::from_secs(1) {
+            last_cookie_publish = Instant::now();
+            if let Err(e) = publish_cookies(&mut prog, &ctl_jar) {
+                warn!("publishing SYN cookie keys to XDP: {e:#}");
+            }
         }
         if Instant::now() < next {
             continue;

@@ -167,6 +167,25 @@ pub struct XdpSettings {
     /// Answer ARP and IPv6 neighbour solicitations ourselves, for addresses the kernel
     /// does not own. Default: false.
     pub standalone: bool,
+    /// Answer SYNs (and check stateless cookie ACKs) in the XDP program itself: `auto` (on
+    /// wherever the program attaches, except a veth in native mode, whose XDP_TX frames
+    /// reach the peer only if the peer runs an XDP program; off with a warning if the
+    /// kernel refuses a part of it), `on` (refuse to start without it) or `off`.
+    /// Default: `auto`.
+    pub syn_offload: SynOffloadMode,
+}
+
+/// `xdp.syn_offload`: whether the XDP program answers SYNs itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SynOffloadMode {
+    /// On wherever the program attaches; off (with a warning) if it cannot be set up.
+    #[default]
+    Auto,
+    /// On; starting fails if it cannot be set up.
+    On,
+    /// Off: every segment for us goes to the workers.
+    Off,
 }
 
 impl Default for XdpSettings {
@@ -181,6 +200,7 @@ impl Default for XdpSettings {
             zerocopy: ZeroCopy::Auto,
             worker_priority: 0,
             standalone: false,
+            syn_offload: SynOffloadMode::Auto,
         }
     }
 }
@@ -216,6 +236,14 @@ pub struct TcpSettings {
     pub rto_max_ms: u64,
     /// Retransmissions before a connection is aborted: 1..=30. Default: 6.
     pub max_retries: u32,
+    /// Seconds the peer's window may stay zero while we hold data before the connection
+    /// is reset (RFC 6429 allows the abort; sockstress is the attack); 0 = probe as long
+    /// as the peer answers (RFC 1122 §4.2.2.17); at most 86400. Default: 120.
+    pub persist_timeout_secs: u64,
+    /// Seconds from our close (idle timeout, shutdown, `Connection: close`, after the
+    /// peer's FIN) until our FIN must be acknowledged when data is in the way, before the
+    /// connection is reset: 1..=3600. Default: 60.
+    pub close_timeout_secs: u64,
     /// Connection-table slots per worker: 1..=16777216. Default: 262144.
     pub table_capacity: usize,
     /// What a SYN or cookie ACK gets when the table is full: `rst` or `drop`.
@@ -251,6 +279,8 @@ impl Default for TcpSettings {
             rto_initial_ms: 1000,
             rto_max_ms: 60_000,
             max_retries: 6,
+            persist_timeout_secs: 120,
+            close_timeout_secs: 60,
             table_capacity: 262_144,
             table_full: FullPolicy::Rst,
             challenge_ack_limit: 1000,
@@ -276,6 +306,8 @@ impl fmt::Debug for TcpSettings {
             .field("rto_initial_ms", &self.rto_initial_ms)
             .field("rto_max_ms", &self.rto_max_ms)
             .field("max_retries", &self.max_retries)
+            .field("persist_timeout_secs", &self.persist_timeout_secs)
+            .field("close_timeout_secs", &self.close_timeout_secs)
             .field("table_capacity", &self.table_capacity)
             .field("table_full", &self.table_full)
             .field("challenge_ack_limit", &self.challenge_ack_limit)
@@ -309,6 +341,9 @@ pub struct HttpSettings {
     /// `Content-Type` header value: non-empty visible ASCII, no CR/LF.
     /// Default: `"text/plain"`.
     pub content_type: String,
+    /// Seconds a request head may take to arrive, from its first byte (slowloris): then
+    /// 408 and close. 0 = no limit; at most 3600. Default: 20.
+    pub header_timeout_secs: u64,
 }
 
 impl Default for HttpSettings {
@@ -317,6 +352,7 @@ impl Default for HttpSettings {
             status: 200,
             body: "synack\n".to_owned(),
             content_type: "text/plain".to_owned(),
+            header_timeout_secs: 20,
         }
     }
 }
@@ -604,6 +640,7 @@ fn field_hint(field: &str) -> &'static str {
         "steering" => "write the section as a table: [steering] followed by its keys, e.g. handoff_queue = 1024",
         "ops" => "write the section as a table: [ops] followed by its keys, e.g. stats_interval_ms = 1000",
         "xdp.mode" => "use auto, native or generic, e.g. mode = \"auto\"",
+        "xdp.syn_offload" => "use auto, on or off, e.g. syn_offload = \"auto\"",
         "xdp.frame_size" => "use 2048 or 4096, e.g. frame_size = 2048",
         "xdp.frame_count" => "use a power of two in 64..=1048576, e.g. frame_count = 4096",
         "xdp.ring_size" => "use a power of two in 64..=16384 and at most xdp.frame_count / 2, e.g. ring_size = 2048",
@@ -622,6 +659,8 @@ fn field_hint(field: &str) -> &'static str {
         "tcp.rto_initial_ms" => "use 200..=60000 ms (RFC 6298 §2.1 suggests 1000), e.g. rto_initial_ms = 1000",
         "tcp.rto_max_ms" => "use tcp.rto_initial_ms..=120000 ms (RFC 6298 §2.5: at least 60000 is allowed), e.g. rto_max_ms = 60000",
         "tcp.max_retries" => "use 1..=30, e.g. max_retries = 6",
+        "tcp.persist_timeout_secs" => "use 0 (probe a zero window as long as the peer answers) up to 86400 seconds, e.g. persist_timeout_secs = 120",
+        "tcp.close_timeout_secs" => "use 1..=3600 seconds, e.g. close_timeout_secs = 60",
         "tcp.table_capacity" => "use 1..=16777216 connections per worker, e.g. table_capacity = 262144",
         "tcp.table_full" => "use rst or drop, e.g. table_full = \"rst\"",
         "tcp.challenge_ack_limit" => "use 1..=4294967295 challenge ACKs per core per second (RFC 5961 §7), e.g. challenge_ack_limit = 1000",
@@ -631,6 +670,7 @@ fn field_hint(field: &str) -> &'static str {
         "tcp.buffer_size" => "use 512..=65536 bytes, e.g. buffer_size = 4096",
         "http.status" => "use a status code 100..=599, e.g. status = 200",
         "http.body" => "use a string, e.g. body = \"synack\\n\"",
+        "http.header_timeout_secs" => "use 0 (no limit) up to 3600 seconds, e.g. header_timeout_secs = 20",
         "http.content_type" => "use a non-empty media type of visible ASCII without CR/LF, e.g. content_type = \"text/plain\"",
         "steering.rss_key" => "use 80 hex digits, or 40 colon-separated bytes as ethtool -x prints them, e.g. rss_key = \"6d:5a:6d:5a:...\" (40 bytes), or leave it out for the symmetric key 6d5a...6d5a",
         "steering.handoff_queue" => "use 16..=65536 entries, e.g. handoff_queue = 1024",
@@ -653,6 +693,7 @@ fn flag_hint(flag: &str) -> &'static str {
         "--listen" => "give PORT[:MODE] with a unique PORT 1..=65535 and MODE discard, echo, http or close, e.g. --listen 80:http (repeat the flag for more)",
         "--workers" => "give CPU ids this process may run on as a list like 0, 0-1 or 0,2-3, e.g. --workers 0-1",
         "--xdp-mode" => "give auto, native or generic, e.g. --xdp-mode native",
+        "--syn-offload" => "give auto, on or off, e.g. --syn-offload off",
         "--cookie-secret" => "give exactly 32 hex digits, e.g. --cookie-secret 00112233445566778899aabbccddeeff (the file is safer: command lines are visible to other users)",
         "--ready-file" => "give a file path, e.g. --ready-file /run/synack.ready",
         "--stats-json" => "give a file path other than the ready file, e.g. --stats-json /run/synack-stats.json",
@@ -808,6 +849,10 @@ impl Config {
         check_range(t.rto_max_ms, t.rto_initial_ms, 120_000)
             .map_err(|p| inv("tcp.rto_max_ms", p))?;
         check_range(u64::from(t.max_retries), 1, 30).map_err(|p| inv("tcp.max_retries", p))?;
+        check_range(t.persist_timeout_secs, 0, 86_400)
+            .map_err(|p| inv("tcp.persist_timeout_secs", p))?;
+        check_range(t.close_timeout_secs, 1, 3_600)
+            .map_err(|p| inv("tcp.close_timeout_secs", p))?;
         check_range(t.table_capacity as u64, 1, 1 << 24)
             .map_err(|p| inv("tcp.table_capacity", p))?;
         check_range(u64::from(t.challenge_ack_limit), 1, u64::from(u32::MAX))
@@ -817,6 +862,8 @@ impl Config {
 
         check_range(u64::from(self.http.status), 100, 599).map_err(|p| inv("http.status", p))?;
         check_content_type(&self.http.content_type).map_err(|p| inv("http.content_type", p))?;
+        check_range(self.http.header_timeout_secs, 0, 3_600)
+            .map_err(|p| inv("http.header_timeout_secs", p))?;
 
         check_range(self.steering.handoff_queue as u64, 16, 65536)
             .map_err(|p| inv("steering.handoff_queue", p))?;
@@ -1106,6 +1153,16 @@ pub fn parse_xdp_mode(s: &str) -> Result<XdpMode, String> {
     }
 }
 
+/// Parse `xdp.syn_offload` as a flag gives it: `auto`, `on` or `off`.
+pub fn parse_syn_offload(s: &str) -> Result<SynOffloadMode, String> {
+    match s.trim() {
+        "auto" => Ok(SynOffloadMode::Auto),
+        "on" => Ok(SynOffloadMode::On),
+        "off" => Ok(SynOffloadMode::Off),
+        other => Err(format!("{other:?} is not a SYN offload setting")),
+    }
+}
+
 /// Parse exactly `N` bytes of hex. With `colons`, bytes may also be written as
 /// colon-separated pairs (`6d:5a:...`, as `ethtool -x` prints).
 pub fn parse_hex<const N: usize>(s: &str, colons: bool) -> Result<[u8; N], String> {
@@ -1215,6 +1272,8 @@ pub struct Overrides {
     pub workers: Option<String>,
     /// `--xdp-mode auto|native|generic`.
     pub xdp_mode: Option<String>,
+    /// `--syn-offload auto|on|off`.
+    pub syn_offload: Option<String>,
     /// `--cookie-secret HEX`.
     pub cookie_secret: Option<String>,
     /// `--ready-file PATH`.
@@ -1269,6 +1328,9 @@ impl Overrides {
         }
         if let Some(m) = &self.xdp_mode {
             cfg.xdp.mode = parse_xdp_mode(m).map_err(|p| flag("--xdp-mode", p))?;
+        }
+        if let Some(m) = &self.syn_offload {
+            cfg.xdp.syn_offload = parse_syn_offload(m).map_err(|p| flag("--syn-offload", p))?;
         }
         if let Some(s) = &self.cookie_secret {
             let key = parse_hex::<16>(s, false).map_err(|p| flag("--cookie-secret", p))?;
@@ -1432,6 +1494,8 @@ mod tests {
         );
         assert_eq!((t.table_capacity, t.table_full), (262_144, FullPolicy::Rst));
         assert_eq!(t.challenge_ack_limit, 1000);
+        assert_eq!((t.persist_timeout_secs, t.close_timeout_secs), (120, 60));
+        assert_eq!(cfg.http.header_timeout_secs, 20);
         assert_eq!(t.cookie_secret, None);
         assert_eq!((t.buffers, t.buffer_size), (4096, 4096));
         assert_eq!(cfg.http.status, 200);
@@ -1553,6 +1617,7 @@ mod tests {
             ("", "steering = 1", "steering"),
             ("", "ops = true", "ops"),
             ("xdp", "standalone = 1", "xdp.standalone"),
+            ("xdp", "syn_offload = \"yes\"", "xdp.syn_offload"),
             ("tcp", "mss = 500", "tcp.mss"),
             ("tcp", "mss = 9000", "tcp.mss"),
             ("tcp", "mss = 70000", "tcp.mss"),
@@ -1569,6 +1634,13 @@ mod tests {
             ("tcp", "rto_max_ms = 120001", "tcp.rto_max_ms"),
             ("tcp", "max_retries = 0", "tcp.max_retries"),
             ("tcp", "max_retries = 31", "tcp.max_retries"),
+            (
+                "tcp",
+                "persist_timeout_secs = 86401",
+                "tcp.persist_timeout_secs",
+            ),
+            ("tcp", "close_timeout_secs = 0", "tcp.close_timeout_secs"),
+            ("tcp", "close_timeout_secs = 3601", "tcp.close_timeout_secs"),
             ("tcp", "table_capacity = 0", "tcp.table_capacity"),
             ("tcp", "table_capacity = 16777217", "tcp.table_capacity"),
             ("tcp", "table_full = \"reject\"", "tcp.table_full"),
@@ -1585,6 +1657,11 @@ mod tests {
             ("tcp", "buffer_size = 65537", "tcp.buffer_size"),
             ("http", "status = 99", "http.status"),
             ("http", "status = 600", "http.status"),
+            (
+                "http",
+                "header_timeout_secs = 3601",
+                "http.header_timeout_secs",
+            ),
             ("http", "body = 5", "http.body"),
             ("http", "content_type = \"\"", "http.content_type"),
             (
@@ -1642,7 +1719,7 @@ mod tests {
                 _ => leaves.push(k.clone()),
             }
         }
-        assert_eq!(leaves.len(), 44, "{leaves:?}");
+        assert_eq!(leaves.len(), 48, "{leaves:?}");
         for leaf in &leaves {
             assert!(
                 cases.iter().any(|&(_, _, p)| p == leaf),
@@ -1807,6 +1884,7 @@ mod tests {
             listen: vec!["8080".into(), "8081:echo".into()],
             workers: Some("0".into()),
             xdp_mode: Some("generic".into()),
+            syn_offload: Some("off".into()),
             cookie_secret: Some("ff".repeat(16)),
             ready_file: Some("/tmp/r".into()),
             stats_json: Some("/tmp/s.json".into()),
@@ -1820,6 +1898,15 @@ mod tests {
         assert_eq!(cfg.ops.metrics, Some("127.0.0.1:9100".parse().unwrap()));
         assert_eq!(cfg.ops.capture_mode, "sample:10");
         assert_eq!(cfg.ops.view, View::Quiet);
+        assert_eq!(cfg.xdp.syn_offload, SynOffloadMode::Off);
+        let bad = Overrides {
+            syn_offload: Some("maybe".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            bad.apply(&mut cfg).unwrap_err().field(),
+            Some("--syn-offload")
+        );
         let bad = Overrides {
             capture_mode: Some("sample:0".into()),
             ..Default::default()

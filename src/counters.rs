@@ -118,6 +118,14 @@ counter_enum! {
         TimedOut => "timed_out",
         /// Connections closed by the idle timeout.
         IdleClosed => "idle_closed",
+        /// Connections reset because the peer's window stayed zero for
+        /// `tcp.persist_timeout_secs` (RFC 6429).
+        PersistTimedOut => "persist_timeout",
+        /// Connections reset because our FIN was not acknowledged within
+        /// `tcp.close_timeout_secs` of our close.
+        CloseTimedOut => "close_timeout",
+        /// HTTP request heads incomplete after `http.header_timeout_secs`: 408 and close.
+        HttpHeaderTimeout => "http_header_timeout",
         /// Connections entering TIME-WAIT.
         TimeWait => "time_wait",
         /// A TIME-WAIT connection reopened by a new SYN (RFC 9293 §3.10.7.4, RFC 6191).
@@ -130,6 +138,9 @@ counter_enum! {
         Retransmit => "retransmit",
         /// Payload bytes accepted in order.
         RxBytes => "rx_bytes",
+        /// Payload bytes accepted after we closed: acknowledged and discarded (RFC 9112
+        /// §9.6), never given to the responder. Also counted in `rx_bytes`.
+        RxAfterCloseBytes => "rx_after_close_bytes",
         /// Payload bytes sent, retransmissions included.
         TxBytes => "tx_bytes",
         /// HTTP requests answered.

@@ -98,6 +98,9 @@ struct OverrideArgs {
     /// XDP attach mode: auto, native or generic (replaces `xdp.mode`).
     #[arg(long, value_name = "MODE")]
     xdp_mode: Option<String>,
+    /// Answer SYNs in the XDP program: auto, on or off (replaces `xdp.syn_offload`).
+    #[arg(long, value_name = "MODE")]
+    syn_offload: Option<String>,
     /// SYN-cookie secret, 32 hex digits (replaces `tcp.cookie_secret`). Visible in the
     /// process list: prefer the config file.
     #[arg(long, value_name = "HEX")]
@@ -136,6 +139,7 @@ impl From<OverrideArgs> for Overrides {
             listen: a.listen,
             workers: a.workers,
             xdp_mode: a.xdp_mode,
+            syn_offload: a.syn_offload,
             cookie_secret: a.cookie_secret,
             ready_file: a.ready_file,
             stats_json: a.stats_json,
@@ -194,7 +198,9 @@ impl From<LabArgs> for LabOverrides {
 #[command(after_help = "Examples:\n  \
 synack gen --interface veth-c --target 198.18.0.1:9 --count 100000 --duration 10 --cpu 1\n  \
 synack gen --interface veth-c --target 198.18.0.1:80 --syn-flood --count 2000000 --duration 5\n  \
-synack gen --interface veth-c --target 198.18.0.1:80 --http-get / --count 50000 --json gen.json\n\n\
+synack gen --interface veth-c --target 198.18.0.1:80 --http-get / --count 50000 --json gen.json\n  \
+synack gen --interface veth-c --target 198.18.0.1:80 --concurrency 1000 --http-get / --interval-ms 100 --duration 30\n  \
+synack gen --interface veth-c --target 198.18.0.1:80 --live-flood --rate 1200000 --packets 6000000 --secs 4 --cpu 1\n\n\
 The target must route the source range back to this interface, e.g. on a Linux target:\n  \
 ip route add 198.19.0.0/24 via <this interface's address>\n\
 (synack itself answers on L2 to the frame's source MAC and needs no route).")]
@@ -215,11 +221,16 @@ struct GenArgs {
     /// New connections (or SYNs) per second; 0 = as fast as possible.
     #[arg(long, value_name = "N", default_value_t = 0)]
     rate: u64,
-    /// Most connections (or SYNs) to start, 1..=100000000.
-    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    /// Most connections (or SYNs) to start, 1..=100000000 (alias --packets).
+    #[arg(
+        long,
+        visible_alias = "packets",
+        value_name = "N",
+        default_value_t = 100_000
+    )]
     count: u64,
-    /// Longest time to start new connections, seconds (0 < S <= 600).
-    #[arg(long, value_name = "S", default_value_t = 10.0)]
+    /// Longest time to start new connections (or send), seconds, 0 < S <= 600 (alias --secs).
+    #[arg(long, visible_alias = "secs", value_name = "S", default_value_t = 10.0)]
     duration: f64,
     /// Longest time open connections may still finish afterwards, milliseconds (<= 60000).
     #[arg(long, value_name = "MS", default_value_t = 2000)]
@@ -227,6 +238,26 @@ struct GenArgs {
     /// Send SYNs only and count the SYN-ACKs (no state, no handshake completion).
     #[arg(long)]
     syn_flood: bool,
+    /// SYN flood from an XDP program run with BPF_PROG_TEST_RUN live frames (millions a
+    /// second from one core, paced to --rate inside the program, bounded by --packets and
+    /// --secs), SYN-ACKs counted and dropped by an XDP counter on the interface. IPv4.
+    #[arg(long, conflicts_with_all = ["syn_flood", "request", "http_get"])]
+    live_flood: bool,
+    /// --live-flood: frames that may go ahead of the rate's schedule [default: 20 ms of
+    /// the rate, which covers the gap between two live calls].
+    #[arg(long, value_name = "N", requires = "live_flood")]
+    burst: Option<u64>,
+    /// Steady concurrency: keep N connections open for --duration, replacing any that
+    /// close; report the established count, opens and closes per second and latency.
+    #[arg(long, value_name = "N", conflicts_with_all = ["syn_flood", "live_flood", "server_first"])]
+    concurrency: Option<usize>,
+    /// With --concurrency: send the request (--request or --http-get) on each connection
+    /// every MS milliseconds and time the reply; without it connections stay idle.
+    #[arg(long, value_name = "MS", requires = "concurrency")]
+    interval_ms: Option<u64>,
+    /// --live-flood: do not attach the reply counter.
+    #[arg(long, requires = "live_flood")]
+    no_reply_counter: bool,
     /// Bytes to send once established; \r \n \t escapes are understood.
     #[arg(long, value_name = "TEXT", conflicts_with_all = ["http_get", "syn_flood"])]
     request: Option<String>,
@@ -371,7 +402,29 @@ fn gen_options(a: GenArgs) -> Result<synack::gen::run::GenOptions, String> {
             return Err("--request: give 1..=1400 bytes (one segment)".into());
         }
     }
+    let mut max_in_flight = a.max_in_flight;
+    let hold = match a.concurrency {
+        None => None,
+        Some(n) => {
+            if !(1..=1_000_000).contains(&n) {
+                return Err(format!("--concurrency {n}: give 1..=1000000"));
+            }
+            if let Some(ms) = a.interval_ms {
+                if !(1..=600_000).contains(&ms) {
+                    return Err(format!("--interval-ms {ms}: give 1..=600000"));
+                }
+            }
+            if a.interval_ms.is_some() != request.is_some() {
+                return Err("--concurrency: give --interval-ms together with --request or --http-get (requests every MS), or neither (idle connections)".into());
+            }
+            max_in_flight = n;
+            Some(synack::gen::client::Hold {
+                interval_us: a.interval_ms.map(|ms| ms * 1000),
+            })
+        }
+    };
     let mut client = ClientConfig::new(target.ip(), target.port(), sources);
+    client.hold = hold;
     client.request = request;
     client.expect_bytes = a.expect_bytes.max(1);
     client.close = close;
@@ -387,7 +440,7 @@ fn gen_options(a: GenArgs) -> Result<synack::gen::run::GenOptions, String> {
         pace: Pace {
             rate: (a.rate > 0).then_some(a.rate),
             count: a.count,
-            max_in_flight: a.max_in_flight,
+            max_in_flight,
             batch: a.batch,
         },
         duration: std::time::Duration::from_secs_f64(a.duration),
@@ -423,17 +476,83 @@ fn unescape(s: &str) -> String {
     out
 }
 
-fn gen(args: GenArgs) -> ExitCode {
-    let opts = match gen_options(args) {
+/// `--live-flood`: check the flags that apply; the error names the flag and the remedy.
+fn live_flood_options(a: &GenArgs) -> Result<synack::gen::flood::LiveFloodOptions, String> {
+    let target: std::net::SocketAddrV4 = a.target.parse().map_err(|_| {
+        format!(
+            "--target {:?}: --live-flood needs an IPv4 IP:PORT, e.g. 198.18.0.1:80",
+            a.target
+        )
+    })?;
+    if !(1..=1_000_000_000).contains(&a.count) {
+        return Err(format!("--packets {}: give 1..=1000000000", a.count));
+    }
+    if !(a.duration > 0.0 && a.duration <= 600.0) {
+        return Err(format!("--secs {}: give 0 < S <= 600", a.duration));
+    }
+    if a.drain_ms > 60_000 {
+        return Err(format!("--drain-ms {}: give at most 60000", a.drain_ms));
+    }
+    if a.burst == Some(0) {
+        return Err("--burst 0: give at least 1 frame".into());
+    }
+    let counter_mode = match a.xdp_mode.as_str() {
+        "auto" => synack::io::XdpMode::Auto,
+        "native" => synack::io::XdpMode::Native,
+        "generic" => synack::io::XdpMode::Generic,
+        m => return Err(format!("--xdp-mode {m:?}: give auto, native or generic")),
+    };
+    let target_mac = match &a.target_mac {
+        Some(m) => Some(synack::gen::run::parse_mac(m).ok_or_else(|| {
+            format!("--target-mac {m:?}: give six hex bytes, e.g. 02:00:00:00:00:01")
+        })?),
+        None => None,
+    };
+    Ok(synack::gen::flood::LiveFloodOptions {
+        interface: a.interface.clone(),
+        target,
+        target_mac,
+        rate: (a.rate > 0).then_some(a.rate as f64),
+        burst: a.burst,
+        packets: a.count,
+        secs: std::time::Duration::from_secs_f64(a.duration),
+        drain: std::time::Duration::from_millis(a.drain_ms),
+        count_replies: !a.no_reply_counter,
+        counter_mode,
+        cpu: a.cpu,
+        json: a.json.clone(),
+    })
+}
+
+fn gen_live_flood(args: &GenArgs, stop: &std::sync::atomic::AtomicBool) -> ExitCode {
+    let opts = match live_flood_options(args) {
         Ok(o) => o,
         Err(msg) => return fail_config(&msg),
     };
+    match synack::gen::flood::run(&opts, stop) {
+        Ok(report) => {
+            println!("synack gen");
+            print!("{}", report.table());
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail_runtime(&e),
+    }
+}
+
+fn gen(args: GenArgs) -> ExitCode {
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         if let Err(e) = signal_hook::flag::register(sig, stop.clone()) {
             return fail_runtime(&anyhow::Error::new(e).context("installing signal handlers"));
         }
     }
+    if args.live_flood {
+        return gen_live_flood(&args, &stop);
+    }
+    let opts = match gen_options(args) {
+        Ok(o) => o,
+        Err(msg) => return fail_config(&msg),
+    };
     match synack::gen::run::run(&opts, stop) {
         Ok(report) => {
             println!("synack gen");

@@ -6,6 +6,7 @@
 use crate::app::Report;
 use crate::counters::{DropReason, Event};
 use crate::engine::Captured;
+use crate::io::bpf::BpfCounters;
 use anyhow::{Context, Result};
 use pcap_file::pcapng::blocks::enhanced_packet::{EnhancedPacketBlock, EnhancedPacketOption};
 use pcap_file::pcapng::blocks::interface_description::{
@@ -116,12 +117,29 @@ pub fn prometheus_text(rep: &Report) -> String {
             ("redirect_failed", p.redirect_failed),
             ("arp_redirected", p.arp_redirected),
             ("ndp_redirected", p.ndp_redirected),
+            ("vlan_passed", p.vlan_passed),
         ] {
             let _ = writeln!(out, "synack_xdp_program_total{{verdict=\"{name}\"}} {v}");
+        }
+        let _ = writeln!(out, "# HELP synack_xdp_offload_total The XDP SYN offload: SYNs answered and sent on, stateless ACKs dropped and sent on, resets sent and held back by the rate.\n# TYPE synack_xdp_offload_total counter");
+        for (name, v) in xdp_offload_counters(p) {
+            let _ = writeln!(out, "synack_xdp_offload_total{{event=\"{name}\"}} {v}");
         }
     }
     let _ = writeln!(out, "# HELP synack_capture_lost_total Captured frames lost to a full capture queue.\n# TYPE synack_capture_lost_total counter\nsynack_capture_lost_total {}", rep.capture_lost);
     out
+}
+
+/// The SYN offload's counters by name, for the metrics and the live view.
+fn xdp_offload_counters(p: &BpfCounters) -> [(&'static str, u64); 6] {
+    [
+        ("syn_acks_sent", p.syn_acks_sent),
+        ("syns_to_userspace", p.syns_to_userspace),
+        ("acks_dropped", p.acks_dropped),
+        ("rsts_sent", p.rsts_sent),
+        ("rsts_rate_limited", p.rsts_rate_limited),
+        ("cookie_acks_to_userspace", p.cookie_acks_to_userspace),
+    ]
 }
 
 /// Serve `GET /metrics` on `addr` from a thread, rendering the latest report each time.
@@ -319,6 +337,18 @@ impl Rates<'_> {
         if !drops.is_empty() {
             let _ = writeln!(s, "  drops: {}", drops.join(" "));
         }
+        if let (Some(prev), Some(cur)) = (&self.prev.xdp_program, &self.cur.xdp_program) {
+            let dt = (self.cur.uptime_secs - self.prev.uptime_secs).max(1e-9);
+            let rates: Vec<String> = xdp_offload_counters(cur)
+                .iter()
+                .zip(xdp_offload_counters(prev))
+                .filter(|((_, c), (_, p))| c > p)
+                .map(|((name, c), (_, p))| format!("{name}={:.0}/s", (c - p) as f64 / dt))
+                .collect();
+            if !rates.is_empty() {
+                let _ = writeln!(s, "  xdp: {}", rates.join(" "));
+            }
+        }
         s
     }
 }
@@ -341,6 +371,7 @@ mod tests {
             uptime_secs: secs,
             active: 3,
             total: c.to_json(),
+            xdp_syn_offload: false,
             xdp_program: None,
             capture_lost: 0,
             workers: vec![WorkerReport {
@@ -382,5 +413,30 @@ mod tests {
         assert!(t.contains("cookie_invalid=2/s"), "{t}");
         let row = t.lines().nth(1).unwrap();
         assert!(row.split_whitespace().nth(3) == Some("10"), "{row}");
+    }
+
+    /// The XDP SYN offload's counters reach the live view (as rates) and Prometheus.
+    #[test]
+    fn xdp_offload_counters_in_table_and_metrics() {
+        let mut a = report(1.0, 10, 0);
+        let mut b = report(3.0, 30, 4);
+        a.xdp_program = Some(BpfCounters::default());
+        b.xdp_program = Some(BpfCounters {
+            syn_acks_sent: 2000,
+            acks_dropped: 40,
+            rsts_sent: 20,
+            ..BpfCounters::default()
+        });
+        let t = Rates { prev: &a, cur: &b }.table();
+        assert!(
+            t.contains("xdp: syn_acks_sent=1000/s acks_dropped=20/s rsts_sent=10/s"),
+            "{t}"
+        );
+        let m = prometheus_text(&b);
+        assert!(
+            m.contains("synack_xdp_offload_total{event=\"syn_acks_sent\"} 2000"),
+            "{m}"
+        );
+        assert!(m.contains("synack_xdp_offload_total{event=\"rsts_rate_limited\"} 0"));
     }
 }

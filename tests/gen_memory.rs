@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use synack::engine::{Stack, Worker};
 use synack::gen::driver::Pace;
-use synack::gen::{Client, ClientConfig, CloseOrder, Driver, GenStats, SourceRange};
+use synack::gen::{Client, ClientConfig, CloseOrder, Driver, GenStats, Hold, SourceRange};
 use synack::io::memory::MemoryPort;
 use synack::table::{Core, CoreConfig, L2Path};
 use synack::tcp::cookie::CookieJar;
@@ -377,4 +377,82 @@ fn garbage_is_dropped_with_a_reason() {
     let s = sim.gen.client.stats();
     assert_eq!(s.drops.iter().sum::<u64>(), 8, "{s:?}");
     assert_eq!(s.completed + s.failed(), 0);
+}
+
+fn steady(port: u16, interval_us: Option<u64>) -> ClientConfig {
+    let mut cfg = config(port, 4);
+    cfg.hold = Some(Hold { interval_us });
+    cfg
+}
+
+/// Steady concurrency with requests: 50 connections held against echo (RFC 862), each
+/// sending its request every 10 ms; after the ramp all 50 stay established, every request
+/// but the ones in flight is answered and timed, nothing closes until the run ends; then
+/// every connection closes cleanly (client first) and the server's table ends empty.
+#[test]
+fn steady_concurrency_holds_connections_and_times_requests() {
+    let mut cfg = steady(7, Some(10_000));
+    cfg.request = Some(b"hello, echo\n".to_vec());
+    cfg.expect_bytes = 12;
+    let mut sim = Sim::new(
+        cfg,
+        Pace {
+            max_in_flight: 50,
+            ..pace(100_000)
+        },
+    );
+    while sim.now_us < 1_000_000 {
+        sim.step(true);
+        if sim.now_us > 100_000 {
+            assert_eq!(sim.gen.client.active(), 50, "at {} us", sim.now_us);
+        }
+    }
+    let s = sim.gen.client.stats().clone();
+    assert_eq!(
+        s.attempted, 50,
+        "no connection closed, so none was replaced: {s:?}"
+    );
+    assert_eq!(s.failed(), 0, "{s:?}");
+    // 50 connections × one request per 10 ms over ~1 s.
+    assert!(s.requests >= 50 * 95, "{s:?}");
+    assert!(s.replies + 50 >= s.requests, "{s:?}");
+    let h = sim.gen.client.request_histogram();
+    assert_eq!(h.len(), s.replies);
+    assert!(h.max() < 10_000, "request latency {} us", h.max());
+    sim.gen.client.close_all(sim.now_us);
+    let end = sim.now_us + 2_000_000;
+    while sim.now_us < end && !sim.gen.idle() {
+        sim.step(false);
+    }
+    for _ in 0..4 {
+        sim.step(false);
+    }
+    let s = sim.gen.client.stats().clone();
+    assert_eq!(s.completed, 50, "{s:?}");
+    assert_eq!(s.failed(), 0, "{s:?}");
+    assert_eq!(sim.srv.stack.core.active(), 0);
+}
+
+/// Steady concurrency replaces what closes: against the `close` listener (the server
+/// closes every connection at once), the generator keeps opening replacements, so opens
+/// go on past the target while no more than 20 are ever open, and every close is clean.
+#[test]
+fn steady_concurrency_replaces_closed_connections() {
+    let mut sim = Sim::new(
+        steady(13, None),
+        Pace {
+            max_in_flight: 20,
+            ..pace(100_000)
+        },
+    );
+    let mut most = 0;
+    while sim.now_us < 200_000 {
+        sim.step(true);
+        most = most.max(sim.gen.client.in_flight());
+    }
+    let s = sim.gen.client.stats().clone();
+    assert!(most <= 20, "{most} open at once");
+    assert!(s.attempted > 200, "replacements opened: {s:?}");
+    assert!(s.completed + 20 >= s.attempted, "{s:?}");
+    assert_eq!(s.failed(), 0, "{s:?}");
 }

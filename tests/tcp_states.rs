@@ -587,7 +587,7 @@ fn http_keep_alive_then_connection_close() {
     let out = peer.tx(
         &mut net,
         ACK | PSH,
-        b"GET /2 HTTP/1.1\r\nConnection: close\r\n\r\n",
+        b"GET /2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
     );
     assert_eq!(out.len(), 2, "{out:#?}");
     assert!(String::from_utf8_lossy(&out[0].payload).contains("Connection: close"));
@@ -701,7 +701,7 @@ fn ack_of_retransmitted_data_does_not_ack_fin_rfc9293_3_10_7_4() {
     let out = peer.tx(
         &mut net,
         ACK | PSH,
-        b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
     );
     assert_eq!(out.len(), 2);
     let (resp, fin) = (&out[0], &out[1]);

@@ -19,5 +19,5 @@
 # hping3 processes pinned with taskset for more than one core.
 set -euo pipefail
 IFACE=${1:?IFACE}; TARGET=${2:?TARGET}; PORT=${3:-80}; SECS=${4:-5}
-command -v hping3 >/dev/null || apt-get install -y hping3
+"$(dirname "$0")/../deps.sh" hping3
 timeout -s INT "$SECS" hping3 -I "$IFACE" -S -p "$PORT" --flood --rand-source "$TARGET" || [ $? -eq 124 ]

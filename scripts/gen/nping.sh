@@ -15,5 +15,5 @@
 # to the frame's source MAC, so the reply goes back through the router that sent the SYN.
 set -euo pipefail
 TARGET=${1:?TARGET}; PORT=${2:-80}; RATE=${3:-1000}; COUNT=${4:-5000}
-command -v nping >/dev/null || apt-get install -y nmap
+"$(dirname "$0")/../deps.sh" nping
 exec timeout 120 nping --tcp -p "$PORT" --flags syn --rate "$RATE" -c "$COUNT" -H "$TARGET"

@@ -21,5 +21,5 @@
 # `timeout SECS`.
 set -euo pipefail
 IFACE=${1:?IFACE}; TARGET=${2:?TARGET}; PORT=${3:-9}; PACKETS=${4:-1000000}; SECS=${5:-10}
-command -v xdp-trafficgen >/dev/null || apt-get install -y xdp-tools
+"$(dirname "$0")/../deps.sh" xdp-tools
 exec timeout -s INT "$SECS" xdp-trafficgen tcp -i "$IFACE" -p "$PORT" -n "$PACKETS" -m skb "$TARGET"

@@ -703,6 +703,10 @@ pub struct Worker<P: Port> {
     capture_scratch: Vec<u8>,
     /// Reload instructions.
     pub control: Option<crossbeam::channel::Receiver<Control>>,
+    /// The instant the clock reads 0 ms (`Clock::ms`, hence every TSval we send). All
+    /// workers of a process share one, which the XDP SYN offload also uses for the TSval of
+    /// the SYN-ACKs it sends (`io::bpf::clock_origin_ns`). Default: when the worker was made.
+    pub clock_origin: Instant,
 }
 
 impl<P: Port> Worker<P> {
@@ -720,6 +724,7 @@ impl<P: Port> Worker<P> {
             capture: None,
             capture_scratch: Vec::with_capacity(4096),
             control: None,
+            clock_origin: Instant::now(),
         }
     }
 
@@ -921,7 +926,7 @@ impl<P: Port> Worker<P> {
         let mut busy = Duration::ZERO;
         loop {
             let t0 = Instant::now();
-            let clock = wall_clock(start);
+            let clock = wall_clock(self.clock_origin);
             let n = self.poll(&clock);
             self.apply_control();
             let t1 = Instant::now();
@@ -948,7 +953,7 @@ impl<P: Port> Worker<P> {
             }
             match stopping {
                 None if stop.load(Ordering::Relaxed) => {
-                    self.stack.core.close_all(&wall_clock(start));
+                    self.stack.core.close_all(&wall_clock(self.clock_origin));
                     self.send_pending();
                     self.port.flush();
                     stopping = Some(Instant::now());

@@ -47,6 +47,14 @@ pub enum CloseOrder {
     ServerFirst,
 }
 
+/// Steady concurrency: connections stay open until the run ends (or the server closes
+/// them), each idle or sending the request every `interval_us`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hold {
+    /// Time from one request to the next on a connection, µs; `None` keeps it idle.
+    pub interval_us: Option<u64>,
+}
+
 /// What the generator does, per connection.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
@@ -76,6 +84,9 @@ pub struct ClientConfig {
     pub idle_timeout_us: u64,
     /// Key of the ISS hash.
     pub iss_secret: u64,
+    /// Steady concurrency: hold connections open instead of closing after the handshake
+    /// (and the reply); `None` for the connection-rate modes.
+    pub hold: Option<Hold>,
 }
 
 impl ClientConfig {
@@ -96,6 +107,7 @@ impl ClientConfig {
             syn_retries: 2,
             idle_timeout_us: 3_000_000,
             iss_secret: 0x5eed_5eed_5eed_5eed,
+            hold: None,
         }
     }
 }
@@ -175,6 +187,8 @@ pub struct GenStats {
     pub unfinished: u64,
     /// ARP requests for a source address answered.
     pub arp_replies: u64,
+    /// Requests sent (steady mode sends one every interval on each connection).
+    pub requests: u64,
     /// Received frames, by drop reason (index: [`GenDrop`]).
     pub drops: [u64; GenDrop::COUNT],
 }
@@ -250,9 +264,13 @@ struct Conn {
     /// The one pending deadline, µs.
     deadline: u64,
     retries: u8,
-    /// Reply bytes received.
+    /// Reply bytes received (since the last request, in steady mode).
     got: u32,
     replied: bool,
+    /// Steady mode: when the last request left, µs.
+    t_req: u64,
+    /// Steady mode: a request is waiting for its reply.
+    awaiting: bool,
 }
 
 /// How a connection ended.
@@ -279,6 +297,10 @@ pub struct Client {
     lifetime: Histogram<u64>,
     /// µs of the last completion, for the completion rate.
     last_done_us: u64,
+    /// Request → complete reply, µs (steady mode).
+    request: Histogram<u64>,
+    /// Steady mode: the run is ending; held connections are being closed.
+    closing: bool,
 }
 
 /// A histogram of microseconds from 1 µs to 10 min with 3 significant digits.
@@ -311,6 +333,8 @@ impl Client {
             handshake: new_histogram(),
             lifetime: new_histogram(),
             last_done_us: 0,
+            request: new_histogram(),
+            closing: false,
         }
     }
 
@@ -332,6 +356,75 @@ impl Client {
     /// SYN → clean close latencies, µs.
     pub fn lifetime_histogram(&self) -> &Histogram<u64> {
         &self.lifetime
+    }
+
+    /// Request → complete reply latencies, µs (steady mode).
+    pub fn request_histogram(&self) -> &Histogram<u64> {
+        &self.request
+    }
+
+    /// Connections in ESTABLISHED now (steady mode: the connections held open).
+    pub fn active(&self) -> usize {
+        self.conns
+            .values()
+            .filter(|c| c.state == State::Established)
+            .count()
+    }
+
+    /// Steady mode, end of the run: send FIN on every held connection (RFC 9293 §3.10.4
+    /// CLOSE in ESTABLISHED) and close the ones still opening as soon as they are up.
+    pub fn close_all(&mut self, now_us: u64) {
+        self.closing = true;
+        let keys: Vec<Key> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.state == State::Established)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in keys {
+            let Some(mut conn) = self.conns.get(&key).copied() else {
+                continue;
+            };
+            self.send_fin(key, &mut conn, State::FinWait1);
+            self.set_deadline(key, &mut conn, now_us + self.cfg.idle_timeout_us);
+            self.conns.insert(key, conn);
+        }
+    }
+
+    /// The hold settings, unless the run is ending.
+    fn holding(&self) -> Option<Hold> {
+        self.cfg.hold.filter(|_| !self.closing)
+    }
+
+    /// Steady mode: send the request on a held connection and wait for its reply.
+    fn send_request(&mut self, now_us: u64, key: Key, conn: &mut Conn) {
+        let Some(len) = self.cfg.request.as_ref().map(|r| r.len() as u32) else {
+            return;
+        };
+        self.out.push(Out::Tcp {
+            key,
+            flags: TcpFlags::PSH | TcpFlags::ACK,
+            seq: conn.snd_nxt,
+            ack: conn.rcv_nxt,
+            request: true,
+        });
+        conn.snd_nxt = conn.snd_nxt.add(len);
+        conn.t_req = now_us;
+        conn.awaiting = true;
+        conn.got = 0;
+        self.stats.requests += 1;
+    }
+
+    /// Steady mode: the next deadline of a held connection: the reply's idle timeout while
+    /// a request waits, else the next request (none when idle).
+    fn hold_deadline(&mut self, now_us: u64, key: Key, conn: &mut Conn, hold: Hold) {
+        if conn.awaiting {
+            self.set_deadline(key, conn, now_us + self.cfg.idle_timeout_us);
+        } else if let (Some(every), Some(_)) = (hold.interval_us, &self.cfg.request) {
+            self.set_deadline(key, conn, (conn.t_req + every).max(now_us));
+        } else {
+            conn.deadline = u64::MAX; // idle: no timer
+        }
     }
 
     /// When the last connection completed, µs (0 if none has).
@@ -424,6 +517,8 @@ impl Client {
             retries: 0,
             got: 0,
             replied: false,
+            t_req: 0,
+            awaiting: false,
         };
         self.set_deadline(key, &mut conn, now_us + self.cfg.syn_rto_us);
         self.conns.insert(key, conn);
@@ -599,6 +694,14 @@ impl Client {
             .handshake
             .record(now_us.saturating_sub(conn.t_syn).max(1));
         self.tcp(key, TcpFlags::ACK, conn.snd_nxt, conn.rcv_nxt);
+        if let Some(hold) = self.holding() {
+            // Steady mode: keep it open; the first request (if any) goes at once.
+            if hold.interval_us.is_some() {
+                self.send_request(now_us, key, conn);
+            }
+            self.hold_deadline(now_us, key, conn, hold);
+            return None;
+        }
         if let Some(req) = &self.cfg.request {
             let len = req.len() as u32;
             self.out.push(Out::Tcp {
@@ -683,7 +786,19 @@ impl Client {
             conn.rcv_nxt = conn.rcv_nxt.add(text);
             conn.got = conn.got.saturating_add(text);
         }
-        if !conn.replied && self.cfg.request.is_some() && conn.got >= self.cfg.expect_bytes {
+        let hold = self.holding();
+        if hold.is_some() && conn.awaiting && conn.got >= self.cfg.expect_bytes {
+            conn.awaiting = false;
+            conn.replied = true;
+            self.stats.replies += 1;
+            let _ = self
+                .request
+                .record(now_us.saturating_sub(conn.t_req).max(1));
+        } else if hold.is_none()
+            && !conn.replied
+            && self.cfg.request.is_some()
+            && conn.got >= self.cfg.expect_bytes
+        {
             conn.replied = true;
             self.stats.replies += 1;
         }
@@ -713,14 +828,18 @@ impl Client {
             }
         } else if text > 0 {
             self.tcp(key, TcpFlags::ACK, conn.snd_nxt, conn.rcv_nxt);
-            if conn.replied
+            if hold.is_none()
+                && conn.replied
                 && conn.state == State::Established
                 && self.cfg.close == CloseOrder::ClientFirst
             {
                 self.send_fin(key, conn, State::FinWait1);
             }
         }
-        self.set_deadline(key, conn, now_us + self.cfg.idle_timeout_us);
+        match hold {
+            Some(h) if conn.state == State::Established => self.hold_deadline(now_us, key, conn, h),
+            _ => self.set_deadline(key, conn, now_us + self.cfg.idle_timeout_us),
+        }
         None
     }
 
@@ -773,6 +892,17 @@ impl Client {
                     *c = conn;
                 }
                 continue;
+            }
+            if let Some(hold) = self.holding() {
+                if conn.state == State::Established && !conn.awaiting {
+                    // Steady mode: time for the next request on this held connection.
+                    self.send_request(now_us, key, &mut conn);
+                    self.hold_deadline(now_us, key, &mut conn, hold);
+                    if let Some(c) = self.conns.get_mut(&key) {
+                        *c = conn;
+                    }
+                    continue;
+                }
             }
             if conn.state != State::SynSent {
                 // Tell the server to let go of its half of the connection.

@@ -16,17 +16,23 @@
 //!   used once per run, so a connection is forgotten on its final ACK: there is no client
 //!   TIME-WAIT. SYNs are retransmitted after 1 s (doubling, bounded); nothing else is
 //!   retransmitted, so a lost request or FIN ends as a timeout failure.
+//! - Steady concurrency (`--concurrency N`, [`client::Hold`]): connections stay open for the
+//!   whole run, idle or sending the request every `--interval-ms`; the driver's in-flight
+//!   bound is N, so whatever closes is replaced at once; at the end all are closed.
 //! - [`driver::Driver`]: the loop over an [`crate::io::Port`] (AF_XDP in the lab, memory in
 //!   tests), with SYNs filled in batches and one kick per loop iteration.
 //! - [`run`]: `synack gen` itself.
+//! - [`flood`]: `synack gen --live-flood`, the XDP flood generator of [`crate::io::flood`]
+//!   with its reply counter.
 
 #![forbid(unsafe_code)]
 
 pub mod client;
 pub mod driver;
+pub mod flood;
 pub mod run;
 
-pub use client::{Client, ClientConfig, CloseOrder, GenDrop, GenStats};
+pub use client::{Client, ClientConfig, CloseOrder, GenDrop, GenStats, Hold};
 pub use driver::Driver;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};

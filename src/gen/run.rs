@@ -98,11 +98,79 @@ pub struct Rates {
     pub failed_per_sec: f64,
 }
 
+/// Steady concurrency: what was held (`--concurrency`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SteadyReport {
+    /// Connections to keep open.
+    pub connections: usize,
+    /// Time between requests on a connection, ms (`None`: idle connections).
+    pub interval_ms: Option<u64>,
+    /// Seconds until the target was first reached (from the first SYN).
+    pub ramp_secs: Option<f64>,
+    /// Connections established, sampled every 100 ms after the ramp: mean, min, max.
+    pub active_mean: f64,
+    /// Fewest established in a sample after the ramp.
+    pub active_min: usize,
+    /// Most established in a sample.
+    pub active_max: usize,
+    /// Samples after the ramp.
+    pub samples: u64,
+    /// Connections opened per second over the hold window (the first ones and their
+    /// replacements).
+    pub opens_per_sec: f64,
+    /// Connections that ended per second over the hold window (closed by the server, reset,
+    /// timed out), each replaced.
+    pub closes_per_sec: f64,
+    /// Request → complete reply latency, µs.
+    pub request_us: Percentiles,
+}
+
+/// Samples of the established count during a steady run.
+#[derive(Debug, Default)]
+struct ActiveSamples {
+    ramp_us: Option<u64>,
+    sum: u64,
+    n: u64,
+    min: usize,
+    max: usize,
+    next_us: u64,
+}
+
+impl ActiveSamples {
+    /// Every 100 ms: the established count; samples before the target is reached are the
+    /// ramp and only count towards the maximum.
+    fn sample(&mut self, now_us: u64, first_us: Option<u64>, active: usize, target: usize) {
+        if now_us < self.next_us {
+            return;
+        }
+        self.next_us = now_us + 100_000;
+        self.max = self.max.max(active);
+        if self.ramp_us.is_none() && active >= target {
+            self.ramp_us = Some(now_us.saturating_sub(first_us.unwrap_or(now_us)));
+        }
+        if self.ramp_us.is_some() {
+            self.min = if self.n == 0 {
+                active
+            } else {
+                self.min.min(active)
+            };
+            self.sum += active as u64;
+            self.n += 1;
+        }
+    }
+}
+
 /// The report `synack gen` prints and writes.
 #[derive(Debug, Clone, Serialize)]
 pub struct GenReport {
-    /// "syn-flood", "connect" or "request".
+    /// "syn-flood", "connect", "request" or "steady".
     pub mode: &'static str,
+    /// `--rate`, new connections (or SYNs) per second.
+    pub rate_target: Option<u64>,
+    /// `attempted_per_sec / rate_target - 1`: how far the opening rate was from `--rate`.
+    pub rate_error: Option<f64>,
+    /// Steady concurrency (`--concurrency`).
+    pub steady: Option<SteadyReport>,
     /// Target address:port.
     pub target: String,
     /// Interface used.
@@ -166,8 +234,46 @@ impl GenReport {
         );
         line(
             "attempted",
-            format!("{} ({:.0}/s)", s.attempted, self.rates.attempted_per_sec),
+            format!(
+                "{} ({:.0}/s{})",
+                s.attempted,
+                self.rates.attempted_per_sec,
+                self.rate_error
+                    .map_or(String::new(), |e| format!(", {:+.1}% of --rate", e * 100.0))
+            ),
         );
+        if let Some(st) = &self.steady {
+            line(
+                "held",
+                format!(
+                    "{} wanted; established mean {:.1} min {} max {} ({} samples, ramp {})",
+                    st.connections,
+                    st.active_mean,
+                    st.active_min,
+                    st.active_max,
+                    st.samples,
+                    st.ramp_secs
+                        .map_or("never reached".into(), |r| format!("{r:.3} s"))
+                ),
+            );
+            line(
+                "opens, closes",
+                format!(
+                    "{:.1}/s, {:.1}/s; requests {} replies {}",
+                    st.opens_per_sec, st.closes_per_sec, s.requests, s.replies
+                ),
+            );
+            let r = &st.request_us;
+            if r.count > 0 {
+                line(
+                    "request us p50/90/99",
+                    format!(
+                        "{}/{}/{} (max {}, n {})",
+                        r.p50, r.p90, r.p99, r.max, r.count
+                    ),
+                );
+            }
+        }
         line(
             "SYN-ACKs received",
             format!("{} ({:.0}/s)", s.synack_received, self.rates.synack_per_sec),
@@ -373,6 +479,9 @@ pub fn run(opts: &GenOptions, stop: Arc<AtomicBool>) -> Result<GenReport> {
     let duration_us = opts.duration.as_micros() as u64;
     let drain_us = opts.drain.as_micros() as u64;
     let mut open_end: Option<u64> = None;
+    let steady = opts.client.hold.is_some();
+    let mut samples = ActiveSamples::default();
+    let mut at_open_end = None;
     let mut last_rx = 0u64;
     let mut idle_polls = 0u32;
     let mut busy = Duration::ZERO;
@@ -386,6 +495,14 @@ pub fn run(opts: &GenOptions, stop: Arc<AtomicBool>) -> Result<GenReport> {
         let opening = opening && open_end.is_none();
         if !opening && open_end.is_none() {
             open_end = Some(now);
+        }
+        if steady && opening {
+            let first = driver.first_open_us();
+            samples.sample(now, first, driver.client.active(), opts.pace.max_in_flight);
+        }
+        if steady && !opening && at_open_end.is_none() {
+            at_open_end = Some(driver.client.stats().clone());
+            driver.client.close_all(now);
         }
         let before_tx = driver.tx_frames;
         let n = driver.poll(now, opening);
@@ -421,9 +538,34 @@ pub fn run(opts: &GenOptions, stop: Arc<AtomicBool>) -> Result<GenReport> {
     let stats = driver.client.stats().clone();
     let per = |n: u64, secs: f64| if secs > 0.0 { n as f64 / secs } else { 0.0 };
     let done_secs = driver.client.last_done_us().saturating_sub(first) as f64 / 1e6;
+    let steady_report = opts.client.hold.map(|hold| {
+        let at_end = at_open_end.clone().unwrap_or_else(|| stats.clone());
+        SteadyReport {
+            connections: opts.pace.max_in_flight,
+            interval_ms: hold.interval_us.map(|us| us / 1000),
+            ramp_secs: samples.ramp_us.map(|us| us as f64 / 1e6),
+            active_mean: if samples.n > 0 {
+                samples.sum as f64 / samples.n as f64
+            } else {
+                0.0
+            },
+            active_min: samples.min,
+            active_max: samples.max,
+            samples: samples.n,
+            opens_per_sec: per(at_end.attempted, open_secs),
+            closes_per_sec: per(at_end.completed + at_end.failed(), open_secs),
+            request_us: Percentiles::of(driver.client.request_histogram()),
+        }
+    });
+    let attempted_per_sec = per(stats.attempted, open_secs);
     let report = GenReport {
+        rate_target: opts.pace.rate,
+        rate_error: opts.pace.rate.map(|r| attempted_per_sec / r as f64 - 1.0),
+        steady: steady_report,
         mode: if opts.client.syn_flood {
             "syn-flood"
+        } else if steady {
+            "steady"
         } else if opts.client.request.is_some() {
             "request"
         } else {
@@ -442,7 +584,7 @@ pub fn run(opts: &GenOptions, stop: Arc<AtomicBool>) -> Result<GenReport> {
         elapsed_secs,
         busy_fraction: busy.as_secs_f64() / start.elapsed().as_secs_f64().max(1e-9),
         rates: Rates {
-            attempted_per_sec: per(stats.attempted, open_secs),
+            attempted_per_sec,
             synack_per_sec: per(stats.synack_received, open_secs),
             completed_per_sec: per(stats.completed, done_secs),
             failed_per_sec: per(stats.failed(), elapsed_secs),

@@ -5,11 +5,18 @@
 //! `bpf_link`, so it detaches when [`XdpProgram`] is dropped and also when the process dies
 //! (even on SIGKILL: the kernel closes the link's file descriptor).
 //!
+//! With the SYN offload on ([`XdpProgram::set_syn_offload`]) the program also answers
+//! SYNs for tuples without state with a cookie SYN-ACK itself and cookie-checks stateless
+//! ACKs (see the C source); the control thread keeps its keys and minute counter current
+//! ([`XdpProgram::publish_cookies`]) and the workers keep its occupancy filter current
+//! ([`XdpProgram::occupancy`], [`crate::io::occupancy`]).
+//!
 //! Control path only: errors are `anyhow` with context naming the interface and a remedy.
 
 use std::ffi::CString;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsFd, RawFd};
+use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context};
 use aya::maps::{Array, HashMap, MapData, PerCpuArray, XskMap};
@@ -17,6 +24,7 @@ use aya::programs::{Xdp, XdpMode as AyaXdpMode};
 use aya::Ebpf;
 use serde::Serialize;
 
+use crate::io::occupancy::OccupancyMap;
 use crate::io::test_run::{XdpTestResult, XdpTestRun};
 use crate::io::XdpMode;
 
@@ -36,6 +44,9 @@ const MAX_ADDRS: usize = 256;
 /// Value stored for an address of ours (bit 0 = ours; other bits reserved).
 const ADDR_OURS: u8 = 1;
 
+/// Cells of the occupancy filter (`OCC_CELLS` in the C source).
+pub const OCCUPANCY_CELLS: usize = 1 << 20;
+
 /// Indices of the per-CPU `counters` map (`enum counter_index` in the C source).
 #[derive(Debug, Clone, Copy)]
 #[repr(u32)]
@@ -45,6 +56,163 @@ enum CounterIndex {
     RedirectFailed = 2,
     ArpRedirected = 3,
     NdpRedirected = 4,
+    SynAcksSent = 5,
+    SynsToUserspace = 6,
+    AcksDropped = 7,
+    RstsSent = 8,
+    RstsRateLimited = 9,
+    CookieAcksToUserspace = 10,
+    VlanPassed = 11,
+}
+
+/// One secret's two Linux cookie keys (`syncookie_secret[0]`, `syncookie_secret[1]`), each
+/// as the `(k0, k1)` words of a SipHash key (`tcp::cookie::CookieJar::raw_keys`).
+pub type SipKeyPair = ((u64, u64), (u64, u64));
+
+/// `struct cookie_state` of the C source (one entry of the `cookie_state` array).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+struct StateValue {
+    cur: [u64; 4],
+    prev: [u64; 4],
+    has_prev: u32,
+    counter: u32,
+    origin_ns: u64,
+    occ: [u64; 2],
+    enabled: u32,
+    clock_flags: u32,
+    rst_cost_ns: u64,
+    tai_minus_unix_ns: u64,
+}
+
+/// `CLOCK_FOLLOW` in the C source.
+const CLOCK_FOLLOW: u32 = 1;
+
+/// CLOCK_TAI minus CLOCK_REALTIME in ns, rounded to whole seconds (the kernel's TAI offset),
+/// so that the program's `bpf_ktime_get_tai_ns() - offset` reads the workers' Unix time.
+fn tai_minus_unix_ns() -> u64 {
+    let read = |clock: libc::clockid_t| {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid, writable timespec for the duration of the call.
+        unsafe { libc::clock_gettime(clock, &mut ts) };
+        ts.tv_sec * 1_000_000_000 + ts.tv_nsec
+    };
+    let d = read(libc::CLOCK_TAI) - read(libc::CLOCK_REALTIME);
+    ((d + 500_000_000).div_euclid(1_000_000_000) * 1_000_000_000) as u64
+}
+
+// SAFETY: plain integers, `repr(C)` without padding holes (every field is spelled out).
+unsafe impl aya::Pod for StateValue {}
+
+/// `struct listener` of the C source (the `listeners` array, indexed by port).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct ListenerValue {
+    window: u16,
+    mss: u16,
+    wscale: u8,
+    flags: u8,
+    _pad: u16,
+}
+
+// SAFETY: plain integers, `repr(C)`, the padding spelled out as a field.
+unsafe impl aya::Pod for ListenerValue {}
+
+/// `LISTENER_OFFLOAD` / `LISTENER_TIMESTAMPS` in the C source.
+const LISTENER_OFFLOAD: u8 = 1;
+const LISTENER_TIMESTAMPS: u8 = 2;
+
+/// What the XDP program's SYN-ACK for one listening port carries: exactly what
+/// `tcp::listen::on_syn` sends for that port's mode (the control path computes it from the
+/// same functions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SynAnswer {
+    /// The listening port.
+    pub port: u16,
+    /// The SYN-ACK's window field.
+    pub window: u16,
+    /// Our MSS for IPv4 (IPv6 announces 20 less, as `tcp::listen::our_mss`).
+    pub mss: u16,
+    /// The window shift offered when the SYN offers one and timestamps carry it.
+    pub window_scale: u8,
+    /// Whether timestamps are used when the client offers them.
+    pub timestamps: bool,
+}
+
+/// How the SYN offload runs (see [`XdpProgram::set_syn_offload`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SynOffload {
+    /// One entry per listening port.
+    pub listeners: Vec<SynAnswer>,
+    /// CLOCK_MONOTONIC nanoseconds of the instant userspace's TSval clock reads 0 (see
+    /// [`clock_origin_ns`]).
+    pub clock_origin_ns: u64,
+    /// Resets per second and CPU for ACKs whose cookie fails (0: none).
+    pub rst_per_sec: u32,
+}
+
+/// The kernel driver of interface `ifname` (`ethtool -i`: the ETHTOOL_GDRVINFO ioctl), e.g.
+/// "veth"; `None` if the interface has none or the call fails.
+pub fn driver_name(ifname: &str) -> Option<String> {
+    const SIOCETHTOOL: libc::c_ulong = 0x8946;
+    const ETHTOOL_GDRVINFO: u32 = 0x3;
+    // struct ethtool_drvinfo: cmd, then driver[32], ... (196 bytes in all).
+    let mut info = [0u8; 196];
+    info[..4].copy_from_slice(&ETHTOOL_GDRVINFO.to_ne_bytes());
+    // struct ifreq: ifr_name[16], then the union (ifr_data) at offset 16; 40 bytes.
+    #[repr(C)]
+    struct IfReq {
+        name: [u8; 16],
+        data: *mut u8,
+        _pad: [u8; 16],
+    }
+    let bytes = ifname.as_bytes();
+    if bytes.len() >= 16 {
+        return None;
+    }
+    let mut req = IfReq {
+        name: [0; 16],
+        data: info.as_mut_ptr(),
+        _pad: [0; 16],
+    };
+    req.name[..bytes.len()].copy_from_slice(bytes);
+    // SAFETY: a datagram socket for the ioctl, closed below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: `req` is a valid ifreq whose data points to a 196-byte ethtool_drvinfo that
+    // outlives the call; the kernel writes at most that much.
+    let r = unsafe { libc::ioctl(fd, SIOCETHTOOL as _, &mut req as *mut IfReq) };
+    // SAFETY: `fd` is ours and closed once.
+    unsafe { libc::close(fd) };
+    if r != 0 {
+        return None;
+    }
+    let driver = &info[4..36];
+    let end = driver.iter().position(|&b| b == 0).unwrap_or(driver.len());
+    Some(String::from_utf8_lossy(&driver[..end]).into_owned())
+}
+
+/// The CLOCK_MONOTONIC nanoseconds of `origin`, rounded so that the XDP program's clock
+/// (`bpf_ktime_get_ns() - result`, in ms) never runs ahead of `origin.elapsed()`: the TSval
+/// of an XDP SYN-ACK is then never above the TSval userspace puts on later segments (RFC
+/// 7323 §5.3 PAWS at the peer). `Instant` is CLOCK_MONOTONIC on Linux, as is
+/// `bpf_ktime_get_ns`; the reading after `Instant::now()` can only be later, so the origin
+/// found is at or after the true one (by well under a microsecond).
+pub fn clock_origin_ns(origin: Instant) -> u64 {
+    let before = Instant::now();
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the duration of the call.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    let now_ns = ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64;
+    now_ns.saturating_sub(before.saturating_duration_since(origin).as_nanos() as u64)
 }
 
 /// What the XDP program steers into the AF_XDP sockets.
@@ -74,6 +242,22 @@ pub struct BpfCounters {
     pub arp_redirected: u64,
     /// IPv6 neighbour solicitations for our addresses redirected (standalone mode).
     pub ndp_redirected: u64,
+    /// SYNs answered by the program itself with a cookie SYN-ACK (SYN offload).
+    pub syn_acks_sent: u64,
+    /// SYNs for us sent on to userspace: offload off, the tuple may have state, or the
+    /// SYN was not one the program judges (IP options, bad checksum or options, data).
+    pub syns_to_userspace: u64,
+    /// ACKs for tuples without state whose cookie failed: dropped in XDP.
+    pub acks_dropped: u64,
+    /// Resets sent from XDP for those ACKs (RFC 9293 §3.10.7.2).
+    pub rsts_sent: u64,
+    /// Resets not sent because the per-CPU rate was used up.
+    pub rsts_rate_limited: u64,
+    /// ACKs for tuples without state whose cookie verified: sent on to userspace.
+    pub cookie_acks_to_userspace: u64,
+    /// 802.1ad frames and frames with two tags, passed to the kernel (userspace refuses
+    /// them).
+    pub vlan_passed: u64,
 }
 
 /// The loaded and attached XDP program. Dropping it detaches the program.
@@ -227,7 +411,138 @@ impl XdpProgram {
             redirect_failed: read(CounterIndex::RedirectFailed)?,
             arp_redirected: read(CounterIndex::ArpRedirected)?,
             ndp_redirected: read(CounterIndex::NdpRedirected)?,
+            syn_acks_sent: read(CounterIndex::SynAcksSent)?,
+            syns_to_userspace: read(CounterIndex::SynsToUserspace)?,
+            acks_dropped: read(CounterIndex::AcksDropped)?,
+            rsts_sent: read(CounterIndex::RstsSent)?,
+            rsts_rate_limited: read(CounterIndex::RstsRateLimited)?,
+            cookie_acks_to_userspace: read(CounterIndex::CookieAcksToUserspace)?,
+            vlan_passed: read(CounterIndex::VlanPassed)?,
         })
+    }
+
+    fn state(&self) -> anyhow::Result<StateValue> {
+        let map = self
+            .ebpf
+            .map("cookie_state")
+            .context("no map cookie_state")?;
+        let array: Array<&MapData, StateValue> = map.try_into().context("cookie_state")?;
+        array.get(&0, 0).context("reading cookie_state")
+    }
+
+    fn set_state(&mut self, value: StateValue) -> anyhow::Result<()> {
+        let map = self
+            .ebpf
+            .map_mut("cookie_state")
+            .context("no map cookie_state")?;
+        let mut array: Array<&mut MapData, StateValue> = map.try_into().context("cookie_state")?;
+        array.set(0, value, 0).context("writing cookie_state")
+    }
+
+    /// Turn the SYN offload on with these listeners (also on reload, with the new ones):
+    /// SYNs for tuples without state are answered in XDP from now on. The cookie keys must
+    /// be published too ([`XdpProgram::publish_cookies`]), before or after.
+    pub fn set_syn_offload(&mut self, offload: &SynOffload) -> anyhow::Result<()> {
+        let mut want = vec![ListenerValue::default(); 65536];
+        for l in &offload.listeners {
+            want[usize::from(l.port)] = ListenerValue {
+                window: l.window,
+                mss: l.mss,
+                wscale: l.window_scale,
+                flags: LISTENER_OFFLOAD | if l.timestamps { LISTENER_TIMESTAMPS } else { 0 },
+                _pad: 0,
+            };
+        }
+        {
+            let map = self.ebpf.map_mut("listeners").context("no map listeners")?;
+            let mut array: Array<&mut MapData, ListenerValue> =
+                map.try_into().context("listeners")?;
+            for (port, value) in want.iter().enumerate() {
+                let key = port as u32;
+                if array.get(&key, 0).unwrap_or_default() != *value {
+                    array
+                        .set(key, *value, 0)
+                        .with_context(|| format!("writing port {port} in the listeners map"))?;
+                }
+            }
+        }
+        let mut st = self.state()?;
+        st.origin_ns = offload.clock_origin_ns;
+        st.rst_cost_ns = match offload.rst_per_sec {
+            0 => 0,
+            r => 1_000_000_000 / u64::from(r),
+        };
+        st.enabled = 1;
+        self.set_state(st)
+    }
+
+    /// Turn the SYN offload off: every segment for us goes to userspace again.
+    pub fn disable_syn_offload(&mut self) -> anyhow::Result<()> {
+        let mut st = self.state()?;
+        st.enabled = 0;
+        self.set_state(st)
+    }
+
+    /// Whether the SYN offload is on.
+    pub fn syn_offload_enabled(&self) -> bool {
+        self.state().is_ok_and(|s| s.enabled != 0)
+    }
+
+    /// Publish the cookie keys (current, and the previous one while a rotation keeps it
+    /// valid) and the minute counter (`tcp::cookie::counter_from_unix_secs`). The control
+    /// thread calls this every second and after every secret rotation, so the program
+    /// makes and accepts exactly the cookies the workers do.
+    ///
+    /// With `follow_clock` the program computes the counter itself from CLOCK_TAI and the
+    /// TAI - UTC offset published here, so it turns at the same instant as the workers'
+    /// (`counter` is then only the value of now); without, it uses `counter` as given (tests
+    /// that fix the clock).
+    pub fn publish_cookies(
+        &mut self,
+        current: SipKeyPair,
+        previous: Option<SipKeyPair>,
+        counter: u32,
+        follow_clock: bool,
+    ) -> anyhow::Result<()> {
+        let words = |k: SipKeyPair| [k.0 .0, k.0 .1, k.1 .0, k.1 .1];
+        let mut st = self.state()?;
+        let (cur, prev) = (words(current), previous.map(words).unwrap_or_default());
+        let has_prev = u32::from(previous.is_some());
+        let (flags, tai) = if follow_clock {
+            (CLOCK_FOLLOW, tai_minus_unix_ns())
+        } else {
+            (0, 0)
+        };
+        if st.cur == cur
+            && st.prev == prev
+            && st.has_prev == has_prev
+            && st.counter == counter
+            && st.clock_flags == flags
+            && st.tai_minus_unix_ns == tai
+        {
+            return Ok(());
+        }
+        st.cur = cur;
+        st.prev = prev;
+        st.has_prev = has_prev;
+        st.counter = counter;
+        st.clock_flags = flags;
+        st.tai_minus_unix_ns = tai;
+        self.set_state(st)
+    }
+
+    /// The occupancy filter, mapped for the workers, and the SipHash key of its hash
+    /// (`table::occupancy`). Each call maps the same cells again.
+    pub fn occupancy(&self) -> anyhow::Result<(OccupancyMap, (u64, u64))> {
+        let map = self.ebpf.map("occupancy").context("no map occupancy")?;
+        let data: &MapData = match map {
+            aya::maps::Map::Array(d) => d,
+            _ => bail!("occupancy is not an array map"),
+        };
+        let cells = OccupancyMap::map(data.fd().as_fd(), OCCUPANCY_CELLS)
+            .context("mmap of the XDP occupancy map (needs BPF_F_MMAPABLE)")?;
+        let st = self.state()?;
+        Ok((cells, (st.occ[0], st.occ[1])))
     }
 }
 
@@ -247,6 +562,7 @@ fn load_object(filter: &Filter, ifname: &str) -> anyhow::Result<Ebpf> {
         ))
     })?;
     fill_maps(&mut ebpf, filter).with_context(|| format!("filling XDP maps for {ifname}"))?;
+    seed_state(&mut ebpf).with_context(|| format!("seeding the XDP cookie state for {ifname}"))?;
     let program = xdp_program(&mut ebpf)?;
     program.load().map_err(|e| {
         let hint = if errno_in_chain(&e) == Some(libc::EPERM) {
@@ -341,6 +657,24 @@ fn fill_maps(ebpf: &mut Ebpf, filter: &Filter) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A fresh random key for the occupancy hash, offload off.
+fn seed_state(ebpf: &mut Ebpf) -> anyhow::Result<()> {
+    let mut seed = [0u8; 16];
+    getrandom::fill(&mut seed).map_err(|e| anyhow!("getrandom: {e}"))?;
+    let map = ebpf
+        .map_mut("cookie_state")
+        .context("no map cookie_state")?;
+    let mut array: Array<&mut MapData, StateValue> = map.try_into().context("cookie_state")?;
+    let value = StateValue {
+        occ: [
+            u64::from_le_bytes(seed[..8].try_into().expect("8 bytes")),
+            u64::from_le_bytes(seed[8..].try_into().expect("8 bytes")),
+        ],
+        ..StateValue::default()
+    };
+    array.set(0, value, 0).context("writing cookie_state")
+}
+
 /// The first OS error code found in an error's source chain.
 fn errno_in_chain(e: &(dyn std::error::Error + 'static)) -> Option<i32> {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
@@ -383,9 +717,26 @@ mod tests {
             "ports",
             "settings",
             "counters",
+            "cookie_state",
+            "listeners",
+            "occupancy",
+            "rst_bucket",
         ] {
             assert!(has(name), "symbol {name} missing from the XDP object");
         }
+    }
+
+    /// The value layouts match the C structs (`struct cookie_state`, `struct listener`).
+    #[test]
+    fn map_value_layouts_match_the_c_source() {
+        assert_eq!(std::mem::size_of::<StateValue>(), 120);
+        assert_eq!(std::mem::offset_of!(StateValue, has_prev), 64);
+        assert_eq!(std::mem::offset_of!(StateValue, origin_ns), 72);
+        assert_eq!(std::mem::offset_of!(StateValue, occ), 80);
+        assert_eq!(std::mem::offset_of!(StateValue, enabled), 96);
+        assert_eq!(std::mem::offset_of!(StateValue, rst_cost_ns), 104);
+        assert_eq!(std::mem::offset_of!(StateValue, tai_minus_unix_ns), 112);
+        assert_eq!(std::mem::size_of::<ListenerValue>(), 8);
     }
 
     #[test]

@@ -8,7 +8,9 @@
 
 pub mod afxdp;
 pub mod bpf;
+pub mod flood;
 pub mod memory;
+pub mod occupancy;
 pub mod sys;
 pub mod test_run;
 

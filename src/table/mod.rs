@@ -12,6 +12,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod occupancy;
+
 use crate::counters::{Counters, DropReason, Event};
 use crate::tcp::conn::{ChallengeLimiter, Conn, Ctx, State, Verdict};
 use crate::tcp::cookie::CookieJar;
@@ -168,6 +170,8 @@ pub struct ConnTable<K: Key> {
     slots: Vec<Slot<K>>,
     free: Vec<u32>,
     len: usize,
+    /// The XDP offload's occupancy filter, kept current on insert and remove.
+    occupancy: Option<occupancy::Occupancy>,
 }
 
 impl<K: Key> ConnTable<K> {
@@ -179,6 +183,7 @@ impl<K: Key> ConnTable<K> {
             slots: Vec::with_capacity(capacity),
             free: Vec::new(),
             len: 0,
+            occupancy: None,
         }
     }
 
@@ -225,6 +230,9 @@ impl<K: Key> ConnTable<K> {
         self.index
             .insert_unique(hash, pos, |&i| hasher.hash_one(slots[i as usize].key));
         self.len += 1;
+        if let Some(o) = &self.occupancy {
+            o.add(&key.flow());
+        }
         pos
     }
 
@@ -240,6 +248,9 @@ impl<K: Key> ConnTable<K> {
         }
         self.free.push(pos);
         self.len -= 1;
+        if let Some(o) = &self.occupancy {
+            o.remove(&key.flow());
+        }
         Some(conn)
     }
 
@@ -369,6 +380,13 @@ impl Core {
                 out: Vec::with_capacity(256),
             },
         }
+    }
+
+    /// Keep the XDP offload's occupancy filter current for every connection created or
+    /// removed from now on (see [`occupancy`]).
+    pub fn set_occupancy(&mut self, occ: Option<occupancy::Occupancy>) {
+        self.v4.occupancy = occ.clone();
+        self.v6.occupancy = occ;
     }
 
     /// Connections held (both families).
@@ -580,11 +598,18 @@ impl Shared {
 
     /// The receive window a SYN-ACK offers for `mode`.
     fn syn_window(&self, mode: Mode) -> u32 {
-        if mode.buffered() {
-            self.pool.size() as u32
-        } else {
-            self.params.window
-        }
+        syn_window(&self.params, self.pool.size(), mode)
+    }
+}
+
+/// The receive window a SYN-ACK offers for `mode`: the buffer size (`tcp.buffer_size`) for
+/// buffered modes, `params.window` for the others (`listen::on_syn` caps it at 65,535).
+/// Public for the XDP offload, which must send the same SYN-ACK.
+pub fn syn_window(params: &Params, buffer_size: usize, mode: Mode) -> u32 {
+    if mode.buffered() {
+        buffer_size as u32
+    } else {
+        params.window
     }
 }
 

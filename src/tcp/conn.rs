@@ -6,7 +6,7 @@
 //! sequence, RST, SYN, ACK, text, FIN; then lets the responder send. Every function either
 //! changes the TCB or queues segments into [`Ctx::out`]; none reads a clock.
 
-use super::responder::{self, BufferPool, HttpResponses, Mode, NO_BUF};
+use super::responder::{self, BufferPool, HttpResponses, Mode, Wait, NO_BUF};
 use super::timer::Timer;
 use super::{tick_reached, Params, Payload, Segment};
 use crate::counters::{Counters, DropReason, Event};
@@ -89,6 +89,8 @@ mod flag {
     pub const CLOSE: u8 = 4;
     /// The retransmission timer runs (`rto_at` valid).
     pub const RTO: u8 = 8;
+    /// Without RTO: `rto_at` is the request-header deadline (http, ESTABLISHED).
+    pub const HEAD: u8 = 16;
 }
 
 /// One connection's TCB. Kept small (56 bytes): the table holds a million of them per core.
@@ -110,7 +112,7 @@ pub struct Conn {
     pub ts_recent: u32,
     /// Tick of the last acceptable segment (idle timer).
     pub last_active: u32,
-    /// Retransmission deadline, or the end of TIME-WAIT.
+    /// Retransmission deadline, the end of TIME-WAIT, or the request-header deadline.
     pub rto_at: u32,
     /// The deadline the table scheduled on the wheel for this connection.
     pub timer_at: u32,
@@ -332,6 +334,8 @@ impl Conn {
             Some(Timer::TimeWait { at: self.rto_at })
         } else if self.rto_armed() {
             Some(Timer::Retransmit { at: self.rto_at })
+        } else if self.flags & flag::HEAD != 0 {
+            Some(Timer::Header { at: self.rto_at })
         } else {
             None
         }
@@ -421,7 +425,11 @@ impl Conn {
         if need_ack && ctx.out.len() == before {
             self.send_ack(ctx);
         }
-        Verdict::Keep
+        self.track_waits(ctx);
+        match self.wait_exceeded(ctx) {
+            Some(why) => self.abort(ctx, why),
+            None => Verdict::Keep,
+        }
     }
 
     /// RFC 7323 §5.3 R1: "If there is a Timestamps option in the arriving segment, SEG.TSval
@@ -573,10 +581,13 @@ impl Conn {
             State::LastAck if fin_acked => return AckResult::Remove(Event::Closed),
             _ => {}
         }
-        if advanced {
-            let served = responder::on_send_space(self.mode, ctx.pool, ctx.http, self.buf);
+        // Once our FIN is out nothing may follow it (RFC 9293 §3.10.4).
+        if advanced && !self.state.fin_sent() {
+            let served = responder::on_send_space(self.mode, ctx.pool, ctx.http, self.buf, ctx.now);
             ctx.counters
                 .add(Event::HttpRequests, served.responses.into());
+            ctx.counters
+                .add(Event::RxAfterCloseBytes, served.discarded.into());
             if served.close {
                 self.flags |= flag::CLOSE;
             }
@@ -637,6 +648,17 @@ impl Conn {
 
     /// Give in-order data to the responder. Returns whether all of it was taken.
     fn deliver(&mut self, ctx: &mut Ctx<'_>, data: &[u8]) -> bool {
+        if self.flags & flag::CLOSE != 0 {
+            // We closed (a closing response, the idle timeout, shutdown): RFC 9293 §3.10.4
+            // allows no SEND after CLOSE, so the responder never sees this; RFC 9112 §9.6
+            // has a closing server go on reading, so it is acknowledged and discarded, not
+            // reset (Linux resets: LINUX_MIB_TCPABORTONDATA), and counted.
+            self.rcv_nxt = self.rcv_nxt.add(data.len() as u32);
+            ctx.counters.add(Event::RxBytes, data.len() as u64);
+            ctx.counters
+                .add(Event::RxAfterCloseBytes, data.len() as u64);
+            return true;
+        }
         if self.mode.buffered() && self.buf == NO_BUF {
             match ctx.pool.alloc() {
                 Some(b) => self.buf = b,
@@ -646,9 +668,11 @@ impl Conn {
                 }
             }
         }
-        let taken = responder::on_data(self.mode, ctx.pool, ctx.http, self.buf, data);
+        let taken = responder::on_data(self.mode, ctx.pool, ctx.http, self.buf, data, ctx.now);
         ctx.counters
             .add(Event::HttpRequests, taken.responses.into());
+        ctx.counters
+            .add(Event::RxAfterCloseBytes, taken.discarded.into());
         self.rcv_nxt = self.rcv_nxt.add(taken.bytes as u32);
         ctx.counters.add(Event::RxBytes, taken.bytes as u64);
         if taken.close {
@@ -699,7 +723,7 @@ impl Conn {
             self.snd_nxt = self.snd_nxt.add(len);
             sent += 1;
         }
-        let fin_due = self.state.fin_sent() || self.flags & flag::CLOSE != 0;
+        let fin_due = self.state.fin_sent() || self.close_ready(ctx.pool);
         let fin_open = !matches!(self.state, State::FinWait2 | State::TimeWait);
         if sent < max_segments && fin_due && fin_open && self.snd_nxt == end {
             let seg = self.segment(ctx, TcpFlags::FIN, end, Payload::Empty);
@@ -716,6 +740,13 @@ impl Conn {
         if sent > 0 && !self.rto_armed() {
             self.arm_rto(ctx.now, ctx.params);
         }
+    }
+
+    /// The responder closes (RFC 9293 §3.10.4 CLOSE) and has answered everything it
+    /// received before: no complete request still waits for send space (RFC 9112 §9.3.2:
+    /// pipelined requests are all answered, in order, before our FIN).
+    fn close_ready(&self, pool: &BufferPool) -> bool {
+        self.flags & flag::CLOSE != 0 && !responder::blocked(self.mode, pool, self.buf)
     }
 
     /// RFC 6298 §5.1/§5.5: (re)start the timer with the current, backed-off RTO.
@@ -774,6 +805,95 @@ impl Conn {
     pub fn close(&mut self, ctx: &mut Ctx<'_>) {
         self.flags |= flag::CLOSE;
         self.transmit(ctx);
+        self.track_waits(ctx);
+    }
+
+    /// Start or end the waits that are bounded in time, and the request-header timer:
+    /// - persist: the peer's window is zero while we hold data (RFC 9293 §3.8.6.1);
+    /// - close: we decided to close and our FIN is not yet acknowledged (it may sit
+    ///   behind data the peer does not take);
+    /// - request head: an http request head is arriving (slowloris). Its deadline uses
+    ///   `rto_at` while nothing of ours is outstanding; while something is, the
+    ///   retransmission timer runs and the header timer is set again once all is acked.
+    fn track_waits(&mut self, ctx: &mut Ctx<'_>) {
+        let now = Some(ctx.now);
+        let persisting = self.snd_wnd == 0 && self.queued(ctx.pool) > 0;
+        ctx.pool
+            .set_wait(self.buf, Wait::Persist, now.filter(|_| persisting));
+        let closing = self.flags & flag::CLOSE != 0
+            && !matches!(self.state, State::FinWait2 | State::TimeWait);
+        ctx.pool
+            .set_wait(self.buf, Wait::Close, now.filter(|_| closing));
+        self.flags &= !flag::HEAD;
+        let timeout = ctx.params.header_timeout_ms;
+        if self.rto_armed()
+            || timeout == 0
+            || self.state != State::Established
+            || self.flags & flag::CLOSE != 0
+        {
+            return;
+        }
+        if let Some(since) = responder::head_since(self.mode, ctx.pool, self.buf) {
+            self.rto_at = since.wrapping_add(timeout);
+            self.flags |= flag::HEAD;
+        }
+    }
+
+    /// Which bounded wait has run out, if any. RFC 6429 (and RFC 9293 §3.8.6.1) lets a
+    /// sender abort a connection that stays in the persist condition, so that a peer
+    /// answering every probe with a zero window cannot hold its buffer forever
+    /// (sockstress); the close bound is the same for a connection we are closing, like
+    /// Linux's `tcp_orphan_retries` for orphaned sockets.
+    fn wait_exceeded(&self, ctx: &Ctx<'_>) -> Option<Event> {
+        let over = |w: Wait, limit: u32| {
+            limit > 0
+                && ctx
+                    .pool
+                    .wait_since(self.buf, w)
+                    .is_some_and(|t| tick_reached(ctx.now, t.wrapping_add(limit)))
+        };
+        if over(Wait::Close, ctx.params.close_timeout_ms) {
+            Some(Event::CloseTimedOut)
+        } else if over(Wait::Persist, ctx.params.persist_timeout_ms) {
+            Some(Event::PersistTimedOut)
+        } else {
+            None
+        }
+    }
+
+    /// Give the connection up with a RST and forget it, for reason `why`. The RST carries
+    /// SND.NXT unless that lies beyond the peer's window (a zero-window probe it did not
+    /// take): then the window's right edge, or the peer would discard it as out of
+    /// window (RFC 5961 §3.2) and keep its side open. This is Linux's
+    /// `tcp_acceptable_seq` in `tcp_send_active_reset`.
+    fn abort(&self, ctx: &mut Ctx<'_>, why: Event) -> Verdict {
+        let wnd_end = self.snd_una.add(self.snd_wnd);
+        let seq = if self.snd_nxt.gt(wnd_end) {
+            wnd_end
+        } else {
+            self.snd_nxt
+        };
+        let seg = Segment::control(TcpFlags::RST | TcpFlags::ACK, seq, self.rcv_nxt, 0);
+        ctx.out.push(seg);
+        ctx.counters.event(Event::RstSent);
+        Verdict::Remove(why)
+    }
+
+    /// The request-header timer ran out (RFC 9110 §15.5.9, 408): answer 408 when it fits
+    /// and close. A head that completed meanwhile only re-arms the timers.
+    fn on_header_timeout(&mut self, ctx: &mut Ctx<'_>) -> Verdict {
+        self.flags &= !flag::HEAD;
+        let limit = ctx.params.header_timeout_ms;
+        let due = responder::head_since(self.mode, ctx.pool, self.buf)
+            .is_some_and(|t| limit > 0 && tick_reached(ctx.now, t.wrapping_add(limit)));
+        if !due || self.state != State::Established || self.flags & flag::CLOSE != 0 {
+            self.track_waits(ctx);
+            return Verdict::Keep;
+        }
+        ctx.counters.event(Event::HttpHeaderTimeout);
+        responder::time_out(ctx.pool, ctx.http, self.buf);
+        self.close(ctx);
+        Verdict::Keep
     }
 
     /// Run the wheel timer if it is due at `ctx.now`.
@@ -782,6 +902,7 @@ impl Conn {
             Some(t) if tick_reached(ctx.now, t.at()) => match t {
                 Timer::TimeWait { .. } => Verdict::Remove(Event::Closed),
                 Timer::Retransmit { .. } => self.retransmit(ctx).unwrap_or(Verdict::Keep),
+                Timer::Header { .. } => self.on_header_timeout(ctx),
                 Timer::Idle { .. } => Verdict::Keep,
             },
             _ => Verdict::Keep,
@@ -816,12 +937,11 @@ impl Conn {
     /// `max_retries`, send RST and give up (RFC 9293 §3.8.3 R2). With a zero window the
     /// same timer sends a one-byte window probe (RFC 9293 §3.8.6.1).
     fn retransmit(&mut self, ctx: &mut Ctx<'_>) -> Option<Verdict> {
+        if let Some(why) = self.wait_exceeded(ctx) {
+            return Some(self.abort(ctx, why));
+        }
         if self.retries >= ctx.params.max_retries {
-            let seg =
-                Segment::control(TcpFlags::RST | TcpFlags::ACK, self.snd_nxt, self.rcv_nxt, 0);
-            ctx.out.push(seg);
-            ctx.counters.event(Event::RstSent);
-            return Some(Verdict::Remove(Event::TimedOut));
+            return Some(self.abort(ctx, Event::TimedOut));
         }
         self.retries += 1;
         ctx.counters.event(Event::Retransmit);

@@ -469,6 +469,31 @@ impl CookieJar {
     }
 }
 
+/// The two Linux keys of one secret as raw SipHash key words: `(syncookie_secret[0],
+/// syncookie_secret[1])`, each `(k0, k1)` as `siphash_key_t` holds them. For a second
+/// implementation of the same cookies (the XDP program, `src/bpf/synack.bpf.c`).
+pub type RawKeys = ((u64, u64), (u64, u64));
+
+impl CookieJar {
+    /// The current secret's two keys as raw SipHash key words.
+    pub fn raw_keys(&self) -> RawKeys {
+        (self.current.raw0, self.current.raw1)
+    }
+
+    /// The previous secret's keys, while a rotation keeps it valid.
+    pub fn previous_raw_keys(&self) -> Option<RawKeys> {
+        self.previous.map(|k| (k.raw0, k.raw1))
+    }
+}
+
+/// Linux `cookie_hash` with an arbitrary 128-bit SipHash key (`(k0, k1)` words): SipHash-2-4
+/// of the cookie message of `flow` and `count`, truncated to 32 bits. The cookie uses it with
+/// its two secret keys; the occupancy filter of the XDP offload (`table::occupancy`) uses it
+/// with a key of its own, so both sides of that filter agree on one well-tested function.
+pub fn flow_hash(key: (u64, u64), flow: &CookieFlow, count: u32) -> u32 {
+    Keys::hash(&SipHasher24::new_with_keys(key.0, key.1), flow, count)
+}
+
 /// Options carried in the low 6 bits of our TSval (Linux cookie_init_timestamp /
 /// cookie_timestamp_decode).
 ///

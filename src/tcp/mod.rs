@@ -73,6 +73,15 @@ pub struct Params {
     pub fin_with_ack: bool,
     /// Refuse with RST (true) or silently drop (false) when the table is full.
     pub rst_when_full: bool,
+    /// Longest time the peer's window may stay zero while we hold data before we reset
+    /// the connection (RFC 6429), milliseconds; 0 = probe as long as it answers.
+    pub persist_timeout_ms: u32,
+    /// Longest time from our decision to close until our FIN is acknowledged, when data
+    /// is in the way, before we reset the connection, milliseconds.
+    pub close_timeout_ms: u32,
+    /// Longest time an http request head may take to arrive before 408 and close,
+    /// milliseconds; 0 = no limit.
+    pub header_timeout_ms: u32,
 }
 
 impl Default for Params {
@@ -90,6 +99,9 @@ impl Default for Params {
             challenge_ack_limit: 1_000,
             fin_with_ack: true,
             rst_when_full: true,
+            persist_timeout_ms: 120_000,
+            close_timeout_ms: 60_000,
+            header_timeout_ms: 20_000,
         }
     }
 }

@@ -28,16 +28,24 @@ pub enum Timer {
         /// When it fires.
         at: u32,
     },
+    /// An http request head is still incomplete: 408 and close (slowloris bound).
+    Header {
+        /// When it fires.
+        at: u32,
+    },
 }
 
 impl Timer {
     /// Number of timer kinds.
-    pub const KINDS: usize = 3;
+    pub const KINDS: usize = 4;
 
     /// The deadline this timer carries.
     pub fn at(&self) -> u32 {
         match *self {
-            Timer::Retransmit { at } | Timer::TimeWait { at } | Timer::Idle { at } => at,
+            Timer::Retransmit { at }
+            | Timer::TimeWait { at }
+            | Timer::Idle { at }
+            | Timer::Header { at } => at,
         }
     }
 
@@ -45,7 +53,7 @@ impl Timer {
     /// the wheel's horizon is the largest of these, so every kind fits in one turn. The
     /// idle timer is not kept on the wheel (the table sweeps for it), so its horizon is 0.
     pub fn horizons(p: &super::Params) -> [u32; Self::KINDS] {
-        [p.rto_max_ms, p.time_wait_ms, 0]
+        [p.rto_max_ms, p.time_wait_ms, 0, p.header_timeout_ms]
     }
 }
 

@@ -1,0 +1,340 @@
+#!/usr/bin/env bash
+# scripts/bench-sweep.sh: an offered-load sweep of SYN floods, as an operator would measure
+# it: the Linux kernel and synack, in one run, on the same veth lab and the same CPU.
+#
+#   sudo scripts/bench-sweep.sh [--out DIR] [--step-secs S] [--rates LIST] [--targets LIST]
+#                               [--drain-ms MS] [--gen-fifo PRIO] [--bin PATH] [--no-plot]
+#
+#   --rates    offered SYN rates in M/s, "max" = flat out
+#              [default: 0.2,0.3,0.45,0.6,0.9,1.2,1.8,2.4,max]
+#   --targets  any of kernel, native-off, native-on, generic-off, generic-on
+#              [default: all five]; native/generic is synack's xdp.mode, on/off its
+#              xdp.syn_offload (the targets "-on" need a synack that has that setting)
+#   --step-secs seconds per step, 1..60 [default: 4]
+#   --gen-fifo  run the generator at SCHED_FIFO PRIO (1..49, below the reply counter's
+#              NAPI thread at 50), so that other work on CPU 1 cannot pull the offered rate
+#              below the step's rate; 0 = normal scheduling [default: 40]
+#
+# Where the work runs, for every target: CPU 0 does ALL the server's receive work (the
+# server veth's threaded NAPI pinned there, with GRO on so that it has NAPI also without an
+# XDP program; the server process pinned there: kserver for the kernel, every synack
+# thread). CPU 1 does the generator and the reply counting: `synack gen --live-flood` (an
+# XDP program run with BPF_PROG_TEST_RUN live frames, paced in the program) and its XDP
+# reply counter on the client veth, whose threaded NAPI is pinned to CPU 1 with SCHED_FIFO
+# 50 so the spinning generator cannot starve it. TX checksum offload is off on both ends.
+# SYN-ACKs are counted at the client veth, where counting costs the server nothing.
+#
+# The kernel: tcp_syncookies=2 (every SYN answered by a cookie), a listener on port 80
+# (scripts/gen/kserver.c) in the server namespace, the flood's source range routed back to
+# the client.
+#
+# Per target it reports capacity (the highest answered rate among the steps answered
+# >= 99 %), peak (the highest answered rate), and what is answered at the heaviest step.
+# Results: DIR/results.json, DIR/table.md, DIR/plot.png (answered against offered)
+# [default DIR: ./lab-out/sweep-<UTC date>].
+#
+# Bounded: each step sends at most its rate x step-secs x 1.1 SYNs (flat out: 8 M/s x
+# step-secs) for at most step-secs; each command has a time cap. Traffic stays in the two
+# namespaces (198.18.0.0/24, flood sources 198.19.0.0/16). Namespaces and processes (by
+# PID) are removed on exit, also on failure or Ctrl-C.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+ARGS="$*"
+OUT=""
+STEP_SECS=4
+RATES=0.2,0.3,0.45,0.6,0.9,1.2,1.8,2.4,max
+TARGETS=kernel,native-off,native-on,generic-off,generic-on
+DRAIN_MS=300
+BIN=""
+PLOT=1
+GEN_FIFO=40
+
+die() { echo "bench-sweep: $*" >&2; exit 1; }
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --out) OUT=$2; shift 2 ;;
+        --step-secs) STEP_SECS=$2; shift 2 ;;
+        --rates) RATES=$2; shift 2 ;;
+        --targets) TARGETS=$2; shift 2 ;;
+        --drain-ms) DRAIN_MS=$2; shift 2 ;;
+        --gen-fifo) GEN_FIFO=$2; shift 2 ;;
+        --bin) BIN=$2; shift 2 ;;
+        --no-plot) PLOT=0; shift ;;
+        -h|--help) usage; exit 0 ;;
+        *) die "unknown argument $1 (see --help)" ;;
+    esac
+done
+[[ "$STEP_SECS" =~ ^[0-9]+$ ]] && [ "$STEP_SECS" -ge 1 ] && [ "$STEP_SECS" -le 60 ] ||
+    die "--step-secs: give 1..60"
+[[ "$DRAIN_MS" =~ ^[0-9]+$ ]] && [ "$DRAIN_MS" -le 5000 ] || die "--drain-ms: give 0..5000"
+[[ "$GEN_FIFO" =~ ^[0-9]+$ ]] && [ "$GEN_FIFO" -le 49 ] ||
+    die "--gen-fifo: give a SCHED_FIFO priority 1..49 (below the counter's 50), or 0"
+GEN_SCHED=()
+if [ "$GEN_FIFO" -gt 0 ]; then GEN_SCHED=(chrt -f "$GEN_FIFO"); else GEN_FIFO=""; fi
+IFS=, read -r -a RATE_LIST <<<"$RATES"
+for r in "${RATE_LIST[@]}"; do
+    [ "$r" = max ] || [[ "$r" =~ ^[0-9]*\.?[0-9]+$ ]] || die "--rates: $r is not a rate in M/s or max"
+    [ "$r" = max ] || python3 -c "import sys; sys.exit(0 if 0 < float('$r') <= 20 else 1)" ||
+        die "--rates: $r M/s: give 0 < R <= 20"
+done
+IFS=, read -r -a TARGET_LIST <<<"$TARGETS"
+for t in "${TARGET_LIST[@]}"; do
+    case "$t" in kernel|native-off|native-on|generic-off|generic-on) ;;
+        *) die "--targets: $t is not one of kernel, native-off, native-on, generic-off, generic-on" ;;
+    esac
+done
+[ "$(id -u)" -eq 0 ] || die "needs root (network namespaces, XDP, BPF_PROG_TEST_RUN)"
+[ "$(nproc)" -ge 2 ] || die "needs 2 CPUs (server on CPU 0, generator on CPU 1)"
+
+# This script and what it starts stay on CPU 1 unless placed on CPU 0 on purpose.
+taskset -pc 1 $$ >/dev/null
+extras=(sweep)
+[ "$PLOT" = 1 ] && extras+=(plot)
+"$ROOT/scripts/deps.sh" "${extras[@]}" || die "scripts/deps.sh ${extras[*]} failed"
+
+OUT=${OUT:-lab-out/sweep-$(date -u +%Y%m%d-%H%M%S)}
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+WORK=$(mktemp -d /tmp/synack-sweep.XXXXXX)
+
+if [ -z "$BIN" ]; then
+    echo "== cargo build --release"
+    (cd "$ROOT" && cargo build --release --bin synack >/dev/null 2>&1) ||
+        die "cargo build --release failed (run it in $ROOT to see why)"
+    BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/synack
+fi
+[ -x "$BIN" ] || die "no synack binary at $BIN"
+cc -O2 -o "$WORK/kserver" "$ROOT/scripts/gen/kserver.c" || die "building kserver"
+
+# --- the lab ---------------------------------------------------------------------------
+. "$ROOT/scripts/lab-lib.sh"
+lab_names sw$$
+PIDS=()
+cleanup() {
+    set +e
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+    sleep 0.3
+    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
+    lab_down
+    [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+lab_up
+# GRO on: a veth has NAPI (and accepts XDP_TX frames from its peer) only with an XDP program
+# or GRO; with GRO the NAPI, its threads and their pinning outlive every attach and detach.
+sx ethtool -K "$VS" gro on >/dev/null
+cx ethtool -K "$VC" gro on >/dev/null
+pin_napi "$SNS" "$VS" 0
+pin_napi "$CNS" "$VC" 1 50
+ip -n "$SNS" route add 198.19.0.0/16 via $CLIENT
+sx sysctl -qw net.ipv4.tcp_syncookies=2 net.core.somaxconn=65535 net.ipv4.tcp_max_syn_backlog=65535
+CPU_MODEL=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
+KERNEL=$(uname -r)
+LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
+echo "== lab: $VC ($CLIENT, generator + counter on CPU 1) <-> $VS ($SERVER, server on CPU 0)"
+echo "   $CPU_MODEL; Linux $KERNEL; load average at start $LOAD"
+
+# Does this synack know xdp.syn_offload? (the "-on" targets need it)
+cat >"$WORK/probe.toml" <<EOF
+interface = "$VS"
+addresses = ["$SERVER"]
+[xdp]
+syn_offload = "off"
+EOF
+OFFLOAD_SETTING=0
+"$BIN" check-config --config "$WORK/probe.toml" >/dev/null 2>&1 && OFFLOAD_SETTING=1
+
+# --- one step --------------------------------------------------------------------------
+RESULTS=$WORK/steps.tsv
+: >"$RESULTS"
+# "xdp_xmit xdp_xmit_errors" of the client veth: frames its peer (the server veth) took
+# from the generator, and frames it refused (its ring was full: dropped at the server's door).
+veth_xmit() {
+    cx ethtool -S "$VC" | awk '/tx_queue_0_xdp_xmit:/ { a = $2 } /tx_queue_0_xdp_xmit_errors:/ { b = $2 }
+        END { print a + 0, b + 0 }'
+}
+# step TARGET RATE: one bounded live flood, its JSON line appended to the results.
+step() {
+    local target=$1 rate=$2 pps packets json=$WORK/step.json
+    if [ "$rate" = max ]; then
+        pps=0; packets=$((8000000 * STEP_SECS))
+    else
+        pps=$(python3 -c "print(round($rate * 1e6))")
+        packets=$(python3 -c "print(int($pps * $STEP_SECS * 1.1) + 1)")
+    fi
+    rm -f "$json"
+    local before after
+    before=$(veth_xmit)
+    timeout $((STEP_SECS + 30)) ip netns exec "$CNS" "${GEN_SCHED[@]}" taskset -c 1 "$BIN" --log-level warn gen \
+        --interface "$VC" --target $SERVER:80 --target-mac "$SMAC" --live-flood \
+        --rate "$pps" --packets "$packets" --secs "$STEP_SECS" --drain-ms "$DRAIN_MS" \
+        --cpu 1 --xdp-mode native --json "$json" >"$WORK/step.log" 2>&1 ||
+        die "synack gen --live-flood failed at $target $rate: $(cat "$WORK/step.log")"
+    after=$(veth_xmit)
+    python3 - "$json" "$target" "$rate" "$before" "$after" >>"$RESULTS" <<'EOF'
+import json, sys
+d = json.load(open(sys.argv[1]))
+d["target"], d["step"] = sys.argv[2], sys.argv[3]
+b, a = [int(x) for x in sys.argv[4].split()], [int(x) for x in sys.argv[5].split()]
+d["veth_delivered"], d["veth_refused"] = a[0] - b[0], a[1] - b[1]
+print(json.dumps(d))
+EOF
+    python3 - "$json" "$target" "$rate" <<'EOF'
+import json, sys
+d = json.load(open(sys.argv[1]))
+print(f"   {sys.argv[2]:<12} step {sys.argv[3]:>4}: offered {d['offered_per_sec']/1e6:6.3f} M/s, "
+      f"answered {d['answered_per_sec']/1e6:6.3f} M/s ({d['answered_fraction']*100:5.1f} %), rst {d['replies']['rst']}, "
+      f"rate error {(d['rate_error'] or 0)*100:+.1f} %")
+EOF
+    sleep 0.5
+}
+
+sweep() {
+    local target=$1 r
+    for r in "${RATE_LIST[@]}"; do step "$target" "$r"; done
+}
+
+# --- the targets -----------------------------------------------------------------------
+kernel_target() {
+    echo "== kernel (tcp_syncookies=2, kserver on CPU 0)"
+    ip netns exec "$SNS" taskset -c 0 "$WORK/kserver" $SERVER 80:discard >"$WORK/kserver.log" 2>&1 &
+    local pid=$!
+    PIDS+=("$pid")
+    for _ in $(seq 50); do grep -q ready "$WORK/kserver.log" 2>/dev/null && break; sleep 0.1; done
+    grep -q ready "$WORK/kserver.log" || die "kserver did not start: $(cat "$WORK/kserver.log")"
+    sweep kernel
+    kill "$pid"; wait "$pid" 2>/dev/null || true
+}
+
+synack_target() {
+    local target=$1 mode=${1%-*} offload=${1#*-} offload_line=""
+    if [ "$OFFLOAD_SETTING" = 1 ]; then
+        offload_line="syn_offload = \"$offload\""
+    elif [ "$offload" = on ]; then
+        echo "== $target: skipped (this synack has no xdp.syn_offload setting)"
+        return 0
+    fi
+    echo "== synack $target (xdp.mode $mode${offload_line:+, $offload_line}; every thread on CPU 0)"
+    rm -f "$WORK/synack.ready"
+    cat >"$WORK/synack.toml" <<EOF
+interface = "$VS"
+addresses = ["$SERVER"]
+workers = [0]
+
+[[listen]]
+port = 80
+mode = "discard"
+
+[xdp]
+mode = "$mode"
+frame_count = 65536
+ring_size = 4096
+$offload_line
+
+[ops]
+ready_file = "$WORK/synack.ready"
+view = "quiet"
+EOF
+    ip netns exec "$SNS" taskset -c 0 "$BIN" --log-level warn run --config "$WORK/synack.toml" \
+        >"$WORK/synack-$target.log" 2>&1 &
+    local pid=$!
+    PIDS+=("$pid")
+    for _ in $(seq 100); do [ -f "$WORK/synack.ready" ] && break; sleep 0.1; done
+    [ -f "$WORK/synack.ready" ] || die "synack run did not get ready: $(cat "$WORK/synack-$target.log")"
+    pin_napi "$SNS" "$VS" 0
+    sweep "$target"
+    kill "$pid"; wait "$pid" 2>/dev/null || true
+}
+
+for t in "${TARGET_LIST[@]}"; do
+    if [ "$t" = kernel ]; then kernel_target; else synack_target "$t"; fi
+done
+
+# --- results -----------------------------------------------------------------------------
+cp "$RESULTS" "$OUT/steps.jsonl"
+WHERE="2-vCPU VM, $CPU_MODEL, Linux $KERNEL, load average at start $LOAD. CPU 0: all server receive work (server veth threaded NAPI, GRO on) and the server process; CPU 1: synack gen --live-flood${GEN_FIFO:+ at SCHED_FIFO $GEN_FIFO} and the XDP reply counter (client veth threaded NAPI, SCHED_FIFO 50). $STEP_SECS s a step."
+python3 - "$RESULTS" "$OUT" "$PLOT" "$0 $ARGS" "$WHERE" <<'EOF'
+import datetime, json, subprocess, sys
+steps_path, out, plot, cmd, where = sys.argv[1:6]
+steps = [json.loads(l) for l in open(steps_path) if l.strip()]
+targets = []
+for s in steps:
+    if s["target"] not in targets:
+        targets.append(s["target"])
+summary = {}
+for t in targets:
+    ss = [s for s in steps if s["target"] == t]
+    ok = [s["answered_per_sec"] for s in ss if s["answered_fraction"] >= 0.99]
+    heaviest = max(ss, key=lambda s: s["offered_per_sec"])
+    c = dict(capacity=max(ok) if ok else None,
+             peak=max(s["answered_per_sec"] for s in ss),
+             heaviest_offered=heaviest["offered_per_sec"],
+             heaviest_answered=heaviest["answered_per_sec"])
+    c["heaviest_of_capacity"] = c["heaviest_answered"] / c["capacity"] if c["capacity"] else None
+    summary[t] = c
+k = summary.get("kernel", {}).get("capacity")
+for t, c in summary.items():
+    c["capacity_vs_kernel"] = c["capacity"] / k if k and c["capacity"] else None
+doc = dict(generated=datetime.datetime.now(datetime.timezone.utc).isoformat(), command=cmd,
+           where=where, summary=summary, steps=steps)
+json.dump(doc, open(f"{out}/results.json", "w"), indent=2)
+
+def m(x):
+    return "-" if x is None else f"{x / 1e6:.3f} M"
+def pct(x):
+    return "-" if x is None else f"{x * 100:.0f} %"
+def ratio(x):
+    return "-" if x is None else f"{x:.2f}"
+lines = ["# SYN flood: answered against offered", "", f"`{cmd}`", "", where, "",
+         "| target | capacity (answered, steps >= 99 %) | × kernel | peak answered | heaviest step offered | answered there | of capacity |",
+         "|---|---|---|---|---|---|---|"]
+for t, c in summary.items():
+    lines.append(f"| {t} | {m(c['capacity'])} | {ratio(c['capacity_vs_kernel'])} | {m(c['peak'])} | "
+                 f"{m(c['heaviest_offered'])} | {m(c['heaviest_answered'])} | {pct(c['heaviest_of_capacity'])} |")
+step_names = []
+for s in steps:
+    if s["step"] not in step_names:
+        step_names.append(s["step"])
+lines += ["", "Answered per step, M SYN-ACK/s of the M SYN/s offered (share answered):", "",
+          "| step (M/s) | " + " | ".join(targets) + " |", "|---|" + "---|" * len(targets)]
+for n in step_names:
+    row = [n]
+    for t in targets:
+        s = next((s for s in steps if s["target"] == t and s["step"] == n), None)
+        row.append("-" if s is None else
+                   f"{s['answered_per_sec'] / 1e6:.3f} of {s['offered_per_sec'] / 1e6:.3f} ({s['answered_fraction'] * 100:.0f} %)")
+    lines.append("| " + " | ".join(row) + " |")
+lines += ["", "SYN-ACKs are counted (and dropped) by an XDP program on the client veth; offered = the SYNs the "
+          "generator's XDP program sent (XDP_TX) over the step's sending time. steps.jsonl also has, per step, "
+          "veth_delivered and veth_refused: the SYNs the server veth took and those it refused (its ring full)."]
+open(f"{out}/table.md", "w").write("\n".join(lines) + "\n")
+print("\n".join(lines))
+if plot == "1":
+    for t in targets:
+        with open(f"{out}/plot-{t}.dat", "w") as f:
+            for s in sorted((s for s in steps if s["target"] == t), key=lambda s: s["offered_per_sec"]):
+                f.write(f"{s['offered_per_sec'] / 1e6} {s['answered_per_sec'] / 1e6}\n")
+    top = max(s["offered_per_sec"] for s in steps) / 1e6 * 1.05
+    curves = ", ".join(f"'{out}/plot-{t}.dat' using 1:2 with linespoints lw 2 title '{t}'" for t in targets)
+    script = f"""set terminal TERM size 1000,650 noenhanced
+set output '{out}/plot.png'
+set title "SYN-ACKs answered against SYNs offered, server on one CPU (veth lab, {datetime.date.today()})" font ",11"
+set xlabel 'offered (M SYN/s)'; set ylabel 'answered (M SYN-ACK/s)'
+set key top left; set grid; set xrange [0:{top}]; set yrange [0:*]
+plot x with lines dt 2 lc rgb 'gray' title 'all answered', {curves}
+"""
+    for term in ("pngcairo", "png"):
+        r = subprocess.run(["gnuplot"], input=script.replace("TERM", term).encode(), capture_output=True)
+        if r.returncode == 0:
+            break
+    else:
+        sys.exit("gnuplot failed: " + r.stderr.decode())
+EOF
+files="results.json, table.md, steps.jsonl"
+[ "$PLOT" = 1 ] && files="$files, plot.png"
+echo "== results in $OUT ($files)"

@@ -1,0 +1,78 @@
+# scripts/lab-lib.sh: the shell veth lab of the benchmark scripts (sourced, not run).
+#
+#   . scripts/lab-lib.sh
+#   lab_names sb$$          # CNS SNS (namespaces), VC VS (veth ends), CLIENT SERVER, SOURCES
+#   lab_up                  # namespaces, veth pair, addresses, static neighbours; CMAC SMAC
+#   pin_napi NS DEV CPU [RT] # threaded NAPI of DEV pinned to CPU (RT: SCHED_FIFO priority)
+#   lab_down                # delete both namespaces (the veth goes with them)
+#
+# Two namespaces joined by one single-queue veth pair: client 198.18.0.2 on $VC, server
+# 198.18.0.1 on $VS. TX checksum offload is off on both ends (a veth with it on leaves
+# partial checksums, and GSO builds frames larger than an AF_XDP frame), and RX checksum
+# offload too, so the receiver checks every checksum in software. Traffic stays in the two
+# namespaces; call lab_down from an EXIT trap so they are removed also on failure.
+
+lab_names() {
+    local t=$1
+    CNS=$t-c; SNS=$t-s; VC=${t}c; VS=${t}s
+    CLIENT=198.18.0.2; SERVER=198.18.0.1
+}
+
+cx() { ip netns exec "$CNS" "$@"; }
+sx() { ip netns exec "$SNS" "$@"; }
+
+lab_up() {
+    ip netns add "$CNS"
+    ip netns add "$SNS"
+    ip link add "$VC" netns "$CNS" type veth peer name "$VS" netns "$SNS"
+    cx ethtool -K "$VC" tx off rx off >/dev/null
+    sx ethtool -K "$VS" tx off rx off >/dev/null
+    ip -n "$CNS" addr add $CLIENT/24 dev "$VC"
+    ip -n "$SNS" addr add $SERVER/24 dev "$VS"
+    for ns in "$CNS" "$SNS"; do ip -n "$ns" link set lo up; done
+    ip -n "$CNS" link set "$VC" up
+    ip -n "$SNS" link set "$VS" up
+    CMAC=$(cx cat /sys/class/net/"$VC"/address)
+    SMAC=$(sx cat /sys/class/net/"$VS"/address)
+    ip -n "$CNS" neigh replace $SERVER lladdr "$SMAC" dev "$VC" nud permanent
+    ip -n "$SNS" neigh replace $CLIENT lladdr "$CMAC" dev "$VS" nud permanent
+}
+
+lab_down() {
+    ip netns del "$CNS" 2>/dev/null
+    ip netns del "$SNS" 2>/dev/null
+    return 0
+}
+
+# Switch veth DEV (in namespace NS) to threaded NAPI and pin its threads to CPU, with
+# SCHED_FIFO priority RT when given. The veth needs NAPI first: an XDP program attached, or
+# GRO on (`ethtool -K DEV gro on`). Kernel threads have no command line, so they are found
+# by name (`napi/DEV-N`), never with pgrep -f.
+pin_napi() {
+    local ns=$1 dev=$2 cpu=$3 rt=${4:-} pid n=0
+    ip netns exec "$ns" sh -c "echo 1 > /sys/class/net/$dev/threaded" || {
+        echo "lab: cannot switch $dev to threaded NAPI" >&2
+        return 1
+    }
+    sleep 0.1
+    for pid in $(pgrep "^napi/$dev-"); do
+        taskset -pc "$cpu" "$pid" >/dev/null || return 1
+        if [ -n "$rt" ]; then chrt -f -p "$rt" "$pid" || return 1; fi
+        n=$((n + 1))
+    done
+    [ "$n" -gt 0 ] || { echo "lab: no NAPI thread of $dev found" >&2; return 1; }
+    echo "   pinned $n NAPI thread(s) of $dev to CPU $cpu${rt:+ (SCHED_FIFO $rt)}"
+}
+
+# "busy total" jiffies of one CPU.
+cpu_jiffies() {
+    awk -v c="cpu$1" '$1 == c { b = $2 + $3 + $4 + $7 + $8 + $9; print b, b + $5 + $6 }' /proc/stat
+}
+
+# A kernel counter of the server namespace: ksnmp FILE GROUP FIELD (e.g. netstat TcpExt
+# SyncookiesSent).
+ksnmp() {
+    sx cat "/proc/net/$1" | awk -v g="$2:" -v f="$3" '
+        $1 == g && !h { for (i = 2; i <= NF; i++) n[i] = $i; h = 1; next }
+        $1 == g && h { for (i = 2; i <= NF; i++) if (n[i] == f) print $i; exit }'
+}
