@@ -151,26 +151,33 @@ fn parts(c: &mut Criterion) {
     g.finish();
 }
 
-/// One SYN through `Stack::handle`: parse, cookie, SYN-ACK written over the frame.
+/// One SYN through `Stack::handle`: parse, cookie, SYN-ACK written over the frame, by the
+/// in-place rewrite (`v4_74B`, the default) and by the general path (`v4_74B_general`:
+/// `Tx` queued, then `emit_frame`), which writes the same bytes.
 fn syn_to_synack(c: &mut Criterion) {
     let mut g = c.benchmark_group("syn_to_synack");
     g.throughput(Throughput::Elements(1));
     let syns = common::syns(FLOWS as u32);
-    let mut stack = common::stack(1024, |_| {});
-    let clk = clock(0);
-    let mut buf = vec![0u8; FRAME];
-    let mut i = 0;
-    g.bench_function("v4_74B", |b| {
-        b.iter(|| {
-            let f = syns.get(i & (FLOWS - 1));
-            i += 1;
-            buf[..f.len()].copy_from_slice(f);
-            black_box(stack.handle(&clk, &mut buf, f.len()))
-        })
-    });
+    for (label, in_place) in [("v4_74B", true), ("v4_74B_general", false)] {
+        let mut stack = common::stack(1024, |_| {});
+        stack.rewrite_syn_in_place = in_place;
+        let clk = clock(0);
+        let mut buf = vec![0u8; FRAME];
+        let mut i = 0;
+        g.bench_function(label, |b| {
+            b.iter(|| {
+                let f = syns.get(i & (FLOWS - 1));
+                i += 1;
+                buf[..f.len()].copy_from_slice(f);
+                black_box(stack.handle(&clk, &mut buf, f.len()))
+            })
+        });
+        check(&stack, "syn_to_synack", Event::SynAckSent, i as u64);
+        assert_eq!(stack.core.active(), 0, "a SYN created state");
+        let rewritten = if in_place { i as u64 } else { 0 };
+        assert_eq!(stack.synacks_in_place, rewritten, "{label}: path taken");
+    }
     g.finish();
-    check(&stack, "syn_to_synack", Event::SynAckSent, i as u64);
-    assert_eq!(stack.core.active(), 0, "a SYN created state");
 }
 
 /// Forget every connection of `stack` (slab positions `0..capacity`) and let the wheel

@@ -228,6 +228,8 @@ pub struct WorkerReport {
     pub cpu: usize,
     /// NIC queue its socket is bound to.
     pub queue: u32,
+    /// Whether its AF_XDP socket is in zero-copy mode (XDP_OPTIONS); false is copy mode.
+    pub zerocopy: bool,
     /// Connections in its table.
     pub active: u64,
     /// Share of loop time spent on non-empty batches, 0..1.
@@ -264,6 +266,7 @@ pub struct Report {
 struct Running {
     cpu: usize,
     queue: u32,
+    zerocopy: bool,
     published: Arc<Published>,
 }
 
@@ -289,6 +292,7 @@ fn report(
         reports.push(WorkerReport {
             cpu: w.cpu,
             queue: w.queue,
+            zerocopy: w.zerocopy,
             active: a,
             busy_fraction: if looped > 0.0 { busy / looped } else { 0.0 },
             counters: c.to_json(),
@@ -483,6 +487,7 @@ pub fn run_until(
                 ring_size: cfg.xdp.ring_size,
                 busy_poll: cfg.xdp.busy_poll,
                 mode,
+                zerocopy: cfg.xdp.zerocopy,
             },
         )
         .with_context(|| {
@@ -492,6 +497,8 @@ pub fn run_until(
             )
         })?;
         prog.register_socket(queue, port.fd())?;
+        let zerocopy = port.zerocopy();
+        info!(worker = i, cpu, queue, zerocopy, "AF_XDP socket bound");
         let mut core = Core::new(&core_cfg, jar.clone(), &clock0);
         core.set_occupancy(occupancy.clone());
         let mut stack = Stack::new(core, &cfg.addresses);
@@ -518,14 +525,27 @@ pub fn run_until(
         running.push(Running {
             cpu,
             queue,
+            zerocopy,
             published: worker.published.clone(),
         });
         let stop = stop.clone();
+        let priority = cfg.xdp.worker_priority;
         let handle = std::thread::Builder::new()
             .name(format!("synack-w{i}"))
             .spawn(move || {
                 if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
                     warn!(cpu, "could not pin worker {i} to its CPU");
+                }
+                if priority > 0 {
+                    match crate::io::sys::set_fifo_priority(priority) {
+                        Ok(()) => info!(worker = i, priority, "worker runs SCHED_FIFO"),
+                        Err(e) => warn!(
+                            worker = i,
+                            priority,
+                            error = %e,
+                            "xdp.worker_priority: SCHED_FIFO refused (needs CAP_SYS_NICE)"
+                        ),
+                    }
                 }
                 worker.run(&stop, DRAIN);
                 worker

@@ -25,7 +25,7 @@ use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::engine::rss::KeyChoice;
-use crate::io::{XdpAttach, XdpMode};
+use crate::io::{XdpAttach, XdpMode, ZeroCopy};
 
 /// The configuration reference, embedded: every setting at its default, with comments.
 /// It leaves `interface`, `addresses` and `listen` empty, so it parses into
@@ -151,6 +151,12 @@ pub struct XdpSettings {
     pub batch_size: usize,
     /// Ask the kernel to busy-poll the socket (`SO_PREFER_BUSY_POLL`). Default: false.
     pub busy_poll: bool,
+    /// AF_XDP zero-copy: `auto` (whatever the driver gives, reported), `require` (refuse
+    /// to start in copy mode) or `off` (bind with XDP_COPY). Default: `auto`.
+    pub zerocopy: ZeroCopy,
+    /// SCHED_FIFO priority of the worker threads, 1..=99; 0 keeps the default policy.
+    /// Default: 0.
+    pub worker_priority: u8,
     /// Answer ARP and IPv6 neighbour solicitations ourselves, for addresses the kernel
     /// does not own. Default: false.
     pub standalone: bool,
@@ -185,6 +191,8 @@ impl Default for XdpSettings {
             ring_size: 2048,
             batch_size: 64,
             busy_poll: false,
+            zerocopy: ZeroCopy::Auto,
+            worker_priority: 0,
             standalone: false,
             syn_offload: SynOffloadMode::Auto,
         }
@@ -639,6 +647,8 @@ fn field_hint(field: &str) -> &'static str {
         "xdp.ring_size" => "use a power of two in 64..=16384 and at most xdp.frame_count / 2, e.g. ring_size = 2048",
         "xdp.batch_size" => "use 1..=256 and at most xdp.ring_size, e.g. batch_size = 64",
         "xdp.busy_poll" => "use true or false, e.g. busy_poll = false",
+        "xdp.worker_priority" => "use 0 (default policy) or a SCHED_FIFO priority 1..=99, e.g. worker_priority = 50",
+        "xdp.zerocopy" => "use auto, require or off, e.g. zerocopy = \"auto\"",
         "xdp.standalone" => "use true or false, e.g. standalone = false",
         "tcp.mss" => "use 536..=9000, with mss + 114 header bytes + 256 XDP headroom <= xdp.frame_size, e.g. mss = 1460",
         "tcp.window" => "use 1..=1073725440 bytes and at most 65535 << tcp.window_scale, e.g. window = 262144",
@@ -787,6 +797,8 @@ impl Config {
             ));
         }
         check_range(x.batch_size as u64, 1, 256).map_err(|p| inv("xdp.batch_size", p))?;
+        check_range(u64::from(x.worker_priority), 0, 99)
+            .map_err(|p| inv("xdp.worker_priority", p))?;
         if x.batch_size > x.ring_size as usize {
             return Err(inv(
                 "xdp.batch_size",
@@ -1505,6 +1517,8 @@ mod tests {
         assert_eq!((cfg.xdp.frame_size, cfg.xdp.frame_count), (2048, 4096));
         assert_eq!((cfg.xdp.ring_size, cfg.xdp.batch_size), (2048, 64));
         assert!(!cfg.xdp.busy_poll && !cfg.xdp.standalone);
+        assert_eq!(cfg.xdp.zerocopy, ZeroCopy::Auto);
+        assert_eq!(cfg.xdp.worker_priority, 0);
         let t = &cfg.tcp;
         assert_eq!((t.mss, t.window, t.window_scale), (1460, 262_144, 7));
         assert!(t.timestamps && t.verify_checksums);
@@ -1629,6 +1643,8 @@ mod tests {
             ("xdp", "batch_size = 0", "xdp.batch_size"),
             ("xdp", "batch_size = 257", "xdp.batch_size"),
             ("xdp", "busy_poll = \"yes\"", "xdp.busy_poll"),
+            ("xdp", "zerocopy = \"yes\"", "xdp.zerocopy"),
+            ("xdp", "worker_priority = 100", "xdp.worker_priority"),
             ("", "xdp = 5", "xdp"),
             ("", "tcp = \"fast\"", "tcp"),
             ("", "http = []", "http"),

@@ -1211,6 +1211,7 @@ pub fn flood(
                 ring_size: 2048,
                 busy_poll: false,
                 mode: XdpMode::Generic,
+                zerocopy: crate::io::ZeroCopy::Auto,
             };
             let mut ports = Vec::new();
             for q in 0..queues {

@@ -47,6 +47,15 @@ pub fn prometheus_text(rep: &Report) -> String {
             w.queue, w.active
         );
     }
+    let _ = writeln!(out, "# HELP synack_xdp_zerocopy 1 when the worker's AF_XDP socket is in zero-copy mode, 0 in copy mode.\n# TYPE synack_xdp_zerocopy gauge");
+    for w in &rep.workers {
+        let _ = writeln!(
+            out,
+            "synack_xdp_zerocopy{{worker=\"{}\"}} {}",
+            w.queue,
+            u8::from(w.zerocopy)
+        );
+    }
     let _ = writeln!(out, "# HELP synack_busy_ratio Share of loop time spent on non-empty batches.\n# TYPE synack_busy_ratio gauge");
     for w in &rep.workers {
         let _ = writeln!(
@@ -265,7 +274,7 @@ impl Rates<'_> {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "{:>6} {:>10} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>6}",
+            "{:>6} {:>10} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>6} {:>4}",
             "core",
             "rx_pps",
             "tx_pps",
@@ -275,7 +284,8 @@ impl Rates<'_> {
             "estab/s",
             "closed/s",
             "active",
-            "busy%"
+            "busy%",
+            "xsk"
         );
         let mut tot = [0f64; 8];
         for (i, w) in self.cur.workers.iter().enumerate() {
@@ -294,7 +304,7 @@ impl Rates<'_> {
             }
             let _ = writeln!(
                 s,
-                "{:>6} {:>10.0} {:>10.0} {:>9.0} {:>9.0} {:>9.0} {:>9.0} {:>9.0} {:>9.0} {:>5.1}%",
+                "{:>6} {:>10.0} {:>10.0} {:>9.0} {:>9.0} {:>9.0} {:>9.0} {:>9.0} {:>9.0} {:>5.1}% {:>4}",
                 format!("cpu{}", w.cpu),
                 row[0],
                 row[1],
@@ -304,7 +314,8 @@ impl Rates<'_> {
                 row[5],
                 row[6],
                 row[7],
-                w.busy_fraction * 100.0
+                w.busy_fraction * 100.0,
+                if w.zerocopy { "zc" } else { "copy" }
             );
         }
         if self.cur.workers.len() > 1 {
@@ -366,6 +377,7 @@ mod tests {
             workers: vec![WorkerReport {
                 cpu: 0,
                 queue: 0,
+                zerocopy: false,
                 active: 3,
                 busy_fraction: 0.5,
                 counters: c.to_json(),
@@ -380,6 +392,7 @@ mod tests {
         assert!(text.contains("synack_events_total{worker=\"0\",event=\"syn_received\"} 5"));
         assert!(text.contains("synack_drops_total{worker=\"0\",reason=\"cookie_invalid\"} 2"));
         assert!(text.contains("synack_active_connections{worker=\"0\"} 3"));
+        assert!(text.contains("synack_xdp_zerocopy{worker=\"0\"} 0"));
         for r in DropReason::ALL {
             assert!(text.contains(&format!("reason=\"{}\"", r.label())));
         }
@@ -396,6 +409,7 @@ mod tests {
         let b = report(3.0, 30, 4);
         let t = Rates { prev: &a, cur: &b }.table();
         assert!(t.contains("cpu0"), "{t}");
+        assert!(t.lines().nth(1).unwrap().ends_with("copy"), "{t}");
         assert!(t.contains("cookie_invalid=2/s"), "{t}");
         let row = t.lines().nth(1).unwrap();
         assert!(row.split_whitespace().nth(3) == Some("10"), "{row}");

@@ -316,6 +316,7 @@ fn xsk_send(
             ring_size: 2048,
             busy_poll: false,
             mode: XdpMode::Generic,
+            zerocopy: synack::io::ZeroCopy::Auto,
         };
         let mut port = AfXdpPort::open(&lab.client_if, 0, &cfg).expect("AF_XDP TX socket");
         let t0 = std::time::Instant::now();

@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub mod rss;
+pub mod syn_rewrite;
 
 use crate::counters::{Counters, DropReason, Event};
 use crate::io::{Frame, Port, PortStats};
@@ -31,6 +32,8 @@ const PROTO_TCP: u8 = 6;
 const PROTO_ICMPV6: u8 = 58;
 /// TTL / hop limit of what we send (Linux's default).
 const TTL: u8 = 64;
+/// Empty polls before an idle worker waits on its port.
+const IDLE_SPINS: u32 = 256;
 
 /// Which core owns a flow: a Toeplitz hash over the 4-tuple as received, looked up in a
 /// RETA, as a NIC with RSS does.
@@ -79,6 +82,11 @@ pub struct Stack {
     pub standalone: Option<[u8; 6]>,
     /// Flow ownership, when there are several workers.
     pub steering: Option<Steering>,
+    /// Answer a plain SYN without state by rewriting its frame in place
+    /// ([`syn_rewrite`]); off, every SYN takes the general path (same bytes, slower).
+    pub rewrite_syn_in_place: bool,
+    /// SYN-ACKs written by the in-place rewrite (the rest of the replies took `emit`).
+    pub synacks_in_place: u64,
     /// Segments the core queued that did not fit the received frame; the worker sends them
     /// in frames of their own.
     pending: Vec<Tx>,
@@ -108,6 +116,8 @@ impl Stack {
             verify_checksums: true,
             standalone: None,
             steering: None,
+            rewrite_syn_in_place: true,
+            synacks_in_place: 0,
             pending: Vec::with_capacity(64),
             reply_path: L2Path {
                 local_mac: [0; 6],
@@ -277,6 +287,12 @@ impl Stack {
             },
             _ => return self.drop(DropReason::Malformed),
         };
+        if self.rewrite_syn_in_place && syn_rewrite::fits(buf, l2_len(&l2), l4, flow.is_v6()) {
+            if let Some(synack) = self.core.syn_without_state(clock, &flow, &seg) {
+                self.synacks_in_place += 1;
+                return Outcome::Reply(syn_rewrite::rewrite(buf, &flow, &synack, TTL));
+            }
+        }
         self.core.on_segment(clock, &flow, &l2, &seg);
         self.reply_path = l2;
         self.reply_in_place(buf)
@@ -447,6 +463,16 @@ impl Stack {
         na.emit(&mut buf[hl + Ipv6Repr::HEADER_LEN..total], &target, &dst);
         self.core.sh.counters.event(Event::NeighborReplies);
         Outcome::Reply(total)
+    }
+}
+
+/// Length of the Ethernet header of a frame on `l2` (14, or 18 with an 802.1Q tag).
+#[inline]
+fn l2_len(l2: &L2Path) -> usize {
+    if l2.vlan.is_some() {
+        18
+    } else {
+        syn_rewrite::ETH_LEN
     }
 }
 
@@ -976,7 +1002,9 @@ impl<P: Port> Worker<P> {
                 idle_polls = 0;
             } else {
                 idle_polls = idle_polls.saturating_add(1);
-                if idle_polls > 256 {
+                // Never sleep while frames wait on the RX ring (they arrived after `recv`
+                // looked): the next poll takes them.
+                if idle_polls > IDLE_SPINS && self.port.rx_ready() == 0 {
                     self.port.wait(Duration::from_millis(1));
                 }
             }

@@ -445,6 +445,7 @@ pub fn run(opts: &GenOptions, stop: Arc<AtomicBool>) -> Result<GenReport> {
             ring_size: opts.ring_size,
             busy_poll: false,
             mode,
+            zerocopy: crate::io::ZeroCopy::Auto,
         },
     )
     .with_context(|| {

@@ -5,7 +5,7 @@
 //! place at a time, tracked in a per-chunk [`Owner`] byte:
 //!
 //! ```text
-//!   free pool ──alloc_tx──▶ engine ──send──▶ TX ring ──completion──▶ free pool
+//!   free pool ──alloc_tx──▶ engine ──send──▶ TX batch ──commit──▶ TX ring ──completion──▶ free pool
 //!   fill ring ──RX ring──▶ engine ──release──▶ (pending) ──flush──▶ fill ring (or free pool)
 //!   free pool ──flush (beyond the TX reserve)──▶ fill ring
 //! ```
@@ -18,8 +18,10 @@
 //! kernel puts received data (XDP_PACKET_HEADROOM, with no extra UMEM headroom); TX frames
 //! from [`Port::alloc_tx`] use the same offset, so `frame_capacity()` is uniform.
 //!
-//! Copy mode (generic XDP, veth) needs a `sendto()` kick for every TX batch: see
-//! [`AfXdpPort::flush`]. All `unsafe` of the crate's AF_XDP path is in this file.
+//! TX is batched: `send` stages a descriptor, and `commit_tx` (first thing in `flush`) writes
+//! the whole batch into the TX ring with one reservation and one producer-index store, so
+//! the kernel sees a poll's replies at once. Copy mode (generic XDP, veth) needs a `sendto()`
+//! kick for every TX batch: see [`AfXdpPort::flush`]. All `unsafe` of the crate's AF_XDP path is in this file.
 
 use std::ffi::CString;
 use std::num::NonZeroU32;
@@ -30,7 +32,7 @@ use anyhow::{bail, Context};
 use xdpilone::xdp::XdpDesc;
 use xdpilone::{DeviceQueue, IfInfo, RingRx, RingTx, Socket, SocketConfig, Umem, UmemConfig, User};
 
-use crate::io::{Frame, Port, PortStats, XdpMode};
+use crate::io::{Frame, Port, PortStats, XdpMode, ZeroCopy};
 
 /// Offset of the first data byte in a chunk: the kernel's XDP_PACKET_HEADROOM (256), since
 /// the UMEM is registered with no extra headroom.
@@ -38,6 +40,15 @@ pub const DATA_OFFSET: u64 = 256;
 
 /// `SOL_XDP` socket level.
 const SOL_XDP: libc::c_int = 283;
+/// `XDP_OPTIONS` (getsockopt): `struct xdp_options { __u32 flags; }`.
+const XDP_OPTIONS: libc::c_int = 8;
+/// `XDP_OPTIONS_ZEROCOPY`: the socket is bound in zero-copy mode.
+const XDP_OPTIONS_ZEROCOPY: u32 = 1 << 0;
+/// `ETHTOOL_GDRVINFO` command of `SIOCETHTOOL`.
+const ETHTOOL_GDRVINFO: u32 = 0x0000_0003;
+/// `sizeof(struct ethtool_drvinfo)`: cmd, driver[32], version[32], fw_version[32],
+/// bus_info[32], erom_version[32], reserved2[12], five __u32 counts.
+const ETHTOOL_DRVINFO_LEN: usize = 4 + 5 * 32 + 12 + 5 * 4;
 /// `XDP_MAX_TX_SKB_BUDGET` (Linux 6.17+): frames one copy-mode `sendto()` may send.
 const XDP_MAX_TX_SKB_BUDGET: libc::c_int = 9;
 /// TX budget we ask for (capped at the TX ring size).
@@ -53,6 +64,16 @@ const BUSY_POLL_USECS: libc::c_int = 20;
 const BUSY_POLL_BUDGET: libc::c_int = 64;
 /// Upper bound of `sendto()` kicks in one `flush`.
 const MAX_KICKS: u32 = 64;
+/// Longest idle wait while TX completions are outstanding (they refill the fill ring).
+const INFLIGHT_WAIT: std::time::Duration = std::time::Duration::from_micros(50);
+
+/// Frames the free pool keeps for `alloc_tx` (extra replies, timer output, handoffs)
+/// before the rest goes to the fill ring: a quarter of a ring, at most an eighth of the
+/// frames. A reply to a received frame reuses that frame, so the fill ring, not TX, needs
+/// the bulk: with half the frames held back (as before), a SYN flood ran the fill ring dry.
+fn tx_reserve(ring_size: u32, frame_count: u32) -> usize {
+    (ring_size as usize / 4).min(frame_count as usize / 8)
+}
 
 /// Settings of one AF_XDP socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +89,9 @@ pub struct AfXdpConfig {
     /// The XDP mode actually in use. `Generic` binds in copy mode (XDP_COPY); `Native` lets
     /// the kernel pick zero-copy where the driver has it (veth: copy, always).
     pub mode: XdpMode,
+    /// Zero-copy policy: `Auto` takes what the kernel gives, `Require` fails to open in copy
+    /// mode (naming the driver), `Off` binds with XDP_COPY.
+    pub zerocopy: ZeroCopy,
 }
 
 impl Default for AfXdpConfig {
@@ -78,6 +102,7 @@ impl Default for AfXdpConfig {
             ring_size: 2048,
             busy_poll: false,
             mode: XdpMode::Auto,
+            zerocopy: ZeroCopy::Auto,
         }
     }
 }
@@ -89,7 +114,7 @@ enum Owner {
     Free,
     /// On the fill ring or in the kernel's RX path.
     Kernel,
-    /// On the TX ring, waiting for its completion.
+    /// Staged in the TX batch, or on the TX ring waiting for its completion.
     Tx,
     /// Handed to the engine (from `recv` or `alloc_tx`).
     User,
@@ -147,6 +172,8 @@ struct Frames {
     pending_fill: Vec<u64>,
     /// RX or completion descriptors from the kernel that made no sense (counted, skipped).
     bad_descs: u64,
+    /// Chunks staged or on the TX ring: completions still to come.
+    tx_inflight: usize,
 }
 
 impl Frames {
@@ -223,6 +250,7 @@ impl Frames {
         match self.chunk(addr) {
             Some(c) if self.owner[c] == Owner::Tx => {
                 self.owner[c] = Owner::Free;
+                self.tx_inflight -= 1;
                 let base = self.base(c);
                 self.free.push(base);
             }
@@ -243,9 +271,16 @@ pub struct AfXdpPort {
     /// Frames kept in the free pool for `alloc_tx` when refilling the fill ring.
     tx_reserve: usize,
     busy_poll: bool,
+    zerocopy: bool,
     fd: RawFd,
     ifname: String,
     queue: u32,
+    /// Descriptors staged by `send`, written to the TX ring by `commit_tx`.
+    staged: Vec<XdpDesc>,
+    /// Free TX ring entries at the last look (refreshed when the batch reaches it).
+    tx_room: usize,
+    /// Entries of the TX ring.
+    tx_size: usize,
     tx_kicks: u64,
     tx_kick_errors: u64,
     tx_ring_full: u64,
@@ -341,8 +376,17 @@ impl AfXdpPort {
             .with_context(|| format!("fill/completion rings for {ifname} queue {queue}"))?;
 
         let mut bind_flags = SocketConfig::XDP_BIND_NEED_WAKEUP;
-        if cfg.mode == XdpMode::Generic {
-            bind_flags |= SocketConfig::XDP_BIND_COPY;
+        match (cfg.zerocopy, cfg.mode) {
+            (ZeroCopy::Require, XdpMode::Generic) => bail!(
+                "xdp.zerocopy = \"require\", but the XDP program runs in generic mode on \
+                 {ifname} (driver {}), which is copy mode only: use a NIC driver with native \
+                 XDP and AF_XDP zero-copy (xdp.mode = \"native\"), or set xdp.zerocopy = \
+                 \"auto\"",
+                driver_name(ifname)
+            ),
+            (ZeroCopy::Require, _) => bind_flags |= SocketConfig::XDP_BIND_ZEROCOPY,
+            (ZeroCopy::Off, _) | (_, XdpMode::Generic) => bind_flags |= SocketConfig::XDP_BIND_COPY,
+            (ZeroCopy::Auto, _) => {}
         }
         let ring = NonZeroU32::new(cfg.ring_size);
         let user = umem
@@ -365,6 +409,9 @@ impl AfXdpPort {
             .map_err(os_err)
             .context("mapping the TX ring")?;
         umem.bind(&user).map_err(os_err).map_err(|e| {
+            if cfg.zerocopy == ZeroCopy::Require && e.raw_os_error() == Some(libc::EOPNOTSUPP) {
+                return require_failed(ifname, queue);
+            }
             let hint = match e.raw_os_error() {
                 Some(libc::EBUSY) => "the queue already has an AF_XDP socket bound",
                 Some(libc::EINVAL) => {
@@ -380,6 +427,11 @@ impl AfXdpPort {
             ))
         })?;
         let fd = user.as_raw_fd();
+        let zerocopy = bound_zerocopy(fd)
+            .with_context(|| format!("reading XDP_OPTIONS of the socket on {ifname}"))?;
+        if cfg.zerocopy == ZeroCopy::Require && !zerocopy {
+            return Err(require_failed(ifname, queue));
+        }
 
         let count = cfg.frame_count;
         let mut frames = Frames {
@@ -391,6 +443,7 @@ impl AfXdpPort {
             free: Vec::with_capacity(count as usize),
             pending_fill: Vec::with_capacity(count as usize),
             bad_descs: 0,
+            tx_inflight: 0,
         };
         // The free pool pops from the end: push high chunks first so low ones go out first.
         for c in (0..count as usize).rev() {
@@ -405,11 +458,15 @@ impl AfXdpPort {
             user,
             _umem: umem,
             frames,
-            tx_reserve: (cfg.ring_size as usize).min(count as usize / 2),
+            tx_reserve: tx_reserve(cfg.ring_size, count),
             busy_poll: cfg.busy_poll,
+            zerocopy,
             fd,
             ifname: ifname.to_string(),
             queue,
+            staged: Vec::with_capacity(cfg.ring_size as usize),
+            tx_room: 0,
+            tx_size: cfg.ring_size as usize,
             tx_kicks: 0,
             tx_kick_errors: 0,
             tx_ring_full: 0,
@@ -434,6 +491,12 @@ impl AfXdpPort {
     /// The socket's file descriptor, for [`XdpProgram::register_socket`](crate::io::bpf::XdpProgram::register_socket).
     pub fn fd(&self) -> RawFd {
         self.fd
+    }
+
+    /// Whether the kernel bound this socket in zero-copy mode (XDP_OPTIONS_ZEROCOPY), read
+    /// once after bind.
+    pub fn zerocopy(&self) -> bool {
+        self.zerocopy
     }
 
     /// Frames currently in the free pool (for tests and stats).
@@ -515,6 +578,24 @@ impl AfXdpPort {
         drop(writer);
         // Fill ring full: the rest waits in the free pool (owner already `Free`).
         free.append(pending_fill);
+    }
+
+    /// Completed TX frames and released RX frames back to the fill ring (beyond the TX
+    /// reserve kept in the free pool).
+    fn recycle(&mut self) {
+        self.reap_completions();
+        self.fill_from_pending();
+        let spare = self.frames.free.len().saturating_sub(self.tx_reserve);
+        if spare > 0 {
+            self.fill_from_free(spare);
+        }
+    }
+
+    /// Free TX ring entries (the consumer head is re-read when the cached view is short).
+    fn tx_free(&mut self) -> usize {
+        // Committed minus consumed, from the shared heads: a stale consumer head only
+        // underestimates the room.
+        self.tx_size.saturating_sub(self.tx.pending() as usize)
     }
 
     /// Reap TX completions into the free pool.
@@ -626,22 +707,69 @@ impl Port for AfXdpPort {
             self.frames.free.push(base);
             return false;
         }
-        let mut writer = self.tx.transmit(1);
-        if writer.capacity() == 0 {
-            drop(writer);
+        if self.staged.len() >= self.tx_room {
+            self.tx_room = self.tx_free();
+        }
+        if self.staged.len() >= self.tx_room {
             self.tx_ring_full += 1;
             self.frames.owner[c] = Owner::Free;
             self.frames.free.push(base);
             return false;
         }
-        writer.insert_once(XdpDesc {
+        self.staged.push(XdpDesc {
             addr,
             len,
             options: 0,
         });
-        writer.commit();
         self.frames.owner[c] = Owner::Tx;
+        self.frames.tx_inflight += 1;
         true
+    }
+
+    fn commit_tx(&mut self) -> usize {
+        let n = self.staged.len();
+        if n == 0 {
+            return 0;
+        }
+        let mut k = 0;
+        // `send` never stages more than the ring had free, so all of them fit. xdpilone
+        // serves a reservation from its cached consumer head and re-reads the head only
+        // when that shows no room, so a second round may be needed; bound the iterator to
+        // the reservation (xdpilone drops an item handed beyond it).
+        for _ in 0..2 {
+            let mut writer = self.tx.transmit((n - k) as u32);
+            let m = (writer.capacity() as usize).min(n - k);
+            if m == 0 {
+                break;
+            }
+            writer.insert(self.staged.drain(..m));
+            writer.commit();
+            k += m;
+            if k == n {
+                break;
+            }
+        }
+        self.tx_room = self.tx_room.saturating_sub(k);
+        let lost = self.rollback_tx();
+        self.tx_ring_full += lost as u64;
+        k
+    }
+
+    fn rollback_tx(&mut self) -> usize {
+        let n = self.staged.len();
+        for d in self.staged.drain(..) {
+            if let Some(c) = self.frames.chunk(d.addr) {
+                self.frames.owner[c] = Owner::Free;
+                self.frames.tx_inflight -= 1;
+                let base = self.frames.base(c);
+                self.frames.free.push(base);
+            }
+        }
+        n
+    }
+
+    fn rx_ready(&mut self) -> usize {
+        self.rx.available() as usize
     }
 
     fn release(&mut self, addr: u64) {
@@ -658,6 +786,7 @@ impl Port for AfXdpPort {
     }
 
     fn flush(&mut self) {
+        self.commit_tx();
         // Copy mode: every TX batch needs a sendto(); one sendto sends at most the TX skb
         // budget, so kick while frames are pending, reaping completions in between (a full
         // completion ring stalls TX).
@@ -670,28 +799,43 @@ impl Port for AfXdpPort {
                 break;
             }
         }
-        self.reap_completions();
-        self.fill_from_pending();
-        let spare = self.frames.free.len().saturating_sub(self.tx_reserve);
-        if spare > 0 {
-            self.fill_from_free(spare);
-        }
+        self.recycle();
         if self.busy_poll || self.device.needs_wakeup() {
             self.wake_rx();
         }
     }
 
-    /// Sleep in poll(2) until the RX ring has frames or `timeout` passes, so an idle
+    /// Sleep in ppoll(2) until the RX ring has frames or `timeout` passes, so an idle
     /// worker gives its CPU back yet wakes at once when traffic resumes.
+    ///
+    /// Completions are reaped and the fill ring refilled first, and while TX frames are
+    /// still to complete the sleep is cut to [`INFLIGHT_WAIT`]: their chunks are the fill
+    /// ring's supply. A worker that slept a whole millisecond on them let the kernel drop
+    /// every frame of that millisecond for lack of fill descriptors (seen on the veth lab
+    /// under a flood: `rx_fill_ring_empty_descs` growing, `rx_ring_full` 0, worker idle);
+    /// no RX frame can arrive to wake it then.
     fn wait(&mut self, timeout: std::time::Duration) {
+        self.recycle();
+        if self.rx_ready() > 0 {
+            return;
+        }
+        let timeout = if self.frames.tx_inflight > 0 {
+            timeout.min(INFLIGHT_WAIT)
+        } else {
+            timeout
+        };
         let mut pfd = libc::pollfd {
             fd: self.fd(),
             events: libc::POLLIN,
             revents: 0,
         };
-        let ms = timeout.as_millis().clamp(1, i32::MAX as u128) as i32;
-        // SAFETY: `pfd` is a valid pollfd for the duration of the call and nfds is 1.
-        let _ = unsafe { libc::poll(&mut pfd, 1, ms) };
+        let ts = libc::timespec {
+            tv_sec: timeout.as_secs() as libc::time_t,
+            tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
+        };
+        // SAFETY: `pfd` and `ts` are valid for the duration of the call, nfds is 1, and a
+        // null signal mask leaves the mask unchanged.
+        let _ = unsafe { libc::ppoll(&mut pfd, 1, &ts, std::ptr::null()) };
     }
 
     fn stats(&self) -> PortStats {
@@ -708,6 +852,76 @@ impl Port for AfXdpPort {
             tx_ring_full: self.tx_ring_full,
         }
     }
+}
+
+/// The error of `xdp.zerocopy = "require"` when the kernel offers only copy mode.
+fn require_failed(ifname: &str, queue: u32) -> anyhow::Error {
+    anyhow::anyhow!(
+        "xdp.zerocopy = \"require\", but the kernel gives only copy mode for AF_XDP on \
+         {ifname} queue {queue} (driver {}): use a NIC whose driver has AF_XDP zero-copy in \
+         native XDP mode (e.g. ice, i40e, ixgbe, mlx5_core), or set xdp.zerocopy = \"auto\"",
+        driver_name(ifname)
+    )
+}
+
+/// `getsockopt(SOL_XDP, XDP_OPTIONS)`: whether a bound AF_XDP socket is in zero-copy mode.
+fn bound_zerocopy(fd: RawFd) -> std::io::Result<bool> {
+    let mut flags: u32 = 0;
+    let mut len = std::mem::size_of::<u32>() as libc::socklen_t;
+    // SAFETY: `flags` is a live u32 (`struct xdp_options` is one __u32) and `len` says so;
+    // the kernel writes at most `len` bytes.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            SOL_XDP,
+            XDP_OPTIONS,
+            (&mut flags as *mut u32).cast(),
+            &mut len,
+        )
+    };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(flags & XDP_OPTIONS_ZEROCOPY != 0)
+}
+
+/// The kernel driver of an interface (what `ethtool -i` prints as `driver:`), through
+/// `SIOCETHTOOL`/`ETHTOOL_GDRVINFO` in the calling thread's network namespace; `"unknown"`
+/// when the ioctl fails.
+pub fn driver_name(ifname: &str) -> String {
+    driver_info(ifname).unwrap_or_else(|_| "unknown".to_owned())
+}
+
+fn driver_info(ifname: &str) -> std::io::Result<String> {
+    let mut info = [0u8; ETHTOOL_DRVINFO_LEN];
+    info[..4].copy_from_slice(&ETHTOOL_GDRVINFO.to_ne_bytes());
+    // SAFETY: an all-zero `ifreq` is valid (a name of NULs and a null union).
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    let name = ifname.as_bytes();
+    if name.len() >= req.ifr_name.len() {
+        return Err(std::io::Error::from(std::io::ErrorKind::InvalidInput));
+    }
+    for (d, &b) in req.ifr_name.iter_mut().zip(name) {
+        *d = b as libc::c_char;
+    }
+    req.ifr_ifru.ifru_data = info.as_mut_ptr().cast();
+    // SAFETY: a plain datagram socket used only for the ioctl and closed below.
+    let sock = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if sock < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `req` is a valid ifreq whose data pointer refers to `info`, a buffer of
+    // `sizeof(struct ethtool_drvinfo)` bytes that outlives the call.
+    let r = unsafe { libc::ioctl(sock, libc::SIOCETHTOOL as _, &mut req) };
+    let err = std::io::Error::last_os_error();
+    // SAFETY: `sock` is our own descriptor, closed once.
+    unsafe { libc::close(sock) };
+    if r != 0 {
+        return Err(err);
+    }
+    let driver = &info[4..36];
+    let end = driver.iter().position(|&b| b == 0).unwrap_or(driver.len());
+    Ok(String::from_utf8_lossy(&driver[..end]).into_owned())
 }
 
 fn setsockopt_u32(
@@ -751,6 +965,7 @@ mod tests {
             free: Vec::new(),
             pending_fill: Vec::new(),
             bad_descs: 0,
+            tx_inflight: 0,
         }
     }
 
@@ -814,7 +1029,9 @@ mod tests {
     fn completions_return_tx_frames_only() {
         let mut f = frames(4);
         f.owner[2] = Owner::Tx;
+        f.tx_inflight = 1;
         f.complete(2 * 2048 + DATA_OFFSET);
+        assert_eq!(f.tx_inflight, 0);
         assert_eq!(f.owner[2], Owner::Free);
         assert_eq!(f.free, vec![2 * 2048]);
         // A completion for a frame not on the TX ring changes nothing.
@@ -836,6 +1053,24 @@ mod tests {
             None,
             "outside the UMEM"
         );
+    }
+
+    #[test]
+    fn driver_of_loopback_is_read_and_a_missing_interface_is_unknown() {
+        // Loopback has no ethtool driver info on every kernel; the call must not fail
+        // either way, and a name that does not exist gives "unknown".
+        let lo = driver_name("lo");
+        assert!(!lo.is_empty());
+        assert_eq!(driver_name("nosuchif0"), "unknown");
+        assert_eq!(driver_name("a-name-that-is-too-long"), "unknown");
+    }
+
+    #[test]
+    fn tx_reserve_leaves_the_bulk_to_the_fill_ring() {
+        assert_eq!(tx_reserve(2048, 4096), 512);
+        assert_eq!(tx_reserve(512, 1024), 128);
+        assert_eq!(tx_reserve(2048, 1024), 128);
+        assert!(tx_reserve(64, 64) >= 8);
     }
 
     #[test]

@@ -12,9 +12,13 @@ pub struct MemoryPort {
     frame_size: usize,
     free: Vec<u64>,
     rx: VecDeque<Frame>,
+    /// Frames staged by `send`, not yet committed (the open TX batch).
+    staged: Vec<Frame>,
+    /// Committed frames: what the "wire" has seen.
     tx: Vec<Frame>,
     tx_limit: usize,
     stats: PortStats,
+    tx_commits: u64,
     /// Frames injected while no frame was free (the "NIC" dropped them).
     pub rx_dropped: u64,
 }
@@ -31,9 +35,11 @@ impl MemoryPort {
                 .map(|i| i * frame_size as u64)
                 .collect(),
             rx: VecDeque::with_capacity(frames),
+            staged: Vec::with_capacity(frames),
             tx: Vec::with_capacity(frames),
             tx_limit,
             stats: PortStats::default(),
+            tx_commits: 0,
             rx_dropped: 0,
         }
     }
@@ -59,7 +65,7 @@ impl MemoryPort {
         true
     }
 
-    /// Frames sent since the last call, in order, as owned byte vectors; their frames go
+    /// Frames committed since the last call, in order, as owned byte vectors; their frames go
     /// back to the free pool (the "completion").
     pub fn take_sent(&mut self) -> Vec<Vec<u8>> {
         let mut out = Vec::with_capacity(self.tx.len());
@@ -84,6 +90,16 @@ impl MemoryPort {
     /// Frames in the free pool.
     pub fn free_frames(&self) -> usize {
         self.free.len()
+    }
+
+    /// Frames staged in the open TX batch (sent, not yet committed).
+    pub fn staged(&self) -> usize {
+        self.staged.len()
+    }
+
+    /// Ring commits that published at least one frame.
+    pub fn tx_commits(&self) -> u64 {
+        self.tx_commits
     }
 }
 
@@ -112,13 +128,30 @@ impl Port for MemoryPort {
     }
 
     fn send(&mut self, addr: u64, len: u32) -> bool {
-        if self.tx.len() >= self.tx_limit {
+        if self.tx.len() + self.staged.len() >= self.tx_limit {
             self.stats.tx_ring_full += 1;
             self.free.push(addr);
             return false;
         }
-        self.tx.push(Frame { addr, len });
+        self.staged.push(Frame { addr, len });
         true
+    }
+
+    fn commit_tx(&mut self) -> usize {
+        let n = self.staged.len();
+        self.tx_commits += u64::from(n > 0);
+        self.tx.append(&mut self.staged);
+        n
+    }
+
+    fn rollback_tx(&mut self) -> usize {
+        let n = self.staged.len();
+        self.free.extend(self.staged.drain(..).map(|f| f.addr));
+        n
+    }
+
+    fn rx_ready(&mut self) -> usize {
+        self.rx.len()
     }
 
     fn release(&mut self, addr: u64) {
@@ -126,6 +159,7 @@ impl Port for MemoryPort {
     }
 
     fn flush(&mut self) {
+        self.commit_tx();
         self.stats.tx_kicks += u64::from(!self.tx.is_empty());
     }
 
@@ -137,6 +171,7 @@ impl Port for MemoryPort {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::io::TxBatch;
 
     #[test]
     fn inject_recv_send_take() {
@@ -148,6 +183,7 @@ mod tests {
         assert_eq!(&p.buffer(addr)[..5], b"hello");
         p.buffer(addr)[..3].copy_from_slice(b"bye");
         assert!(p.send(addr, 3));
+        p.flush();
         assert_eq!(p.take_sent(), vec![b"bye".to_vec()]);
         assert_eq!(p.free_frames(), 4);
     }
@@ -163,5 +199,53 @@ mod tests {
         assert!(!p.send(fr[0].addr, 1));
         assert_eq!(p.stats().tx_ring_full, 1);
         assert_eq!(p.free_frames(), 1);
+    }
+
+    #[test]
+    fn tx_batch_is_published_in_one_commit() {
+        let mut p = MemoryPort::new(8, 64, 8);
+        let mut tx = TxBatch::new(&mut p);
+        for i in 0..3u8 {
+            let a = tx.alloc().expect("free frame");
+            tx.buffer(a)[0] = i;
+            assert!(tx.send(a, 1));
+        }
+        assert_eq!(tx.commit(), 3);
+        assert_eq!(p.tx_commits(), 1, "three frames, one commit");
+        assert_eq!(p.take_sent(), vec![vec![0], vec![1], vec![2]]);
+        assert_eq!(p.free_frames(), 8);
+    }
+
+    #[test]
+    fn staged_frames_are_invisible_until_commit_and_room_counts_them() {
+        let mut p = MemoryPort::new(8, 64, 2);
+        for _ in 0..2 {
+            let a = p.alloc_tx().expect("free frame");
+            assert!(p.send(a, 1));
+        }
+        assert!(p.take_sent().is_empty(), "nothing committed yet");
+        let a = p.alloc_tx().expect("free frame");
+        assert!(!p.send(a, 1), "two staged fill a ring of two");
+        assert_eq!(p.stats().tx_ring_full, 1);
+        assert_eq!(p.commit_tx(), 2);
+        assert_eq!(p.take_sent().len(), 2);
+    }
+
+    #[test]
+    fn dropped_tx_batch_rolls_back_to_the_free_pool() {
+        let mut p = MemoryPort::new(4, 64, 4);
+        {
+            let mut tx = TxBatch::new(&mut p);
+            let a = tx.alloc().expect("free frame");
+            assert!(tx.send(a, 1));
+            assert_eq!(tx.port.staged(), 1);
+        }
+        assert_eq!(p.staged(), 0);
+        assert_eq!(p.free_frames(), 4, "the staged frame came back");
+        p.flush();
+        assert!(
+            p.take_sent().is_empty(),
+            "a rolled-back frame is never sent"
+        );
     }
 }

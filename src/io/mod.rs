@@ -43,6 +43,21 @@ pub enum XdpAttach {
     Replace,
 }
 
+/// Whether an AF_XDP socket must, may or must not use zero-copy (the driver's own buffers
+/// as UMEM, no copy per frame). Copy mode is what generic XDP and veth give.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ZeroCopy {
+    /// Bind without a mode flag: the kernel uses zero-copy where the driver has it, copy
+    /// otherwise; the mode it chose is reported.
+    #[default]
+    Auto,
+    /// Bind with XDP_ZEROCOPY; refuse to start (naming the driver) if the kernel cannot.
+    Require,
+    /// Bind with XDP_COPY.
+    Off,
+}
+
 /// A frame owned by the engine between `recv` and `send`/`release`: its offset in the
 /// frame memory and its length in bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,9 +94,12 @@ pub struct PortStats {
 /// A batch-oriented frame port, polled by one engine worker.
 ///
 /// The protocol: `recv` hands out received frames; for each, the engine either rewrites
-/// it in place and calls `send` (its ownership goes to the TX ring), or calls `release`
-/// (it goes back to the fill ring). Extra replies take a frame from `alloc_tx`. `flush`
-/// is called once per loop iteration.
+/// it in place and calls `send` (its ownership goes to the port's open TX batch), or calls
+/// `release` (it goes back to the fill ring). Extra replies take a frame from `alloc_tx`.
+/// `flush` is called once per loop iteration: it commits the TX batch to the ring in one
+/// step (one producer-index store, one `sendto()` kick for the batch), like xdpilone's
+/// `WriteTx` and libxdp's `xsk_ring_prod__reserve`/`__submit`. [`TxBatch`] is the same
+/// transaction as a value: committed explicitly, rolled back when dropped.
 pub trait Port {
     /// Usable bytes in one frame (frame size minus headroom).
     fn frame_capacity(&self) -> usize;
@@ -96,14 +114,27 @@ pub trait Port {
     /// A free frame for an extra transmission, or `None` when none is free.
     fn alloc_tx(&mut self) -> Option<u64>;
 
-    /// Queue a frame for transmission with `len` bytes. Returns `false` (and takes the
-    /// frame back into the free pool) when the TX ring is full.
+    /// Stage a frame of `len` bytes in the open TX batch; nothing reaches the ring until
+    /// [`Port::commit_tx`] (or `flush`). Returns `false` (and takes the frame back into the
+    /// free pool) when the TX ring has no room for it beside the frames already staged.
     fn send(&mut self, addr: u64, len: u32) -> bool;
+
+    /// Publish every staged frame to the TX ring in one commit; returns how many. Does not
+    /// kick the kernel: `flush` does (after committing).
+    fn commit_tx(&mut self) -> usize;
+
+    /// Take every staged frame back into the free pool without sending it; returns how many.
+    fn rollback_tx(&mut self) -> usize;
+
+    /// Received frames waiting on the RX ring that `recv` has not taken yet (a worker must
+    /// not sleep while this is non-zero).
+    fn rx_ready(&mut self) -> usize;
 
     /// Give a received frame back without sending it.
     fn release(&mut self, addr: u64);
 
-    /// Kick TX, reap completions into the free pool, refill the fill ring.
+    /// Commit the TX batch, kick TX, reap completions into the free pool, refill the fill
+    /// ring.
     fn flush(&mut self);
 
     /// Socket statistics.
@@ -113,5 +144,50 @@ pub trait Port {
     /// idle worker does not spin). The default sleeps.
     fn wait(&mut self, timeout: std::time::Duration) {
         std::thread::sleep(timeout);
+    }
+}
+
+/// One TX transaction on a port: frames sent through it are staged and reach the TX ring
+/// together at [`TxBatch::commit`] (one ring commit for the batch); dropped without a
+/// commit, it rolls back and its frames return to the free pool (xdpilone's `WriteTx`).
+/// The transaction owns whatever the port has staged while it lives.
+#[must_use = "a TX batch that is not committed is rolled back"]
+pub struct TxBatch<'p, P: Port + ?Sized> {
+    port: &'p mut P,
+}
+
+impl<'p, P: Port + ?Sized> TxBatch<'p, P> {
+    /// Open a transaction on `port`.
+    pub fn new(port: &'p mut P) -> Self {
+        TxBatch { port }
+    }
+
+    /// Reserve a free frame to write a transmission into.
+    pub fn alloc(&mut self) -> Option<u64> {
+        self.port.alloc_tx()
+    }
+
+    /// The writable buffer of a frame reserved with [`TxBatch::alloc`].
+    pub fn buffer(&mut self, addr: u64) -> &mut [u8] {
+        self.port.buffer(addr)
+    }
+
+    /// Stage a written frame of `len` bytes; `false` when the ring has no room (the frame
+    /// went back to the free pool).
+    pub fn send(&mut self, addr: u64, len: u32) -> bool {
+        self.port.send(addr, len)
+    }
+
+    /// Publish the staged frames in one commit and kick the kernel; returns how many.
+    pub fn commit(self) -> usize {
+        let n = self.port.commit_tx();
+        self.port.flush();
+        n
+    }
+}
+
+impl<P: Port + ?Sized> Drop for TxBatch<'_, P> {
+    fn drop(&mut self) {
+        self.port.rollback_tx();
     }
 }

@@ -10,6 +10,22 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// Give the calling thread the real-time policy SCHED_FIFO at `priority` (1..=99), so no
+/// ordinary thread on its CPU (a compiler, the stats thread, a NAPI kthread of the default
+/// policy) preempts it while it has work; it still yields its CPU whenever it waits.
+pub fn set_fifo_priority(priority: u8) -> std::io::Result<()> {
+    let param = libc::sched_param {
+        sched_priority: libc::c_int::from(priority),
+    };
+    // SAFETY: `param` is a valid sched_param for the call; pid 0 is the calling thread.
+    let r = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 /// Move the calling thread into the named network namespace (`ip netns add NAME` made it
 /// under /var/run/netns). Only this thread moves; sockets it opens afterwards live there.
 pub fn enter_netns(name: &str) -> std::io::Result<()> {

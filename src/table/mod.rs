@@ -507,6 +507,31 @@ impl Core {
         n
     }
 
+    /// The stateless LISTEN answer to a SYN (no ACK, RST or FIN) for a listening port whose
+    /// 4-tuple has no connection: the cookie SYN-ACK, counted exactly as
+    /// [`Core::on_segment`] counts it, for the caller to write itself. `None` (nothing
+    /// counted, nothing changed) for every other segment: it must take `on_segment`.
+    pub fn syn_without_state(
+        &mut self,
+        clock: &Clock,
+        flow: &Flow,
+        seg: &TcpRepr<'_>,
+    ) -> Option<Segment> {
+        // Only what LISTEN answers with a SYN-ACK (a SYN without ACK, RST or FIN).
+        if !matches!(listen::classify(seg.flags), listen::ListenStep::Syn) {
+            return None;
+        }
+        let mode = self.sh.listener(flow.local_port())?;
+        let has_state = match flow {
+            Flow::V4 { .. } => self.v4.find(&V4Key::of(flow)?).is_some(),
+            Flow::V6 { .. } => self.v6.find(&V6Key::of(flow)?).is_some(),
+        };
+        if has_state {
+            return None;
+        }
+        Some(syn_answer(&mut self.sh, clock, flow, seg, mode))
+    }
+
     /// The mode of a listening port.
     pub fn listener(&self, port: u16) -> Option<Mode> {
         self.sh.listener(port)
@@ -781,11 +806,23 @@ fn listen_reset(sh: &mut Shared, clock: &Clock, flow: &Flow, seg: &TcpRepr<'_>) 
 
 /// LISTEN + SYN: answer with a cookie SYN-ACK.
 fn listen_syn(sh: &mut Shared, clock: &Clock, flow: &Flow, seg: &TcpRepr<'_>, mode: Mode) {
+    let synack = syn_answer(sh, clock, flow, seg, mode);
+    sh.reply(flow, synack);
+}
+
+/// LISTEN + SYN: the cookie SYN-ACK, counted.
+fn syn_answer(
+    sh: &mut Shared,
+    clock: &Clock,
+    flow: &Flow,
+    seg: &TcpRepr<'_>,
+    mode: Mode,
+) -> Segment {
     sh.counters.event(Event::SynReceived);
     let window = sh.syn_window(mode);
     let synack = listen::on_syn(&sh.jar, clock, &sh.params, flow, seg, mode, window);
     sh.counters.event(Event::SynAckSent);
-    sh.reply(flow, synack);
+    synack
 }
 
 /// LISTEN + ACK: a cookie ACK creates the connection.
