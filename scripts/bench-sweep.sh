@@ -3,7 +3,8 @@
 # it: the Linux kernel and synack, in one run, on the same veth lab and the same CPU.
 #
 #   sudo scripts/bench-sweep.sh [--out DIR] [--step-secs S] [--rates LIST] [--targets LIST]
-#                               [--drain-ms MS] [--gen-fifo PRIO] [--bin PATH] [--no-plot]
+#                               [--drain-ms MS] [--gen-fifo PRIO] [--clients N] [--bin PATH]
+#                               [--no-plot]
 #
 #   --rates    offered SYN rates in M/s, "max" = flat out
 #              [default: 0.2,0.3,0.45,0.6,0.9,1.2,1.8,2.4,max]
@@ -14,6 +15,9 @@
 #   --gen-fifo  run the generator at SCHED_FIFO PRIO (1..49, below the reply counter's
 #              NAPI thread at 50), so that other work on CPU 1 cannot pull the offered rate
 #              below the step's rate; 0 = normal scheduling [default: 40]
+#   --clients   real Linux clients (half IPv4, half IPv6; each connects, echoes 64 bytes,
+#              half-closes and reads our FIN) started 1 s into the heaviest step of every
+#              synack target; how many completed goes into the results; 0..2000 [default: 200]
 #
 # Where the work runs, for every target: CPU 0 does ALL the server's receive work (the
 # server veth's threaded NAPI pinned there, with GRO on so that it has NAPI also without an
@@ -30,7 +34,8 @@
 #
 # Per target it reports capacity (the highest answered rate among the steps answered
 # >= 99 %), peak (the highest answered rate), and what is answered at the heaviest step.
-# Results: DIR/results.json, DIR/table.md, DIR/plot.png (answered against offered)
+# Results: DIR/results.json, DIR/table.md, DIR/plot.png (answered against offered),
+# DIR/steps.jsonl (every step), DIR/clients.jsonl (the real clients of each target)
 # [default DIR: ./lab-out/sweep-<UTC date>].
 #
 # Bounded: each step sends at most its rate x step-secs x 1.1 SYNs (flat out: 8 M/s x
@@ -49,6 +54,7 @@ DRAIN_MS=300
 BIN=""
 PLOT=1
 GEN_FIFO=40
+CLIENTS=200
 
 die() { echo "bench-sweep: $*" >&2; exit 1; }
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
@@ -61,6 +67,7 @@ while [ $# -gt 0 ]; do
         --targets) TARGETS=$2; shift 2 ;;
         --drain-ms) DRAIN_MS=$2; shift 2 ;;
         --gen-fifo) GEN_FIFO=$2; shift 2 ;;
+        --clients) CLIENTS=$2; shift 2 ;;
         --bin) BIN=$2; shift 2 ;;
         --no-plot) PLOT=0; shift ;;
         -h|--help) usage; exit 0 ;;
@@ -70,6 +77,7 @@ done
 [[ "$STEP_SECS" =~ ^[0-9]+$ ]] && [ "$STEP_SECS" -ge 1 ] && [ "$STEP_SECS" -le 60 ] ||
     die "--step-secs: give 1..60"
 [[ "$DRAIN_MS" =~ ^[0-9]+$ ]] && [ "$DRAIN_MS" -le 5000 ] || die "--drain-ms: give 0..5000"
+[[ "$CLIENTS" =~ ^[0-9]+$ ]] && [ "$CLIENTS" -le 2000 ] || die "--clients: give 0..2000"
 [[ "$GEN_FIFO" =~ ^[0-9]+$ ]] && [ "$GEN_FIFO" -le 49 ] ||
     die "--gen-fifo: give a SCHED_FIFO priority 1..49 (below the counter's 50), or 0"
 GEN_SCHED=()
@@ -194,9 +202,79 @@ EOF
     sleep 0.5
 }
 
+# clients TARGET: $CLIENTS real Linux connections to the echo port (half IPv4, half IPv6),
+# started after 1 s, on CPU 1; each must connect, echo 64 bytes and see our FIN within 15 s.
+# Appends one JSON line to $WORK/clients.jsonl.
+clients() {
+    timeout 40 ip netns exec "$CNS" taskset -c 1 python3 - "$1" "$CLIENTS" "$SERVER" "$SERVER6" \
+        >>"$WORK/clients.jsonl" 2>"$WORK/clients.log" <<'EOF'
+import json, socket, sys, threading, time
+target, n, v4, v6 = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+time.sleep(1.0)
+done = {"v4": 0, "v6": 0}
+errors = {}
+lock = threading.Lock()
+
+def one(i):
+    fam, addr, key = (socket.AF_INET, v4, "v4") if i % 2 == 0 else (socket.AF_INET6, v6, "v6")
+    msg = bytes((i + k) % 256 for k in range(64))
+    try:
+        with socket.socket(fam, socket.SOCK_STREAM) as s:
+            s.settimeout(15)
+            s.connect((addr, 7))
+            s.sendall(msg)
+            got = b""
+            while len(got) < len(msg):
+                chunk = s.recv(4096)
+                if not chunk:
+                    raise OSError("EOF before the echo")
+                got += chunk
+            if got != msg:
+                raise OSError("echo differs")
+            s.shutdown(socket.SHUT_WR)
+            if s.recv(1) != b"":
+                raise OSError("data after the echo")
+        with lock:
+            done[key] += 1
+    except OSError as e:
+        why = f"{type(e).__name__}: {str(e)[:60]}"
+        with lock:
+            errors[why] = errors.get(why, 0) + 1
+
+start = time.monotonic()
+threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+print(json.dumps(dict(target=target, clients=n, completed=done["v4"] + done["v6"], v4=done["v4"],
+                      v6=done["v6"], errors=errors, secs=round(time.monotonic() - start, 2))))
+EOF
+}
+
+# The last line of clients.jsonl, for the log.
+clients_line() {
+    tail -n 1 "$WORK/clients.jsonl" | python3 -c '
+import json, sys
+d = json.loads(sys.stdin.read())
+print(f"   {d[\"target\"]}: {d[\"completed\"]}/{d[\"clients\"]} real clients completed in the heaviest step "
+      f"(v4 {d[\"v4\"]}, v6 {d[\"v6\"]}, {d[\"secs\"]} s) {d[\"errors\"] or \"\"}")'
+}
+
 sweep() {
-    local target=$1 r
-    for r in "${RATE_LIST[@]}"; do step "$target" "$r"; done
+    local target=$1 r last=${RATE_LIST[-1]} cpid=""
+    for r in "${RATE_LIST[@]}"; do
+        if [ "$r" = "$last" ] && [ "$target" != kernel ] && [ "$CLIENTS" -gt 0 ]; then
+            clients "$target" &
+            cpid=$!
+        fi
+        step "$target" "$r"
+    done
+    if [ -n "$cpid" ]; then
+        if wait "$cpid"; then clients_line; else
+            echo "   $target: the client run failed: $(tail -3 "$WORK/clients.log")"
+        fi
+    fi
 }
 
 # --- the targets -----------------------------------------------------------------------
@@ -223,12 +301,16 @@ synack_target() {
     rm -f "$WORK/synack.ready"
     cat >"$WORK/synack.toml" <<EOF
 interface = "$VS"
-addresses = ["$SERVER"]
+addresses = ["$SERVER", "$SERVER6"]
 workers = [0]
 
 [[listen]]
 port = 80
 mode = "discard"
+
+[[listen]]
+port = 7
+mode = "echo"
 
 [xdp]
 mode = "$mode"
@@ -257,10 +339,13 @@ done
 
 # --- results -----------------------------------------------------------------------------
 cp "$RESULTS" "$OUT/steps.jsonl"
+touch "$WORK/clients.jsonl"
+cp "$WORK/clients.jsonl" "$OUT/clients.jsonl"
 WHERE="2-vCPU VM, $CPU_MODEL, Linux $KERNEL, load average at start $LOAD. CPU 0: all server receive work (server veth threaded NAPI, GRO on) and the server process; CPU 1: synack gen --live-flood${GEN_FIFO:+ at SCHED_FIFO $GEN_FIFO} and the XDP reply counter (client veth threaded NAPI, SCHED_FIFO 50). $STEP_SECS s a step."
-python3 - "$RESULTS" "$OUT" "$PLOT" "$0 $ARGS" "$WHERE" <<'EOF'
+python3 - "$RESULTS" "$OUT" "$PLOT" "$0 $ARGS" "$WHERE" "$WORK/clients.jsonl" <<'EOF'
 import datetime, json, subprocess, sys
-steps_path, out, plot, cmd, where = sys.argv[1:6]
+steps_path, out, plot, cmd, where, clients_path = sys.argv[1:7]
+clients = {c["target"]: c for c in (json.loads(l) for l in open(clients_path) if l.strip())}
 steps = [json.loads(l) for l in open(steps_path) if l.strip()]
 targets = []
 for s in steps:
@@ -276,6 +361,7 @@ for t in targets:
              heaviest_offered=heaviest["offered_per_sec"],
              heaviest_answered=heaviest["answered_per_sec"])
     c["heaviest_of_capacity"] = c["heaviest_answered"] / c["capacity"] if c["capacity"] else None
+    c["clients"] = clients.get(t)
     summary[t] = c
 k = summary.get("kernel", {}).get("capacity")
 for t, c in summary.items():
@@ -288,14 +374,17 @@ def m(x):
     return "-" if x is None else f"{x / 1e6:.3f} M"
 def pct(x):
     return "-" if x is None else f"{x * 100:.0f} %"
+def clients_cell(c):
+    return "-" if not c else f"{c['completed']}/{c['clients']} (v4 {c['v4']}, v6 {c['v6']})"
 def ratio(x):
     return "-" if x is None else f"{x:.2f}"
 lines = ["# SYN flood: answered against offered", "", f"`{cmd}`", "", where, "",
-         "| target | capacity (answered, steps >= 99 %) | × kernel | peak answered | heaviest step offered | answered there | of capacity |",
-         "|---|---|---|---|---|---|---|"]
+         "| target | capacity (answered, steps >= 99 %) | × kernel | peak answered | heaviest step offered | answered there | of capacity | real clients done in the heaviest step |",
+         "|---|---|---|---|---|---|---|---|"]
 for t, c in summary.items():
     lines.append(f"| {t} | {m(c['capacity'])} | {ratio(c['capacity_vs_kernel'])} | {m(c['peak'])} | "
-                 f"{m(c['heaviest_offered'])} | {m(c['heaviest_answered'])} | {pct(c['heaviest_of_capacity'])} |")
+                 f"{m(c['heaviest_offered'])} | {m(c['heaviest_answered'])} | {pct(c['heaviest_of_capacity'])} | "
+                 f"{clients_cell(c['clients'])} |")
 step_names = []
 for s in steps:
     if s["step"] not in step_names:
@@ -335,6 +424,6 @@ plot x with lines dt 2 lc rgb 'gray' title 'all answered', {curves}
     else:
         sys.exit("gnuplot failed: " + r.stderr.decode())
 EOF
-files="results.json, table.md, steps.jsonl"
+files="results.json, table.md, steps.jsonl, clients.jsonl"
 [ "$PLOT" = 1 ] && files="$files, plot.png"
 echo "== results in $OUT ($files)"

@@ -1,13 +1,15 @@
 # scripts/lab-lib.sh: the shell veth lab of the benchmark scripts (sourced, not run).
 #
 #   . scripts/lab-lib.sh
-#   lab_names sb$$          # CNS SNS (namespaces), VC VS (veth ends), CLIENT SERVER, SOURCES
+#   lab_names sb$$          # CNS SNS (namespaces), VC VS (veth ends), CLIENT SERVER (IPv4),
+#                           # CLIENT6 SERVER6 (IPv6)
 #   lab_up                  # namespaces, veth pair, addresses, static neighbours; CMAC SMAC
 #   pin_napi NS DEV CPU [RT] # threaded NAPI of DEV pinned to CPU (RT: SCHED_FIFO priority)
 #   lab_down                # delete both namespaces (the veth goes with them)
 #
-# Two namespaces joined by one single-queue veth pair: client 198.18.0.2 on $VC, server
-# 198.18.0.1 on $VS. TX checksum offload is off on both ends (a veth with it on leaves
+# Two namespaces joined by one single-queue veth pair: client 198.18.0.2 and 2001:2::2 on
+# $VC, server 198.18.0.1 and 2001:2::1 on $VS (static neighbours, no DAD). TX checksum
+# offload is off on both ends (a veth with it on leaves
 # partial checksums, and GSO builds frames larger than an AF_XDP frame), and RX checksum
 # offload too, so the receiver checks every checksum in software. Traffic stays in the two
 # namespaces; call lab_down from an EXIT trap so they are removed also on failure.
@@ -16,6 +18,7 @@ lab_names() {
     local t=$1
     CNS=$t-c; SNS=$t-s; VC=${t}c; VS=${t}s
     CLIENT=198.18.0.2; SERVER=198.18.0.1
+    CLIENT6=2001:2::2; SERVER6=2001:2::1
 }
 
 cx() { ip netns exec "$CNS" "$@"; }
@@ -29,6 +32,8 @@ lab_up() {
     sx ethtool -K "$VS" tx off rx off >/dev/null
     ip -n "$CNS" addr add $CLIENT/24 dev "$VC"
     ip -n "$SNS" addr add $SERVER/24 dev "$VS"
+    ip -n "$CNS" addr add $CLIENT6/64 dev "$VC" nodad
+    ip -n "$SNS" addr add $SERVER6/64 dev "$VS" nodad
     for ns in "$CNS" "$SNS"; do ip -n "$ns" link set lo up; done
     ip -n "$CNS" link set "$VC" up
     ip -n "$SNS" link set "$VS" up
@@ -36,6 +41,8 @@ lab_up() {
     SMAC=$(sx cat /sys/class/net/"$VS"/address)
     ip -n "$CNS" neigh replace $SERVER lladdr "$SMAC" dev "$VC" nud permanent
     ip -n "$SNS" neigh replace $CLIENT lladdr "$CMAC" dev "$VS" nud permanent
+    ip -n "$CNS" neigh replace $SERVER6 lladdr "$SMAC" dev "$VC" nud permanent
+    ip -n "$SNS" neigh replace $CLIENT6 lladdr "$CMAC" dev "$VS" nud permanent
 }
 
 lab_down() {
