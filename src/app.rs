@@ -151,7 +151,7 @@ fn prepare_syn_offload(
 
 /// Whether `ifname` is a veth (its driver, as `ethtool -i` reports it).
 fn is_paired_virtual(ifname: &str) -> bool {
-    crate::io::bpf::driver_name(ifname).as_deref() == Some("veth")
+    crate::io::ethtool::driver_name(ifname).as_deref() == Some("veth")
 }
 
 /// Switch the SYN offload on with the listeners of `core` and the workers' clock origin.

@@ -44,11 +44,6 @@ const SOL_XDP: libc::c_int = 283;
 const XDP_OPTIONS: libc::c_int = 8;
 /// `XDP_OPTIONS_ZEROCOPY`: the socket is bound in zero-copy mode.
 const XDP_OPTIONS_ZEROCOPY: u32 = 1 << 0;
-/// `ETHTOOL_GDRVINFO` command of `SIOCETHTOOL`.
-const ETHTOOL_GDRVINFO: u32 = 0x0000_0003;
-/// `sizeof(struct ethtool_drvinfo)`: cmd, driver[32], version[32], fw_version[32],
-/// bus_info[32], erom_version[32], reserved2[12], five __u32 counts.
-const ETHTOOL_DRVINFO_LEN: usize = 4 + 5 * 32 + 12 + 5 * 4;
 /// `XDP_MAX_TX_SKB_BUDGET` (Linux 6.17+): frames one copy-mode `sendto()` may send.
 const XDP_MAX_TX_SKB_BUDGET: libc::c_int = 9;
 /// TX budget we ask for (capped at the TX ring size).
@@ -885,43 +880,9 @@ fn bound_zerocopy(fd: RawFd) -> std::io::Result<bool> {
     Ok(flags & XDP_OPTIONS_ZEROCOPY != 0)
 }
 
-/// The kernel driver of an interface (what `ethtool -i` prints as `driver:`), through
-/// `SIOCETHTOOL`/`ETHTOOL_GDRVINFO` in the calling thread's network namespace; `"unknown"`
-/// when the ioctl fails.
+/// The kernel driver of an interface for messages (`"unknown"` when it cannot be read).
 pub fn driver_name(ifname: &str) -> String {
-    driver_info(ifname).unwrap_or_else(|_| "unknown".to_owned())
-}
-
-fn driver_info(ifname: &str) -> std::io::Result<String> {
-    let mut info = [0u8; ETHTOOL_DRVINFO_LEN];
-    info[..4].copy_from_slice(&ETHTOOL_GDRVINFO.to_ne_bytes());
-    // SAFETY: an all-zero `ifreq` is valid (a name of NULs and a null union).
-    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
-    let name = ifname.as_bytes();
-    if name.len() >= req.ifr_name.len() {
-        return Err(std::io::Error::from(std::io::ErrorKind::InvalidInput));
-    }
-    for (d, &b) in req.ifr_name.iter_mut().zip(name) {
-        *d = b as libc::c_char;
-    }
-    req.ifr_ifru.ifru_data = info.as_mut_ptr().cast();
-    // SAFETY: a plain datagram socket used only for the ioctl and closed below.
-    let sock = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if sock < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: `req` is a valid ifreq whose data pointer refers to `info`, a buffer of
-    // `sizeof(struct ethtool_drvinfo)` bytes that outlives the call.
-    let r = unsafe { libc::ioctl(sock, libc::SIOCETHTOOL as _, &mut req) };
-    let err = std::io::Error::last_os_error();
-    // SAFETY: `sock` is our own descriptor, closed once.
-    unsafe { libc::close(sock) };
-    if r != 0 {
-        return Err(err);
-    }
-    let driver = &info[4..36];
-    let end = driver.iter().position(|&b| b == 0).unwrap_or(driver.len());
-    Ok(String::from_utf8_lossy(&driver[..end]).into_owned())
+    super::ethtool::driver_name(ifname).unwrap_or_else(|| "unknown".to_owned())
 }
 
 fn setsockopt_u32(

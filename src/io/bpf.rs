@@ -153,49 +153,6 @@ pub struct SynOffload {
     pub rst_per_sec: u32,
 }
 
-/// The kernel driver of interface `ifname` (`ethtool -i`: the ETHTOOL_GDRVINFO ioctl), e.g.
-/// "veth"; `None` if the interface has none or the call fails.
-pub fn driver_name(ifname: &str) -> Option<String> {
-    const SIOCETHTOOL: libc::c_ulong = 0x8946;
-    const ETHTOOL_GDRVINFO: u32 = 0x3;
-    // struct ethtool_drvinfo: cmd, then driver[32], ... (196 bytes in all).
-    let mut info = [0u8; 196];
-    info[..4].copy_from_slice(&ETHTOOL_GDRVINFO.to_ne_bytes());
-    // struct ifreq: ifr_name[16], then the union (ifr_data) at offset 16; 40 bytes.
-    #[repr(C)]
-    struct IfReq {
-        name: [u8; 16],
-        data: *mut u8,
-        _pad: [u8; 16],
-    }
-    let bytes = ifname.as_bytes();
-    if bytes.len() >= 16 {
-        return None;
-    }
-    let mut req = IfReq {
-        name: [0; 16],
-        data: info.as_mut_ptr(),
-        _pad: [0; 16],
-    };
-    req.name[..bytes.len()].copy_from_slice(bytes);
-    // SAFETY: a datagram socket for the ioctl, closed below.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return None;
-    }
-    // SAFETY: `req` is a valid ifreq whose data points to a 196-byte ethtool_drvinfo that
-    // outlives the call; the kernel writes at most that much.
-    let r = unsafe { libc::ioctl(fd, SIOCETHTOOL as _, &mut req as *mut IfReq) };
-    // SAFETY: `fd` is ours and closed once.
-    unsafe { libc::close(fd) };
-    if r != 0 {
-        return None;
-    }
-    let driver = &info[4..36];
-    let end = driver.iter().position(|&b| b == 0).unwrap_or(driver.len());
-    Some(String::from_utf8_lossy(&driver[..end]).into_owned())
-}
-
 /// The CLOCK_MONOTONIC nanoseconds of `origin`, rounded so that the XDP program's clock
 /// (`bpf_ktime_get_ns() - result`, in ms) never runs ahead of `origin.elapsed()`: the TSval
 /// of an XDP SYN-ACK is then never above the TSval userspace puts on later segments (RFC

@@ -46,20 +46,8 @@ struct IfReq {
 /// Read `ifname`'s RSS key, hash function and indirection table (in the calling thread's
 /// network namespace). `EOPNOTSUPP` means the interface has no RSS.
 pub fn read_rss(ifname: &str) -> io::Result<NicRss> {
+    let fd = ethtool_socket(ifname)?;
     let name = ifname.as_bytes();
-    if name.is_empty() || name.len() >= libc::IFNAMSIZ || name.contains(&0) {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("interface name {ifname:?} is not 1..=15 bytes without NUL"),
-        ));
-    }
-    // SAFETY: socket(2) with constant arguments; the result is checked below.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `fd` is a socket we just opened and own; OwnedFd closes it on drop.
-    let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
     let mut header = [0u32; RXFH_HEADER / 4];
     header[0] = ETHTOOL_GRSSH;
     rxfh_ioctl(&fd, name, &mut header)?;
@@ -91,23 +79,74 @@ pub fn read_rss(ifname: &str) -> io::Result<NicRss> {
 
 /// One `SIOCETHTOOL` call with `buf` (a `struct ethtool_rxfh` and its array) as `ifr_data`.
 fn rxfh_ioctl(fd: &std::os::fd::OwnedFd, name: &[u8], buf: &mut [u32]) -> io::Result<()> {
+    // SAFETY: `buf` holds the rxfh header and room for the `indir_size` entries and
+    // `key_size` key bytes the header announces; the kernel writes no more than that.
+    unsafe { ethtool_ioctl(fd, name, buf.as_mut_ptr().cast()) }
+}
+
+/// `SIOCETHTOOL` on `fd` for interface `name` (at most 15 bytes) with `data` as `ifr_data`.
+///
+/// # Safety
+/// `data` must point at a live, writable buffer holding an ethtool command and as large as
+/// the kernel writes for that command.
+unsafe fn ethtool_ioctl(
+    fd: &std::os::fd::OwnedFd,
+    name: &[u8],
+    data: *mut libc::c_void,
+) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     let mut ifr = IfReq {
         name: [0; libc::IFNAMSIZ],
-        data: buf.as_mut_ptr().cast(),
+        data,
         _pad: [0; 24 - std::mem::size_of::<usize>()],
     };
     ifr.name[..name.len()].copy_from_slice(name);
-    // SAFETY: `ifr` is a valid ifreq whose name is NUL-terminated and whose data points at
-    // `buf`, which holds the rxfh header and room for the `indir_size` entries and
-    // `key_size` key bytes the header announces (the kernel writes no more than that); both
-    // outlive the call.
+    // SAFETY: `ifr` is a valid ifreq whose name is NUL-terminated (`ethtool_socket` checked
+    // its length) and whose data points at the caller's command buffer, which outlives the
+    // call and is as large as that command needs (this function's contract).
     let r = unsafe { libc::ioctl(fd.as_raw_fd(), SIOCETHTOOL as _, &mut ifr as *mut IfReq) };
     if r < 0 {
         Err(io::Error::last_os_error())
     } else {
         Ok(())
     }
+}
+
+/// A datagram socket for ethtool ioctls, after checking the interface name.
+fn ethtool_socket(ifname: &str) -> io::Result<std::os::fd::OwnedFd> {
+    let name = ifname.as_bytes();
+    if name.is_empty() || name.len() >= libc::IFNAMSIZ || name.contains(&0) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("interface name {ifname:?} is not 1..=15 bytes without NUL"),
+        ));
+    }
+    // SAFETY: socket(2) with constant arguments; the result is checked below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a socket we just opened and own; OwnedFd closes it on drop.
+    Ok(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+}
+
+/// `ETHTOOL_GDRVINFO` (linux/ethtool.h).
+const ETHTOOL_GDRVINFO: u32 = 0x3;
+/// `sizeof(struct ethtool_drvinfo)`: cmd, driver[32], version[32], fw_version[32],
+/// bus_info[32], erom_version[32], reserved2[12], five __u32 counts.
+const DRVINFO_LEN: usize = 196;
+
+/// The kernel driver of interface `ifname` (what `ethtool -i` prints as `driver:`, e.g.
+/// "veth"), in the calling thread's network namespace; `None` when the ioctl fails.
+pub fn driver_name(ifname: &str) -> Option<String> {
+    let fd = ethtool_socket(ifname).ok()?;
+    let mut info = [0u8; DRVINFO_LEN];
+    info[..4].copy_from_slice(&ETHTOOL_GDRVINFO.to_ne_bytes());
+    // SAFETY: `info` is a whole `struct ethtool_drvinfo` holding the GDRVINFO command.
+    unsafe { ethtool_ioctl(&fd, ifname.as_bytes(), info.as_mut_ptr().cast()) }.ok()?;
+    let driver = &info[4..36];
+    let end = driver.iter().position(|&b| b == 0).unwrap_or(driver.len());
+    Some(String::from_utf8_lossy(&driver[..end]).into_owned())
 }
 
 /// Whether an error from [`read_rss`] means "this interface has no RSS" (as opposed to a
