@@ -79,8 +79,8 @@ fn flood_gen_writes_valid_syns_from_varying_sources() {
         return;
     }
     let mut prog = FloodProgram::load().expect("load the flood program");
-    prog.configure(&settings(None, 1000)).unwrap();
     let frame = template([2, 0, 0, 0, 0, 2], [2, 0, 0, 0, 0, 1], SERVER);
+    prog.configure(&settings(None, 1000), &frame).unwrap();
     let mut seen = HashSet::new();
     let mut isns = HashSet::new();
     for i in 0..200u32 {
@@ -108,6 +108,36 @@ fn flood_gen_writes_valid_syns_from_varying_sources() {
     assert_eq!(prog.counts().unwrap().sent, 200);
 }
 
+/// Live frames recycle their pages, and on a veth the server's XDP_TX turns our SYN into
+/// its SYN-ACK in the same page, which then comes back to the generator: every run must
+/// write the whole template, so a page holding a SYN-ACK (addresses, ports and MACs
+/// swapped, flags SYN|ACK) leaves as a SYN to the server again.
+#[test]
+fn flood_gen_rewrites_a_recycled_synack_page_into_the_template_syn() {
+    if !require_root("flood_gen_rewrites_a_recycled_synack_page_into_the_template_syn") {
+        return;
+    }
+    let mut prog = FloodProgram::load().expect("load the flood program");
+    let frame = template([2, 0, 0, 0, 0, 2], [2, 0, 0, 0, 0, 1], SERVER);
+    prog.configure(&settings(None, 1000), &frame).unwrap();
+    let mut recycled = frame.clone();
+    recycled.copy_within(0..6, 6); // destination MAC over source: a reply's layout
+    recycled[..6].copy_from_slice(&frame[6..12]);
+    recycled.copy_within(26..30, 30); // IPv4 source over destination
+    recycled[26..30].copy_from_slice(&[198, 19, 7, 7]);
+    recycled[34 + 13] = 0x12; // SYN|ACK
+    let out = prog
+        .test_run(&XdpTestRun {
+            frame: &recycled,
+            ..XdpTestRun::default()
+        })
+        .unwrap();
+    assert_eq!(out.retval, XDP_TX);
+    assert_eq!(&out.frame[..12], &frame[..12], "the template's MACs");
+    let (src, port, _) = parse_syn(&out.frame); // a SYN to SERVER:80 with valid checksums
+    assert_eq!((src, port), flood_source(0));
+}
+
 /// The packet bound: runs past `max_packets` are dropped and counted as bounded.
 #[test]
 fn flood_gen_stops_at_the_packet_bound() {
@@ -115,8 +145,8 @@ fn flood_gen_stops_at_the_packet_bound() {
         return;
     }
     let mut prog = FloodProgram::load().unwrap();
-    prog.configure(&settings(None, 10)).unwrap();
     let frame = template([2, 0, 0, 0, 0, 2], [2, 0, 0, 0, 0, 1], SERVER);
+    prog.configure(&settings(None, 10), &frame).unwrap();
     let out = prog
         .test_run(&XdpTestRun {
             frame: &frame,
@@ -138,8 +168,9 @@ fn flood_gen_pacing_drops_runs_over_the_rate() {
         return;
     }
     let mut prog = FloodProgram::load().unwrap();
-    prog.configure(&settings(Some(1000.0), 1_000_000)).unwrap();
     let frame = template([2, 0, 0, 0, 0, 2], [2, 0, 0, 0, 0, 1], SERVER);
+    prog.configure(&settings(Some(1000.0), 1_000_000), &frame)
+        .unwrap();
     let t = Instant::now();
     prog.test_run(&XdpTestRun {
         frame: &frame,
@@ -165,9 +196,9 @@ fn flood_gen_refuses_other_frames() {
         return;
     }
     let mut prog = FloodProgram::load().unwrap();
-    prog.configure(&settings(None, 10)).unwrap();
     let mut frame = template([2, 0, 0, 0, 0, 2], [2, 0, 0, 0, 0, 1], SERVER);
     frame[12..14].copy_from_slice(&[0x86, 0xdd]); // not IPv4
+    prog.configure(&settings(None, 10), &frame).unwrap();
     let out = prog
         .test_run(&XdpTestRun {
             frame: &frame,

@@ -81,6 +81,21 @@ struct {
 	__type(value, struct flood_state);
 } flood_st SEC(".maps");
 
+/* The frame every run starts from, written by src/io/flood.rs (FloodProgram::configure).
+ * Live frames recycle their pages: a page may come back holding whatever the last program
+ * to see it left there (on a veth, the server's XDP_TX turns our SYN into its SYN-ACK in
+ * the same page), so each run writes the whole frame, not only the fields that vary. */
+struct flood_template {
+	__u8 bytes[FRAME_LEN + 6]; /* 74 bytes, padded to 80 */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct flood_template);
+} flood_tpl SEC(".maps");
+
 /* Indices of `count_counters`; keep in sync with src/io/flood.rs (ReplyCounts). */
 enum count_index {
 	COUNT_SYNACK = 0,
@@ -157,7 +172,8 @@ int flood_gen(struct xdp_md *ctx)
 	__u32 key = 0;
 	struct flood_config *cfg = bpf_map_lookup_elem(&flood_cfg, &key);
 	struct flood_state *st = bpf_map_lookup_elem(&flood_st, &key);
-	if (!cfg || !st)
+	struct flood_template *tpl = bpf_map_lookup_elem(&flood_tpl, &key);
+	if (!cfg || !st || !tpl)
 		return XDP_ABORTED;
 	__u64 now = bpf_ktime_get_ns();
 	if (st->start_ns == 0)
@@ -168,8 +184,13 @@ int flood_gen(struct xdp_md *ctx)
 	}
 	__u8 *d = (__u8 *)(long)ctx->data;
 	__u8 *end = (__u8 *)(long)ctx->data_end;
+	if (d + FRAME_LEN > end) {
+		st->bad_frame++;
+		return XDP_DROP;
+	}
+	__builtin_memcpy(d, tpl->bytes, FRAME_LEN);
 	/* The IPv4 total length (60) pins the segment to the 40 bytes the checksum covers. */
-	if (d + FRAME_LEN > end || d[12] != 0x08 || d[13] != 0x00 || d[L3] != 0x45 ||
+	if (d[12] != 0x08 || d[13] != 0x00 || d[L3] != 0x45 ||
 	    d[L3 + 2] != 0 || d[L3 + 3] != 60 || d[L3 + 9] != IPPROTO_TCP ||
 	    (d[L4 + 12] >> 4) != 10 || d[OPT_TS] != 8 || d[OPT_TS + 1] != 10) {
 		st->bad_frame++;

@@ -76,6 +76,23 @@ struct RawState {
     last_ns: u64,
 }
 
+/// `struct flood_template` of the C source: the template frame, padded to 80 bytes.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+struct RawTemplate {
+    bytes: [u8; TEMPLATE_LEN + 6],
+}
+
+impl Default for RawTemplate {
+    fn default() -> Self {
+        RawTemplate {
+            bytes: [0; TEMPLATE_LEN + 6],
+        }
+    }
+}
+
+// SAFETY: a byte array: every byte pattern is a valid value, no padding.
+unsafe impl aya::Pod for RawTemplate {}
 // SAFETY: both are #[repr(C)] structs of plain integers with no padding (u64 fields, then
 // two u32 that fill the last 8 bytes), so every byte pattern is a valid value and the
 // layout is the one the C source declares.
@@ -195,8 +212,23 @@ impl FloodProgram {
         })
     }
 
-    /// Set the rate and bounds and reset the counts; the deadline starts now.
-    pub fn configure(&mut self, s: &FloodSettings) -> anyhow::Result<()> {
+    /// Set the rate and bounds, the frame every run starts from (a [`TEMPLATE_LEN`]-byte
+    /// SYN; the program refuses, and counts as `bad_frame`, any other layout) and reset the
+    /// counts; the deadline starts now.
+    pub fn configure(&mut self, s: &FloodSettings, template: &[u8]) -> anyhow::Result<()> {
+        if template.len() != TEMPLATE_LEN {
+            bail!(
+                "the flood template is {} bytes, the program rewrites {TEMPLATE_LEN}-byte SYNs",
+                template.len()
+            );
+        }
+        let mut tpl = RawTemplate::default();
+        tpl.bytes[..TEMPLATE_LEN].copy_from_slice(template);
+        {
+            let map = self.ebpf.map_mut("flood_tpl").context("no map flood_tpl")?;
+            let mut m: Array<&mut MapData, RawTemplate> = map.try_into().context("flood_tpl")?;
+            m.set(0, tpl, 0).context("writing flood_tpl")?;
+        }
         let interval_ps = match s.rate {
             Some(r) if r > 0.0 => (1e12 / r).round().max(1.0) as u64,
             _ => 0,
@@ -255,13 +287,7 @@ impl FloodProgram {
         s: &FloodSettings,
         stop: &AtomicBool,
     ) -> anyhow::Result<FloodOutcome> {
-        if template.len() != TEMPLATE_LEN {
-            bail!(
-                "the flood template is {} bytes, the program rewrites {TEMPLATE_LEN}-byte SYNs",
-                template.len()
-            );
-        }
-        self.configure(s)?;
+        self.configure(s, template)?;
         let t0 = Instant::now();
         let mut repeat = MIN_RUNS_PER_CALL;
         let (mut calls, mut runs) = (0u64, 0u64);
