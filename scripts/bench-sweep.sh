@@ -7,7 +7,7 @@
 #                               [--bin PATH] [--no-plot]
 #
 #   --rates    offered SYN rates in M/s, "max" = flat out
-#              [default: 0.2,0.3,0.45,0.6,0.9,1.2,1.8,2.4,max]
+#              [default: 0.1,0.15,0.2,0.3,0.45,0.6,0.9,1.2,1.8,2.4,max]
 #   --targets  any of kernel, native-off, native-on, generic-off, generic-on
 #              [default: all five]; native/generic is synack's xdp.mode, on/off its
 #              xdp.syn_offload
@@ -52,7 +52,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 ARGS="$*"
 OUT=""
 STEP_SECS=4
-RATES=0.2,0.3,0.45,0.6,0.9,1.2,1.8,2.4,max
+RATES=0.1,0.15,0.2,0.3,0.45,0.6,0.9,1.2,1.8,2.4,max
 TARGETS=kernel,native-off,native-on,generic-off,generic-on
 DRAIN_MS=300
 BIN=""

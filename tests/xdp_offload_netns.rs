@@ -408,3 +408,75 @@ fn rfc5961_4_syn_on_established_goes_to_the_worker_with_offload_on() {
     s.read_exact(&mut back).expect("the connection survives");
     assert_eq!(&back, b"still here");
 }
+
+/// RFC 9293 §3.10.7.4 TIME-WAIT with the offload on: the server closes first (`close`
+/// mode), so the TCB sits in our TIME-WAIT; a SYN on that 4-tuple is then not answered in
+/// XDP (the TIME-WAIT TCB holds its occupancy cell) but reaches the worker, which applies
+/// the TIME-WAIT rules (`Conn::syn_may_reopen`: reopen with a SYN-ACK, or the ACK of a
+/// stale SYN), exactly as without the offload.
+#[test]
+fn rfc9293_time_wait_syn_goes_to_the_worker_with_offload_on() {
+    if !common::require_root("rfc9293_time_wait_syn_goes_to_the_worker_with_offload_on") {
+        return;
+    }
+    let lab = Lab::new("xofftw", 1);
+    let toml = endpoint_toml(
+        &lab,
+        "0",
+        "[xdp]\nmode = \"generic\"\nsyn_offload = \"on\"\n[tcp]\ntime_wait_secs = 30\n",
+    );
+    let ep = Endpoint::start(&lab, &toml, &["--quiet"]);
+    let mut s = connect(&lab, &ep, lab.server_v4.into(), 13);
+    let local = s.local_addr().unwrap();
+    let mut rest = Vec::new();
+    s.read_to_end(&mut rest).expect("close mode sends FIN only");
+    drop(s); // our FIN after the server's: the server's TCB goes to TIME-WAIT
+    let before = ep.wait_stats(TIMEOUT, "TIME-WAIT", |s| event(s, "time_wait") >= 1);
+    assert_eq!(before["active"], 1, "the TCB sits in TIME-WAIT: {before:#}");
+    let (server_mac, client_mac) = (lab.server_mac, lab.client_mac);
+    let (src, dst) = (lab.client_v4, lab.server_v4);
+    let sent = xsk_send(&lab, 1, TIMEOUT, |_| {
+        TcpFrame {
+            src_mac: client_mac,
+            dst_mac: server_mac,
+            vlan: None,
+            src: src.into(),
+            dst: dst.into(),
+            ttl: 64,
+            tcp: TcpRepr {
+                src_port: local.port(),
+                dst_port: 13,
+                seq: SeqNumber(0x7e57_0001),
+                ack: SeqNumber(0),
+                flags: TcpFlags::SYN,
+                window: 64240,
+                options: TcpOptions {
+                    mss: Some(1460),
+                    ..TcpOptions::default()
+                },
+                payload: &[],
+            },
+        }
+        .to_vec()
+        .unwrap()
+    });
+    assert_eq!(sent, 1);
+    // The worker's TIME-WAIT answer: a reopen (time_wait_reused, then its SYN-ACK) or the
+    // ACK of a stale SYN (sent, or held back by the rate limit and counted).
+    let handled = |s: &serde_json::Value| {
+        event(s, "time_wait_reused") + event(s, "ack_rate_limited") + event(s, "tx_frames")
+    };
+    let st = ep.wait_stats(TIMEOUT, "the worker's TIME-WAIT answer", |s| {
+        xdp(s, "syns_to_userspace") > xdp(&before, "syns_to_userspace")
+            && handled(s) > handled(&before)
+    });
+    assert_eq!(
+        xdp(&st, "syn_acks_sent"),
+        xdp(&before, "syn_acks_sent"),
+        "not answered in XDP: {st:#}"
+    );
+    assert!(
+        event(&st, "time_wait") >= 1 && st["active"].as_u64() <= Some(1),
+        "the tuple's TCB answered it (no second connection): {st:#}"
+    );
+}
