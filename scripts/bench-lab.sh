@@ -84,17 +84,10 @@ mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 WORK=$(mktemp -d /tmp/synack-bench.XXXXXX)
 
-if [ -z "$BIN" ]; then
-    echo "== cargo build --release"
-    (cd "$ROOT" && cargo build --release --bin synack >/dev/null 2>&1) ||
-        die "cargo build --release failed (run it in $ROOT to see why)"
-    BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/synack
-fi
-[ -x "$BIN" ] || die "no synack binary at $BIN"
-cc -O2 -o "$WORK/kserver" "$ROOT/scripts/gen/kserver.c" || die "building kserver"
-
 # --- the lab ---------------------------------------------------------------------------
 . "$ROOT/scripts/lab-lib.sh"
+lab_bin "$ROOT" || exit 1
+cc -O2 -o "$WORK/kserver" "$ROOT/scripts/gen/kserver.c" || die "building kserver"
 lab_names sb$$
 SOURCES=198.19.0.0/24
 PIDS=()

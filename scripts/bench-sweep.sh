@@ -115,17 +115,10 @@ mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 WORK=$(mktemp -d /tmp/synack-sweep.XXXXXX)
 
-if [ -z "$BIN" ]; then
-    echo "== cargo build --release"
-    (cd "$ROOT" && cargo build --release --bin synack >/dev/null 2>&1) ||
-        die "cargo build --release failed (run it in $ROOT to see why)"
-    BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/synack
-fi
-[ -x "$BIN" ] || die "no synack binary at $BIN"
-cc -O2 -o "$WORK/kserver" "$ROOT/scripts/gen/kserver.c" || die "building kserver"
-
 # --- the lab ---------------------------------------------------------------------------
 . "$ROOT/scripts/lab-lib.sh"
+lab_bin "$ROOT" || exit 1
+cc -O2 -o "$WORK/kserver" "$ROOT/scripts/gen/kserver.c" || die "building kserver"
 lab_names sw$$
 PIDS=()
 cleanup() {
@@ -140,13 +133,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 lab_up
-# GRO on: a veth has NAPI (and accepts XDP_TX frames from its peer) only with an XDP program
-# or GRO; with GRO the NAPI, its threads and their pinning outlive every attach and detach.
-sx ethtool -K "$VS" gro on >/dev/null
-cx ethtool -K "$VC" gro on >/dev/null
-pin_napi "$SNS" "$VS" 0
-pin_napi "$CNS" "$VC" 1 50
-ip -n "$SNS" route add 198.19.0.0/16 via $CLIENT
+lab_flood_up
 sx sysctl -qw net.ipv4.tcp_syncookies=2 net.core.somaxconn=65535 net.ipv4.tcp_max_syn_backlog=65535
 CPU_MODEL=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 KERNEL=$(uname -r)

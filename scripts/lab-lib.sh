@@ -6,6 +6,10 @@
 #   lab_up                  # namespaces, veth pair, addresses, static neighbours; CMAC SMAC
 #   pin_napi NS DEV CPU [RT] # threaded NAPI of DEV pinned to CPU (RT: SCHED_FIFO priority)
 #   lab_down                # delete both namespaces (the veth goes with them)
+#   lab_flood_up            # the flood lab's placement: NAPI for both veths (GRO on), the
+#                           # server's threaded NAPI on CPU 0, the client's on CPU 1 at
+#                           # SCHED_FIFO 50, flood sources 198.19.0.0/16 routed back
+#   lab_bin ROOT            # BIN: build target/release/synack when BIN is empty; check it
 #
 # Two namespaces joined by one single-queue veth pair: client 198.18.0.2 and 2001:2::2 on
 # $VC, server 198.18.0.1 and 2001:2::1 on $VS (static neighbours, no DAD). TX checksum
@@ -82,4 +86,30 @@ ksnmp() {
     sx cat "/proc/net/$1" | awk -v g="$2:" -v f="$3" '
         $1 == g && !h { for (i = 2; i <= NF; i++) n[i] = $i; h = 1; next }
         $1 == g && h { for (i = 2; i <= NF; i++) if (n[i] == f) print $i; exit }'
+}
+
+# The placement of the flood benchmarks (scripts/bench-sweep.sh, scripts/offload-profile.sh):
+# all server receive work on CPU 0, the generator's side on CPU 1. GRO on: a veth has NAPI
+# (and accepts XDP_TX frames from its peer) only with an XDP program or GRO; with GRO the
+# NAPI, its threads and their pinning outlive every attach and detach.
+lab_flood_up() {
+    sx ethtool -K "$VS" gro on >/dev/null
+    cx ethtool -K "$VC" gro on >/dev/null
+    pin_napi "$SNS" "$VS" 0
+    pin_napi "$CNS" "$VC" 1 50
+    ip -n "$SNS" route add 198.19.0.0/16 via $CLIENT
+}
+
+# BIN, the synack binary: built (release) from ROOT when BIN is empty, then checked.
+lab_bin() {
+    local root=$1
+    if [ -z "${BIN:-}" ]; then
+        echo "== cargo build --release"
+        (cd "$root" && cargo build --release --bin synack >/dev/null 2>&1) || {
+            echo "lab: cargo build --release failed (run it in $root to see why)" >&2
+            return 1
+        }
+        BIN=${CARGO_TARGET_DIR:-$root/target}/release/synack
+    fi
+    [ -x "$BIN" ] || { echo "lab: no synack binary at $BIN" >&2; return 1; }
 }

@@ -4,6 +4,7 @@
 #
 #   sudo scripts/offload-profile.sh [--bin PATH] [--mode native|generic] [--secs S]
 #
+# Without --bin it builds target/release/synack first.
 # The sweep's lab (scripts/lab-lib.sh): the server veth's threaded NAPI and synack on CPU 0,
 # `synack gen --live-flood` (flat out, bursts of 64) and the reply counter on CPU 1. During
 # the middle of the flood `perf record -e cpu-clock -C 0 -g` samples CPU 0 for S - 2
@@ -12,7 +13,7 @@
 # Namespaces and processes (by PID) are removed on exit, also on failure.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BIN=$ROOT/target/release/synack
+BIN=""
 MODE=native
 SECS=5
 die() { echo "offload-profile: $*" >&2; exit 1; }
@@ -28,10 +29,10 @@ done
 [ "$MODE" = native ] || [ "$MODE" = generic ] || die "--mode: give native or generic"
 [[ "$SECS" =~ ^[0-9]+$ ]] && [ "$SECS" -ge 4 ] && [ "$SECS" -le 30 ] || die "--secs: give 4..30"
 [ "$(id -u)" -eq 0 ] || die "needs root (namespaces, XDP, perf)"
-[ -x "$BIN" ] || die "no synack binary at $BIN (cargo build --release)"
 "$ROOT/scripts/deps.sh" sweep perf
 
 . "$ROOT/scripts/lab-lib.sh"
+lab_bin "$ROOT" || exit 1
 lab_names op$$
 WORK=$(mktemp -d /tmp/synack-offload-profile.XXXXXX)
 PIDS=()
@@ -46,11 +47,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 lab_up
-sx ethtool -K "$VS" gro on >/dev/null
-cx ethtool -K "$VC" gro on >/dev/null
-pin_napi "$SNS" "$VS" 0
-pin_napi "$CNS" "$VC" 1 50
-ip -n "$SNS" route add 198.19.0.0/16 via $CLIENT
+lab_flood_up
 cat >"$WORK/synack.toml" <<EOF
 interface = "$VS"
 addresses = ["$SERVER"]

@@ -343,6 +343,39 @@ fn xsk_send(
     })
 }
 
+/// One SYN (MSS 1460, no other option) from the client's IPv4 address and `sport` to the
+/// server's `dport`, sent raw from an AF_XDP socket on the client veth; returns how many
+/// were queued (1).
+fn send_syn(lab: &Lab, sport: u16, dport: u16, seq: u32) -> u32 {
+    let (server_mac, client_mac) = (lab.server_mac, lab.client_mac);
+    let (src, dst) = (lab.client_v4, lab.server_v4);
+    xsk_send(lab, 1, TIMEOUT, |_| {
+        TcpFrame {
+            src_mac: client_mac,
+            dst_mac: server_mac,
+            vlan: None,
+            src: src.into(),
+            dst: dst.into(),
+            ttl: 64,
+            tcp: TcpRepr {
+                src_port: sport,
+                dst_port: dport,
+                seq: SeqNumber(seq),
+                ack: SeqNumber(0),
+                flags: TcpFlags::SYN,
+                window: 64240,
+                options: TcpOptions {
+                    mss: Some(1460),
+                    ..TcpOptions::default()
+                },
+                payload: &[],
+            },
+        }
+        .to_vec()
+        .unwrap()
+    })
+}
+
 /// RFC 5961 §4 with the offload on: a SYN on an ESTABLISHED connection's 4-tuple is not
 /// answered in XDP (the occupancy filter has the tuple) but by the worker, which answers
 /// it with an ACK as it does without the offload (a challenge ACK, or the RFC 9293
@@ -363,33 +396,7 @@ fn rfc5961_4_syn_on_established_goes_to_the_worker_with_offload_on() {
     let mut s = connect(&lab, &ep, lab.server_v4.into(), 7);
     let local = s.local_addr().unwrap();
     let before = ep.fresh_stats();
-    let (server_mac, client_mac) = (lab.server_mac, lab.client_mac);
-    let (src, dst) = (lab.client_v4, lab.server_v4);
-    let sent = xsk_send(&lab, 1, TIMEOUT, |_| {
-        TcpFrame {
-            src_mac: client_mac,
-            dst_mac: server_mac,
-            vlan: None,
-            src: src.into(),
-            dst: dst.into(),
-            ttl: 64,
-            tcp: TcpRepr {
-                src_port: local.port(),
-                dst_port: 7,
-                seq: SeqNumber(0x0bad_5e0d),
-                ack: SeqNumber(0),
-                flags: TcpFlags::SYN,
-                window: 64240,
-                options: TcpOptions {
-                    mss: Some(1460),
-                    ..TcpOptions::default()
-                },
-                payload: &[],
-            },
-        }
-        .to_vec()
-        .unwrap()
-    });
+    let sent = send_syn(&lab, local.port(), 7, 0x0bad_5e0d);
     assert_eq!(sent, 1);
     let answered = |s: &serde_json::Value| {
         event(s, "challenge_ack") + s["total"]["drops"]["out_of_window"].as_u64().unwrap_or(0)
@@ -433,33 +440,7 @@ fn rfc9293_time_wait_syn_goes_to_the_worker_with_offload_on() {
     drop(s); // our FIN after the server's: the server's TCB goes to TIME-WAIT
     let before = ep.wait_stats(TIMEOUT, "TIME-WAIT", |s| event(s, "time_wait") >= 1);
     assert_eq!(before["active"], 1, "the TCB sits in TIME-WAIT: {before:#}");
-    let (server_mac, client_mac) = (lab.server_mac, lab.client_mac);
-    let (src, dst) = (lab.client_v4, lab.server_v4);
-    let sent = xsk_send(&lab, 1, TIMEOUT, |_| {
-        TcpFrame {
-            src_mac: client_mac,
-            dst_mac: server_mac,
-            vlan: None,
-            src: src.into(),
-            dst: dst.into(),
-            ttl: 64,
-            tcp: TcpRepr {
-                src_port: local.port(),
-                dst_port: 13,
-                seq: SeqNumber(0x7e57_0001),
-                ack: SeqNumber(0),
-                flags: TcpFlags::SYN,
-                window: 64240,
-                options: TcpOptions {
-                    mss: Some(1460),
-                    ..TcpOptions::default()
-                },
-                payload: &[],
-            },
-        }
-        .to_vec()
-        .unwrap()
-    });
+    let sent = send_syn(&lab, local.port(), 13, 0x7e57_0001);
     assert_eq!(sent, 1);
     // The worker's TIME-WAIT answer: a reopen (time_wait_reused, then its SYN-ACK) or the
     // ACK of a stale SYN (sent, or held back by the rate limit and counted).
