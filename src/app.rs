@@ -381,45 +381,168 @@ fn reload_messages(old: &Config, new: &Config) -> (Vec<Control>, Vec<String>) {
 }
 
 /// Run the endpoint until `stop` is set; apply `reload` whenever `hup` is set.
+///
+/// The phases, one function each: set up the XDP program and the per-core configuration
+/// ([`setup`]), start the capture writer and the workers ([`spawn_worker`]), switch the SYN
+/// offload on, serve metrics and say `ready`, then run the control loop ([`ControlLoop`]: SIGHUP
+/// reloads, secret rotation, stats) until a stop, and shut down ([`ControlLoop::shutdown`]).
 pub fn run_until(
     cfg: Config,
     stop: Arc<AtomicBool>,
     hup: Arc<AtomicBool>,
     reload: Option<Reloader>,
 ) -> Result<()> {
-    let mut cfg = cfg;
     let start = Instant::now();
+    let mut plan = setup(cfg)?;
+    let capture_mode = crate::config::parse_capture_mode(&plan.cfg.ops.capture_mode)
+        .map_err(|e| anyhow::anyhow!("ops.capture_mode: {e}"))?;
+    let (capture_tx, capture_writer) = match &plan.cfg.ops.capture {
+        Some(path) => {
+            let (tx, rx) = crossbeam::channel::bounded(65_536);
+            let writer = crate::ops::spawn_capture_writer(path, plan.cfg.workers.len(), rx)?;
+            info!(path = %path.display(), mode = %plan.cfg.ops.capture_mode, "capturing frames");
+            (Some(tx), Some(writer))
+        }
+        None => (None, None),
+    };
+    let n = plan.cfg.workers.len();
+    let queues: Vec<Arc<HandoffQueue>> = if n > 1 {
+        (0..n)
+            .map(|_| Arc::new(HandoffQueue::new(plan.cfg.steering.handoff_queue)))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let steering = (n > 1).then(|| nic_steering(&plan.cfg, n));
+    let clock0 = engine::wall_clock(start);
+    let (mut handles, mut controls, mut running) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, &cpu) in plan.cfg.workers.clone().iter().enumerate() {
+        let shared = WorkerShared {
+            cfg: &plan.cfg,
+            core_cfg: &plan.core_cfg,
+            jar: &plan.jar,
+            occupancy: &plan.occupancy,
+            mode: plan.mode,
+            mac: plan.mac,
+            clock0: &clock0,
+            start,
+            steering: steering.as_ref(),
+            queues: &queues,
+            capture: capture_tx.as_ref().map(|tx| (capture_mode, tx)),
+            stop: &stop,
+        };
+        let (handle, ctl, run) = spawn_worker(&shared, &mut plan.prog, i, cpu)?;
+        handles.push(handle);
+        controls.push(ctl);
+        running.push(run);
+    }
+    drop(capture_tx);
+    if let Err(e) = switch_on_syn_offload(&mut plan, start) {
+        stop.store(true, Ordering::Relaxed);
+        for h in handles {
+            let _ = h.join();
+        }
+        return Err(e);
+    }
+    let mut ctl = ControlLoop::new(plan, start, running, controls);
+    let metrics_thread = ctl.serve_metrics(&stop)?;
+    info!(
+        workers = ?ctl.plan.cfg.workers.iter().enumerate().map(|(i, c)| format!("cpu{c}=queue{i}")).collect::<Vec<_>>(),
+        "ready"
+    );
+    if let Some(path) = &ctl.plan.cfg.ops.ready_file {
+        std::fs::write(path, format!("{}\n", std::process::id()))
+            .with_context(|| format!("writing ops.ready_file {}", path.display()))?;
+    }
+    while !stop.load(Ordering::Relaxed) && !handles.iter().any(|h| h.is_finished()) {
+        std::thread::sleep(Duration::from_millis(20).min(ctl.interval));
+        if hup.swap(false, Ordering::Relaxed) {
+            match reload.as_ref().map(|f| f()) {
+                None => warn!("SIGHUP: no config to reload from (started without --config)"),
+                Some(Err(e)) => warn!("SIGHUP: config not reloaded: {e}"),
+                Some(Ok(new)) => ctl.apply_reload(new),
+            }
+        }
+        ctl.tick_secrets();
+        ctl.tick_stats();
+    }
+    stop.store(true, Ordering::Relaxed);
+    info!("stopping: closing connections");
+    ctl.shutdown(handles, capture_writer, metrics_thread)
+}
+
+/// What `run_until` sets up before any worker starts: the resolved config, the attached
+/// XDP program, the per-core configuration fitted to the link, the cookie jar and the SYN
+/// offload's occupancy filter.
+struct RunPlan {
+    cfg: Config,
+    prog: XdpProgram,
+    mode: XdpMode,
+    mac: [u8; 6],
+    core_cfg: CoreConfig,
+    jar: CookieJar,
+    occupancy: Option<Occupancy>,
+}
+
+/// Attach the XDP program for `cfg` and build the per-core configuration.
+fn setup(cfg: Config) -> Result<RunPlan> {
     let jar = match cfg.tcp.cookie_secret {
         Some(s) => CookieJar::new(s),
         None => CookieJar::random(),
-    };
-    let filter = Filter {
-        ipv4: cfg
-            .addresses
-            .iter()
-            .filter_map(|a| match a {
-                IpAddr::V4(a) => Some(*a),
-                _ => None,
-            })
-            .collect(),
-        ipv6: cfg
-            .addresses
-            .iter()
-            .filter_map(|a| match a {
-                IpAddr::V6(a) => Some(*a),
-                _ => None,
-            })
-            .collect(),
-        ports: cfg.listen.iter().map(|l| l.port).collect(),
-        standalone: cfg.xdp.standalone,
     };
     info!(
         config = %cfg.to_toml_redacted().lines().filter(|l| !l.is_empty()).collect::<Vec<_>>().join("; "),
         "resolved configuration"
     );
-    let mut prog = XdpProgram::attach_with(&cfg.interface, cfg.xdp.mode, cfg.xdp.attach, &filter)?;
+    let mut prog = XdpProgram::attach_with(
+        &cfg.interface,
+        cfg.xdp.mode,
+        cfg.xdp.attach,
+        &xdp_filter(&cfg),
+    )?;
     let mode = prog.mode();
     let mac = interface_mac(&cfg.interface)?;
+    let core_cfg = link_core_config(&cfg)?;
+    let occupancy = prepare_syn_offload(&cfg, &mut prog, &jar)?;
+    info!(
+        interface = %cfg.interface,
+        xdp_mode = ?mode,
+        addresses = ?cfg.addresses,
+        listeners = ?core_cfg.listeners,
+        "XDP program attached"
+    );
+    Ok(RunPlan {
+        cfg,
+        prog,
+        mode,
+        mac,
+        core_cfg,
+        jar,
+        occupancy,
+    })
+}
+
+/// What the XDP program steers to the sockets: TCP to our addresses and ports (and, in
+/// standalone mode, neighbour discovery for our addresses).
+fn xdp_filter(cfg: &Config) -> Filter {
+    let (mut ipv4, mut ipv6) = (Vec::new(), Vec::new());
+    for a in &cfg.addresses {
+        match a {
+            IpAddr::V4(a) => ipv4.push(*a),
+            IpAddr::V6(a) => ipv6.push(*a),
+        }
+    }
+    Filter {
+        ipv4,
+        ipv6,
+        ports: cfg.listen.iter().map(|l| l.port).collect(),
+        standalone: cfg.xdp.standalone,
+    }
+}
+
+/// The per-core configuration of `cfg` for its interface: the MSS lowered to fit the MTU
+/// and the random key of the challenge ACK budget.
+fn link_core_config(cfg: &Config) -> Result<CoreConfig> {
     // RFC 9293 §3.7.1: no segment larger than the link carries. Like Linux's advmss from
     // the route MTU, the MSS we advertise and send with is lowered to fit the interface.
     let mtu = interface_mtu(&cfg.interface)?;
@@ -429,7 +552,7 @@ pub fn run_until(
         "interface {}: MTU {mtu} is below the 576 bytes TCP needs (RFC 9293 §3.7.1); raise it",
         cfg.interface
     );
-    let mut core_cfg = core_config(&cfg);
+    let mut core_cfg = core_config(cfg);
     // The key of the per-second challenge ACK budget draw (tcp::conn::ChallengeLimiter):
     // the tcp layer reads no RNG, so the randomness comes in here.
     getrandom::fill(&mut core_cfg.params.challenge_ack_key)
@@ -441,233 +564,273 @@ pub fn run_until(
         );
         core_cfg.params.mss = link_mss;
     }
-    let occupancy = prepare_syn_offload(&cfg, &mut prog, &jar)?;
-    // The control thread's copy of the workers' jars: it follows every rotation, so the
-    // XDP program always holds the keys the workers hold.
-    let mut ctl_jar = jar.clone();
-    info!(
-        interface = %cfg.interface,
-        xdp_mode = ?mode,
-        addresses = ?cfg.addresses,
-        listeners = ?core_cfg.listeners,
-        "XDP program attached"
-    );
-    let n = cfg.workers.len();
-    let queues: Vec<Arc<HandoffQueue>> = if n > 1 {
-        (0..n)
-            .map(|_| Arc::new(HandoffQueue::new(cfg.steering.handoff_queue)))
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let steering = (n > 1).then(|| nic_steering(&cfg, n));
-    let capture_mode = crate::config::parse_capture_mode(&cfg.ops.capture_mode)
-        .map_err(|e| anyhow::anyhow!("ops.capture_mode: {e}"))?;
-    let (capture_tx, capture_writer) = match &cfg.ops.capture {
-        Some(path) => {
-            let (tx, rx) = crossbeam::channel::bounded(65_536);
-            let writer = crate::ops::spawn_capture_writer(path, cfg.workers.len(), rx)?;
-            info!(path = %path.display(), mode = %cfg.ops.capture_mode, "capturing frames");
-            (Some(tx), Some(writer))
-        }
-        None => (None, None),
-    };
-    let mut controls = Vec::new();
-    let clock0 = engine::wall_clock(start);
-    let mut handles = Vec::new();
-    let mut running = Vec::new();
-    for (i, &cpu) in cfg.workers.iter().enumerate() {
-        let queue = i as u32;
-        let port = AfXdpPort::open(
-            &cfg.interface,
-            queue,
-            &AfXdpConfig {
-                frame_size: cfg.xdp.frame_size,
-                frame_count: cfg.xdp.frame_count,
-                ring_size: cfg.xdp.ring_size,
-                busy_poll: cfg.xdp.busy_poll,
-                mode,
-                zerocopy: cfg.xdp.zerocopy,
-            },
+    Ok(core_cfg)
+}
+
+/// What every worker is built from.
+struct WorkerShared<'a> {
+    cfg: &'a Config,
+    core_cfg: &'a CoreConfig,
+    jar: &'a CookieJar,
+    occupancy: &'a Option<Occupancy>,
+    mode: XdpMode,
+    mac: [u8; 6],
+    clock0: &'a Clock,
+    start: Instant,
+    steering: Option<&'a rss::Resolved>,
+    queues: &'a [Arc<HandoffQueue>],
+    capture: Option<(
+        engine::CaptureMode,
+        &'a crossbeam::channel::Sender<engine::Captured>,
+    )>,
+    stop: &'a Arc<AtomicBool>,
+}
+
+/// Open worker `i`'s AF_XDP socket on queue `i`, register it with the XDP program, build
+/// its stack and start its thread pinned to `cpu`.
+fn spawn_worker(
+    sh: &WorkerShared<'_>,
+    prog: &mut XdpProgram,
+    i: usize,
+    cpu: usize,
+) -> Result<(
+    std::thread::JoinHandle<Worker<AfXdpPort>>,
+    crossbeam::channel::Sender<Control>,
+    Running,
+)> {
+    let cfg = sh.cfg;
+    let queue = i as u32;
+    let port = AfXdpPort::open(
+        &cfg.interface,
+        queue,
+        &AfXdpConfig {
+            frame_size: cfg.xdp.frame_size,
+            frame_count: cfg.xdp.frame_count,
+            ring_size: cfg.xdp.ring_size,
+            busy_poll: cfg.xdp.busy_poll,
+            mode: sh.mode,
+            zerocopy: cfg.xdp.zerocopy,
+        },
+    )
+    .with_context(|| {
+        format!(
+            "worker {i} on CPU {cpu}: opening the AF_XDP socket on {} queue {queue}",
+            cfg.interface
         )
-        .with_context(|| {
-            format!(
-                "worker {i} on CPU {cpu}: opening the AF_XDP socket on {} queue {queue}",
-                cfg.interface
-            )
-        })?;
-        prog.register_socket(queue, port.fd())?;
-        let zerocopy = port.zerocopy();
-        info!(worker = i, cpu, queue, zerocopy, "AF_XDP socket bound");
-        let mut core = Core::new(&core_cfg, jar.clone(), &clock0);
-        core.set_occupancy(occupancy.clone());
-        let mut stack = Stack::new(core, &cfg.addresses);
-        stack.verify_checksums = cfg.tcp.verify_checksums;
-        stack.standalone = cfg.xdp.standalone.then_some(mac);
-        if let Some(steering) = &steering {
-            stack.steering = Some(Steering {
-                rss: steering.rss.clone(),
-                me: i,
-                workers: n,
-            });
-        }
-        let mut worker = Worker::new(stack, port, cfg.xdp.batch_size);
-        worker.clock_origin = start;
-        if n > 1 {
-            worker.set_handoff(&queues, i);
-        }
-        if let Some(tx) = &capture_tx {
-            worker.capture = Some(Capture::new(capture_mode, tx.clone(), i as u16));
-        }
-        let (ctl_tx, ctl_rx) = crossbeam::channel::bounded(16);
-        worker.control = Some(ctl_rx);
-        controls.push(ctl_tx);
-        running.push(Running {
-            cpu,
-            queue,
-            zerocopy,
-            published: worker.published.clone(),
+    })?;
+    prog.register_socket(queue, port.fd())?;
+    let zerocopy = port.zerocopy();
+    info!(worker = i, cpu, queue, zerocopy, "AF_XDP socket bound");
+    let mut core = Core::new(sh.core_cfg, sh.jar.clone(), sh.clock0);
+    core.set_occupancy(sh.occupancy.clone());
+    let mut stack = Stack::new(core, &cfg.addresses);
+    stack.verify_checksums = cfg.tcp.verify_checksums;
+    stack.standalone = cfg.xdp.standalone.then_some(sh.mac);
+    if let Some(steering) = sh.steering {
+        stack.steering = Some(Steering {
+            rss: steering.rss.clone(),
+            me: i,
+            workers: cfg.workers.len(),
         });
-        let stop = stop.clone();
-        let priority = cfg.xdp.worker_priority;
-        let handle = std::thread::Builder::new()
-            .name(format!("synack-w{i}"))
-            .spawn(move || {
-                if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
-                    warn!(cpu, "could not pin worker {i} to its CPU");
-                }
-                if priority > 0 {
-                    match crate::io::sys::set_fifo_priority(priority) {
-                        Ok(()) => info!(worker = i, priority, "worker runs SCHED_FIFO"),
-                        Err(e) => warn!(
-                            worker = i,
-                            priority,
-                            error = %e,
-                            "xdp.worker_priority: SCHED_FIFO refused (needs CAP_SYS_NICE)"
-                        ),
-                    }
-                }
-                worker.run(&stop, DRAIN);
-                worker
-            })
-            .context("spawning a worker thread")?;
-        handles.push(handle);
     }
-    drop(capture_tx);
-    if occupancy.is_some() {
-        match (
-            enable_syn_offload(&mut prog, &core_cfg, start),
-            cfg.xdp.syn_offload,
-        ) {
-            (Ok(()), _) => info!("SYN offload on: the XDP program answers SYNs"),
-            (Err(e), SynOffloadMode::On) => {
-                stop.store(true, Ordering::Relaxed);
-                for h in handles {
-                    let _ = h.join();
-                }
-                return Err(e.context("xdp.syn_offload = \"on\""));
-            }
-            (Err(e), _) => warn!("xdp.syn_offload = \"auto\": SYN offload off: {e:#}"),
-        }
+    let mut worker = Worker::new(stack, port, cfg.xdp.batch_size);
+    worker.clock_origin = sh.start;
+    if !sh.queues.is_empty() {
+        worker.set_handoff(sh.queues, i);
     }
-    let latest_metrics = Arc::new(std::sync::Mutex::new(String::new()));
-    let metrics_thread = match cfg.ops.metrics {
-        Some(addr) => {
-            let (rep, _) = report(&cfg, mode, start, &running, &prog);
-            if let Ok(mut m) = latest_metrics.lock() {
-                *m = crate::ops::prometheus_text(&rep);
-            }
-            let t = crate::ops::serve_metrics(addr, latest_metrics.clone(), stop.clone())?;
-            info!(%addr, "serving Prometheus metrics at /metrics");
-            Some(t)
-        }
-        None => None,
+    if let Some((mode, tx)) = sh.capture {
+        worker.capture = Some(Capture::new(mode, tx.clone(), i as u16));
+    }
+    let (ctl_tx, ctl_rx) = crossbeam::channel::bounded(16);
+    worker.control = Some(ctl_rx);
+    let run = Running {
+        cpu,
+        queue,
+        zerocopy,
+        published: worker.published.clone(),
     };
-    info!(
-        workers = ?cfg.workers.iter().enumerate().map(|(i, c)| format!("cpu{c}=queue{i}")).collect::<Vec<_>>(),
-        "ready"
-    );
-    if let Some(path) = &cfg.ops.ready_file {
-        std::fs::write(path, format!("{}\n", std::process::id()))
-            .with_context(|| format!("writing ops.ready_file {}", path.display()))?;
+    let stop = sh.stop.clone();
+    let priority = cfg.xdp.worker_priority;
+    let handle = std::thread::Builder::new()
+        .name(format!("synack-w{i}"))
+        .spawn(move || {
+            if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
+                warn!(cpu, "could not pin worker {i} to its CPU");
+            }
+            if priority > 0 {
+                match crate::io::sys::set_fifo_priority(priority) {
+                    Ok(()) => info!(worker = i, priority, "worker runs SCHED_FIFO"),
+                    Err(e) => warn!(
+                        worker = i,
+                        priority,
+                        error = %e,
+                        "xdp.worker_priority: SCHED_FIFO refused (needs CAP_SYS_NICE)"
+                    ),
+                }
+            }
+            worker.run(&stop, DRAIN);
+            worker
+        })
+        .context("spawning a worker thread")?;
+    Ok((handle, ctl_tx, run))
+}
+
+/// Once the workers run: hand SYNs to the XDP program (`xdp.syn_offload`). `on` fails
+/// the start if it cannot; `auto` goes on without it.
+fn switch_on_syn_offload(plan: &mut RunPlan, start: Instant) -> Result<()> {
+    if plan.occupancy.is_none() {
+        return Ok(());
     }
-    let interval = Duration::from_millis(cfg.ops.stats_interval_ms);
-    let mut last = Counters::default();
-    let mut last_rep = report(&cfg, mode, start, &running, &prog).0;
-    let mut last_t = Instant::now();
-    let mut next = Instant::now() + interval;
-    let mut forget_secret_at: Option<Instant> = None;
-    let mut last_cookie_publish = Instant::now();
-    while !stop.load(Ordering::Relaxed) && !handles.iter().any(|h| h.is_finished()) {
-        std::thread::sleep(Duration::from_millis(20).min(interval));
-        if hup.swap(false, Ordering::Relaxed) {
-            match reload.as_ref().map(|f| f()) {
-                None => warn!("SIGHUP: no config to reload from (started without --config)"),
-                Some(Err(e)) => warn!("SIGHUP: config not reloaded: {e}"),
-                Some(Ok(new)) => {
-                    let (msgs, ignored) = reload_messages(&cfg, &new);
-                    for name in &ignored {
-                        warn!("SIGHUP: not applied: {name}");
-                    }
-                    if new.listen != cfg.listen {
-                        let ports: Vec<u16> = new.listen.iter().map(|l| l.port).collect();
-                        if let Err(e) = prog.set_ports(&ports) {
-                            warn!("SIGHUP: updating the XDP port map: {e:#}");
-                        }
-                        core_cfg.listeners = core_config(&new).listeners;
-                        if prog.syn_offload_enabled() {
-                            if let Err(e) = enable_syn_offload(&mut prog, &core_cfg, start) {
-                                warn!("SIGHUP: updating the XDP listeners: {e:#}");
-                            }
-                        }
-                    }
-                    for m in &msgs {
-                        if let Control::RotateSecret(s) = m {
-                            // Old cookies stay valid for one validity period (two minutes).
-                            forget_secret_at = Some(Instant::now() + Duration::from_secs(120));
-                            ctl_jar.rotate(*s);
-                            if occupancy.is_some() {
-                                if let Err(e) = publish_cookies(&mut prog, &ctl_jar) {
-                                    warn!("SIGHUP: publishing the new secret to XDP: {e:#}");
-                                }
-                            }
-                        }
-                        for c in &controls {
-                            let _ = c.send(m.clone());
-                        }
-                    }
-                    info!(
-                        changes = msgs.len(),
-                        "SIGHUP: configuration reloaded; established connections kept"
-                    );
-                    cfg.listen = new.listen;
-                    cfg.http = new.http;
-                    cfg.tcp.cookie_secret = new.tcp.cookie_secret;
+    match (
+        enable_syn_offload(&mut plan.prog, &plan.core_cfg, start),
+        plan.cfg.xdp.syn_offload,
+    ) {
+        (Ok(()), _) => info!("SYN offload on: the XDP program answers SYNs"),
+        (Err(e), SynOffloadMode::On) => return Err(e.context("xdp.syn_offload = \"on\"")),
+        (Err(e), _) => warn!("xdp.syn_offload = \"auto\": SYN offload off: {e:#}"),
+    }
+    Ok(())
+}
+
+/// The control thread's state while the workers run.
+struct ControlLoop {
+    plan: RunPlan,
+    start: Instant,
+    running: Vec<Running>,
+    controls: Vec<crossbeam::channel::Sender<Control>>,
+    /// The control thread's copy of the workers' jars: it follows every rotation, so the
+    /// XDP program always holds the keys the workers hold.
+    ctl_jar: CookieJar,
+    forget_secret_at: Option<Instant>,
+    last_cookie_publish: Instant,
+    interval: Duration,
+    next: Instant,
+    last: Counters,
+    last_rep: Report,
+    last_t: Instant,
+    latest_metrics: Arc<std::sync::Mutex<String>>,
+}
+
+impl ControlLoop {
+    fn new(
+        plan: RunPlan,
+        start: Instant,
+        running: Vec<Running>,
+        controls: Vec<crossbeam::channel::Sender<Control>>,
+    ) -> ControlLoop {
+        let interval = Duration::from_millis(plan.cfg.ops.stats_interval_ms);
+        let last_rep = report(&plan.cfg, plan.mode, start, &running, &plan.prog).0;
+        ControlLoop {
+            ctl_jar: plan.jar.clone(),
+            plan,
+            start,
+            running,
+            controls,
+            forget_secret_at: None,
+            last_cookie_publish: Instant::now(),
+            interval,
+            next: Instant::now() + interval,
+            last: Counters::default(),
+            last_rep,
+            last_t: Instant::now(),
+            latest_metrics: Arc::new(std::sync::Mutex::new(String::new())),
+        }
+    }
+
+    fn report(&self) -> (Report, Counters) {
+        let p = &self.plan;
+        report(&p.cfg, p.mode, self.start, &self.running, &p.prog)
+    }
+
+    /// Serve Prometheus metrics (`ops.metrics`) from a thread of its own.
+    fn serve_metrics(&self, stop: &Arc<AtomicBool>) -> Result<Option<std::thread::JoinHandle<()>>> {
+        let Some(addr) = self.plan.cfg.ops.metrics else {
+            return Ok(None);
+        };
+        if let Ok(mut m) = self.latest_metrics.lock() {
+            *m = crate::ops::prometheus_text(&self.report().0);
+        }
+        let t = crate::ops::serve_metrics(addr, self.latest_metrics.clone(), stop.clone())?;
+        info!(%addr, "serving Prometheus metrics at /metrics");
+        Ok(Some(t))
+    }
+
+    /// SIGHUP: apply what can change while running (listeners, HTTP response, cookie
+    /// secret); say what needs a restart.
+    fn apply_reload(&mut self, new: Config) {
+        let (msgs, ignored) = reload_messages(&self.plan.cfg, &new);
+        for name in &ignored {
+            warn!("SIGHUP: not applied: {name}");
+        }
+        let p = &mut self.plan;
+        if new.listen != p.cfg.listen {
+            let ports: Vec<u16> = new.listen.iter().map(|l| l.port).collect();
+            if let Err(e) = p.prog.set_ports(&ports) {
+                warn!("SIGHUP: updating the XDP port map: {e:#}");
+            }
+            p.core_cfg.listeners = core_config(&new).listeners;
+            if p.prog.syn_offload_enabled() {
+                if let Err(e) = enable_syn_offload(&mut p.prog, &p.core_cfg, self.start) {
+                    warn!("SIGHUP: updating the XDP listeners: {e:#}");
                 }
             }
         }
-        if forget_secret_at.is_some_and(|t| Instant::now() >= t) {
-            forget_secret_at = None;
-            for c in &controls {
+        for m in &msgs {
+            if let Control::RotateSecret(s) = m {
+                // Old cookies stay valid for one validity period (two minutes).
+                self.forget_secret_at = Some(Instant::now() + Duration::from_secs(120));
+                self.ctl_jar.rotate(*s);
+                if p.occupancy.is_some() {
+                    if let Err(e) = publish_cookies(&mut p.prog, &self.ctl_jar) {
+                        warn!("SIGHUP: publishing the new secret to XDP: {e:#}");
+                    }
+                }
+            }
+            for c in &self.controls {
+                let _ = c.send(m.clone());
+            }
+        }
+        info!(
+            changes = msgs.len(),
+            "SIGHUP: configuration reloaded; established connections kept"
+        );
+        p.cfg.listen = new.listen;
+        p.cfg.http = new.http;
+        p.cfg.tcp.cookie_secret = new.tcp.cookie_secret;
+    }
+
+    /// Forget the previous cookie secret when its period is over, and keep the XDP
+    /// program's keys and minute counter current (published at most once a second; the
+    /// map is written only when something changed).
+    fn tick_secrets(&mut self) {
+        if self.forget_secret_at.is_some_and(|t| Instant::now() >= t) {
+            self.forget_secret_at = None;
+            for c in &self.controls {
                 let _ = c.send(Control::ForgetPreviousSecret);
             }
-            ctl_jar.forget_previous();
+            self.ctl_jar.forget_previous();
             info!("previous cookie secret forgotten");
         }
-        // The minute counter (and the keys after a change) reach the XDP program within a
-        // second; publish_cookies writes the map only when something changed.
-        if occupancy.is_some() && last_cookie_publish.elapsed() >= Duration::from_secs(1) {
-            last_cookie_publish = Instant::now();
-            if let Err(e) = publish_cookies(&mut prog, &ctl_jar) {
+        if self.plan.occupancy.is_some()
+            && self.last_cookie_publish.elapsed() >= Duration::from_secs(1)
+        {
+            self.last_cookie_publish = Instant::now();
+            if let Err(e) = publish_cookies(&mut self.plan.prog, &self.ctl_jar) {
                 warn!("publishing SYN cookie keys to XDP: {e:#}");
             }
         }
-        if Instant::now() < next {
-            continue;
+    }
+
+    /// Every `ops.stats_interval_ms`: the stats view, the stats JSON and the metrics.
+    fn tick_stats(&mut self) {
+        if Instant::now() < self.next {
+            return;
         }
-        next += interval;
-        let (rep, total) = report(&cfg, mode, start, &running, &prog);
-        let dt = last_t.elapsed().as_secs_f64().max(1e-9);
+        self.next += self.interval;
+        let (rep, total) = self.report();
+        let cfg = &self.plan.cfg;
+        let dt = self.last_t.elapsed().as_secs_f64().max(1e-9);
+        let last = &self.last;
         let rate = |e: Event| (total.get(e) - last.get(e)) as f64 / dt;
         match cfg.ops.view {
             View::Log => info!(
@@ -682,7 +845,7 @@ pub fn run_until(
             ),
             View::Table => {
                 let table = crate::ops::Rates {
-                    prev: &last_rep,
+                    prev: &self.last_rep,
                     cur: &rep,
                 }
                 .table();
@@ -701,59 +864,67 @@ pub fn run_until(
             }
         }
         if cfg.ops.metrics.is_some() {
-            if let Ok(mut m) = latest_metrics.lock() {
+            if let Ok(mut m) = self.latest_metrics.lock() {
                 *m = crate::ops::prometheus_text(&rep);
             }
         }
-        last = total;
-        last_rep = rep;
-        last_t = Instant::now();
+        self.last = total;
+        self.last_rep = rep;
+        self.last_t = Instant::now();
     }
-    stop.store(true, Ordering::Relaxed);
-    info!("stopping: closing connections");
-    let mut failed = None;
-    for h in handles {
-        match h.join() {
-            // Dropping the worker closes its capture sender.
-            Ok(worker) => drop(worker),
-            Err(_) => failed = Some("a worker thread panicked"),
+
+    /// Join the workers (their drain sends our FINs), the capture writer and the metrics
+    /// thread; write the last stats and log the summary; detach the XDP program.
+    fn shutdown(
+        self,
+        handles: Vec<std::thread::JoinHandle<Worker<AfXdpPort>>>,
+        capture_writer: Option<std::thread::JoinHandle<Result<u64>>>,
+        metrics_thread: Option<std::thread::JoinHandle<()>>,
+    ) -> Result<()> {
+        let mut failed = None;
+        for h in handles {
+            match h.join() {
+                // Dropping the worker closes its capture sender.
+                Ok(worker) => drop(worker),
+                Err(_) => failed = Some("a worker thread panicked"),
+            }
         }
-    }
-    if let Some(w) = capture_writer {
-        match w.join() {
-            Ok(Ok(n)) => info!(frames = n, "capture written"),
-            Ok(Err(e)) => warn!("capture: {e:#}"),
-            Err(_) => warn!("capture writer panicked"),
+        if let Some(w) = capture_writer {
+            match w.join() {
+                Ok(Ok(n)) => info!(frames = n, "capture written"),
+                Ok(Err(e)) => warn!("capture: {e:#}"),
+                Err(_) => warn!("capture writer panicked"),
+            }
         }
+        if let Some(t) = metrics_thread {
+            let _ = t.join();
+        }
+        let (rep, total) = self.report();
+        if let Some(path) = &self.plan.cfg.ops.stats_json {
+            write_json_atomic(path, &rep)?;
+        }
+        let drops: Vec<String> = DropReason::ALL
+            .iter()
+            .filter(|r| total.dropped(**r) > 0)
+            .map(|r| format!("{}={}", r.label(), total.dropped(*r)))
+            .collect();
+        info!(
+            uptime_secs = format!("{:.1}", rep.uptime_secs),
+            rx_frames = total.get(Event::RxFrames),
+            tx_frames = total.get(Event::TxFrames),
+            syn = total.get(Event::SynReceived),
+            established = total.get(Event::Established),
+            closed = total.get(Event::Closed),
+            active = rep.active,
+            drops = %drops.join(" "),
+            "summary"
+        );
+        drop(self);
+        if let Some(msg) = failed {
+            anyhow::bail!(msg);
+        }
+        Ok(())
     }
-    if let Some(t) = metrics_thread {
-        let _ = t.join();
-    }
-    let (rep, total) = report(&cfg, mode, start, &running, &prog);
-    if let Some(path) = &cfg.ops.stats_json {
-        write_json_atomic(path, &rep)?;
-    }
-    let drops: Vec<String> = DropReason::ALL
-        .iter()
-        .filter(|r| total.dropped(**r) > 0)
-        .map(|r| format!("{}={}", r.label(), total.dropped(*r)))
-        .collect();
-    info!(
-        uptime_secs = format!("{:.1}", rep.uptime_secs),
-        rx_frames = total.get(Event::RxFrames),
-        tx_frames = total.get(Event::TxFrames),
-        syn = total.get(Event::SynReceived),
-        established = total.get(Event::Established),
-        closed = total.get(Event::Closed),
-        active = rep.active,
-        drops = %drops.join(" "),
-        "summary"
-    );
-    drop(prog);
-    if let Some(msg) = failed {
-        anyhow::bail!(msg);
-    }
-    Ok(())
 }
 
 /// Run the veth lab demo.
