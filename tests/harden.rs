@@ -39,13 +39,7 @@ impl Rng {
 
 /// Resident set size of this process in bytes (Linux /proc/self/statm).
 fn rss_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0);
-    pages * 4096
+    synack::io::sys::resident_bytes(std::process::id()).unwrap_or(0)
 }
 
 fn env_count(name: &str, default: u64) -> u64 {

@@ -231,7 +231,7 @@ fn sighup_reload_updates_the_offload_listeners_and_secret() {
 /// A forged-ACK flood (20,000 ACKs for tuples without state, wrong cookies, from an AF_XDP
 /// socket on the client veth) with the offload on: no connection, no frame for the workers
 /// (their rx counter does not move), the XDP program drops them and sends resets at no
-/// more than its per-CPU rate.
+/// more than its per-CPU rate, and the endpoint's memory stays flat (RSS within 1 MiB).
 #[test]
 fn forged_ack_flood_never_reaches_userspace() {
     if !common::require_root("forged_ack_flood_never_reaches_userspace") {
@@ -245,6 +245,7 @@ fn forged_ack_flood_never_reaches_userspace() {
     );
     let ep = Endpoint::start(&lab, &toml, &["--quiet"]);
     let before = ep.fresh_stats();
+    let rss_before = synack::io::sys::resident_bytes(ep.pid()).expect("the endpoint's RSS");
     let (server_mac, client_mac, dst) = (lab.server_mac, lab.client_mac, lab.server_v4);
     let t0 = std::time::Instant::now();
     let sent = xsk_send(&lab, 20_000, Duration::from_secs(5), |i| {
@@ -295,6 +296,14 @@ fn forged_ack_flood_never_reaches_userspace() {
         "no flood frame reached a worker: {st:#}"
     );
     assert_eq!(xdp(&st, "cookie_acks_to_userspace"), 0, "{st:#}");
+    // Memory stays flat: nothing of the flood is kept anywhere (a connection would cost
+    // a TCB, a frame copied to a worker at most a ring slot that is reused).
+    let rss_after = synack::io::sys::resident_bytes(ep.pid()).expect("the endpoint's RSS");
+    println!("endpoint RSS {rss_before} -> {rss_after} bytes");
+    assert!(
+        rss_after <= rss_before + 1024 * 1024,
+        "RSS grew from {rss_before} to {rss_after} bytes"
+    );
     assert!(
         rsts as f64 <= 1000.0 * (1.0 + secs + 1.0) * 2.0,
         "{rsts} resets in {secs:.2} s (1,000/s per CPU, 2 CPUs)"

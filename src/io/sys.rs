@@ -76,3 +76,17 @@ pub fn set_keepalive(s: &std::net::TcpStream, idle: i32, interval: i32) -> bool 
         && set(libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, idle)
         && set(libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, interval)
 }
+
+/// Resident set size of process `pid` in bytes (`/proc/PID/statm`, second field, times the
+/// page size), for the memory checks of tests and benchmarks.
+pub fn resident_bytes(pid: u32) -> std::io::Result<u64> {
+    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm"))?;
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "statm"))?;
+    // SAFETY: sysconf has no preconditions; _SC_PAGESIZE is always supported on Linux.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    Ok(pages * page.max(4096) as u64)
+}
