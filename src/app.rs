@@ -9,17 +9,17 @@ use crate::engine::{
     self, rss, Capture, Control, HandoffQueue, Published, Stack, Steering, Worker,
 };
 use crate::io::afxdp::{AfXdpConfig, AfXdpPort};
-use crate::io::bpf::{clock_origin_ns, BpfCounters, Filter, SynAnswer, SynOffload, XdpProgram};
-use crate::io::{PortStats, XdpMode};
+use crate::io::bpf::{clock_origin_ns, Filter, SynAnswer, SynOffload, XdpProgram};
+use crate::io::sys::{interface_mac, interface_mtu};
+use crate::io::XdpMode;
+use crate::ops::{write_json_atomic, Report, WorkerReport};
 use crate::table::occupancy::Occupancy;
 use crate::table::{Core, CoreConfig};
 use crate::tcp::cookie::{self, CookieJar};
 use crate::tcp::responder::{HttpResponses, Mode};
 use crate::tcp::{Clock, Params};
 use anyhow::{Context, Result};
-use serde::Serialize;
 use std::net::IpAddr;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -197,72 +197,6 @@ fn nic_steering(cfg: &Config, n: usize) -> rss::Resolved {
     resolved
 }
 
-/// The MAC address of an interface, from sysfs.
-pub fn interface_mac(ifname: &str) -> Result<[u8; 6]> {
-    let path = format!("/sys/class/net/{ifname}/address");
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("reading {path}: does interface {ifname} exist?"))?;
-    let mut mac = [0u8; 6];
-    let parts: Vec<&str> = text.trim().split(':').collect();
-    anyhow::ensure!(parts.len() == 6, "{path}: unexpected MAC {text:?}");
-    for (m, p) in mac.iter_mut().zip(parts) {
-        *m = u8::from_str_radix(p, 16).with_context(|| format!("{path}: bad MAC {text:?}"))?;
-    }
-    Ok(mac)
-}
-
-/// The MTU of an interface, from sysfs.
-pub fn interface_mtu(ifname: &str) -> Result<u32> {
-    let path = format!("/sys/class/net/{ifname}/mtu");
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("reading {path}: does interface {ifname} exist?"))?;
-    text.trim()
-        .parse()
-        .with_context(|| format!("{path}: unexpected MTU {text:?}"))
-}
-
-/// One worker's part of the stats JSON.
-#[derive(Debug, Serialize)]
-pub struct WorkerReport {
-    /// CPU the worker is pinned to.
-    pub cpu: usize,
-    /// NIC queue its socket is bound to.
-    pub queue: u32,
-    /// Whether its AF_XDP socket is in zero-copy mode (XDP_OPTIONS); false is copy mode.
-    pub zerocopy: bool,
-    /// Connections in its table.
-    pub active: u64,
-    /// Share of loop time spent on non-empty batches, 0..1.
-    pub busy_fraction: f64,
-    /// Its counters.
-    pub counters: crate::counters::CountersJson,
-    /// Its AF_XDP socket statistics.
-    pub xdp_socket: PortStats,
-}
-
-/// The stats JSON document (rewritten atomically every interval and at exit).
-#[derive(Debug, Serialize)]
-pub struct Report {
-    /// Interface served.
-    pub interface: String,
-    /// XDP attach mode actually in use.
-    pub xdp_mode: XdpMode,
-    /// Seconds since start.
-    pub uptime_secs: f64,
-    /// Connections in all tables.
-    pub active: u64,
-    /// Counters summed over workers.
-    pub total: crate::counters::CountersJson,
-    /// Whether the XDP program answers SYNs itself (`xdp.syn_offload`).
-    pub xdp_syn_offload: bool,
-    /// Counters of the XDP program (per-CPU values summed).
-    pub xdp_program: Option<BpfCounters>,
-    /// Captured frames lost to a full capture queue.
-    pub capture_lost: u64,
-    /// Per worker.
-    pub workers: Vec<WorkerReport>,
-}
-
 struct Running {
     cpu: usize,
     queue: u32,
@@ -313,15 +247,6 @@ fn report(
         },
         total,
     )
-}
-
-/// Write `value` as JSON to `path` atomically (temporary file, then rename).
-pub fn write_json_atomic(path: &Path, value: &impl Serialize) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    let text = serde_json::to_vec_pretty(value)?;
-    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
-    Ok(())
 }
 
 /// Re-reads the configuration on SIGHUP (the file and the same command-line flags).

@@ -3,10 +3,10 @@
 
 #![forbid(unsafe_code)]
 
-use crate::app::Report;
 use crate::counters::{DropReason, Event};
 use crate::engine::Captured;
 use crate::io::bpf::BpfCounters;
+use crate::io::{PortStats, XdpMode};
 use anyhow::{Context, Result};
 use pcap_file::pcapng::blocks::enhanced_packet::{EnhancedPacketBlock, EnhancedPacketOption};
 use pcap_file::pcapng::blocks::interface_description::{
@@ -14,6 +14,7 @@ use pcap_file::pcapng::blocks::interface_description::{
 };
 use pcap_file::pcapng::PcapNgWriter;
 use pcap_file::DataLink;
+use serde::Serialize;
 use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -353,10 +354,60 @@ impl Rates<'_> {
     }
 }
 
+/// One worker's part of the stats JSON.
+#[derive(Debug, Serialize)]
+pub struct WorkerReport {
+    /// CPU the worker is pinned to.
+    pub cpu: usize,
+    /// NIC queue its socket is bound to.
+    pub queue: u32,
+    /// Whether its AF_XDP socket is in zero-copy mode (XDP_OPTIONS); false is copy mode.
+    pub zerocopy: bool,
+    /// Connections in its table.
+    pub active: u64,
+    /// Share of loop time spent on non-empty batches, 0..1.
+    pub busy_fraction: f64,
+    /// Its counters.
+    pub counters: crate::counters::CountersJson,
+    /// Its AF_XDP socket statistics.
+    pub xdp_socket: PortStats,
+}
+
+/// The stats JSON document (rewritten atomically every interval and at exit).
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// Interface served.
+    pub interface: String,
+    /// XDP attach mode actually in use.
+    pub xdp_mode: XdpMode,
+    /// Seconds since start.
+    pub uptime_secs: f64,
+    /// Connections in all tables.
+    pub active: u64,
+    /// Counters summed over workers.
+    pub total: crate::counters::CountersJson,
+    /// Whether the XDP program answers SYNs itself (`xdp.syn_offload`).
+    pub xdp_syn_offload: bool,
+    /// Counters of the XDP program (per-CPU values summed).
+    pub xdp_program: Option<BpfCounters>,
+    /// Captured frames lost to a full capture queue.
+    pub capture_lost: u64,
+    /// Per worker.
+    pub workers: Vec<WorkerReport>,
+}
+
+/// Write `value` as JSON to `path` atomically (temporary file, then rename).
+pub fn write_json_atomic(path: &Path, value: &impl Serialize) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    let text = serde_json::to_vec_pretty(value)?;
+    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::app::WorkerReport;
     use crate::counters::Counters;
 
     fn report(secs: f64, syn: u64, bad: u64) -> Report {

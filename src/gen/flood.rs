@@ -19,13 +19,14 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
-use crate::app::{interface_mac, write_json_atomic};
 use crate::gen::run::resolve_mac;
 use crate::io::flood::{
     ifindex, FloodCounts, FloodProgram, FloodSettings, ReplyCounter, ReplyCounts,
 };
+use crate::io::sys::interface_mac;
 use crate::io::XdpMode;
 use crate::lab::{syn_frame, FLOOD_NET};
+use crate::ops::write_json_atomic;
 
 /// Burst (frames a run may go ahead of the schedule) when none is given: covers the ~20 ms
 /// between two live calls at 2.5 M/s, so the rate is held across the gaps.

@@ -2,13 +2,14 @@
 //! the AF_XDP socket, find the target's MAC, run the [`Driver`] loop pinned to one CPU,
 //! and report (a human table on stdout, JSON on request).
 
-use crate::app::{interface_mac, write_json_atomic};
 use crate::gen::client::{Client, ClientConfig, CloseOrder, GenStats};
 use crate::gen::driver::{Driver, Pace};
 use crate::gen::SourceRange;
 use crate::io::afxdp::{AfXdpConfig, AfXdpPort};
 use crate::io::bpf::{Filter, XdpProgram};
+use crate::io::sys::interface_mac;
 use crate::io::{Port, PortStats, XdpMode};
+use crate::ops::write_json_atomic;
 use crate::table::L2Path;
 use anyhow::{bail, Context, Result};
 use hdrhistogram::Histogram;

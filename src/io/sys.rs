@@ -1,6 +1,7 @@
 //! Small safe wrappers over the system calls the control path and the lab need, so that
 //! their callers (the lab, integration tests) stay free of `unsafe`.
 
+use anyhow::Context;
 use std::fs::File;
 use std::os::fd::AsRawFd;
 
@@ -89,4 +90,28 @@ pub fn resident_bytes(pid: u32) -> std::io::Result<u64> {
     // SAFETY: sysconf has no preconditions; _SC_PAGESIZE is always supported on Linux.
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     Ok(pages * page.max(4096) as u64)
+}
+
+/// The MAC address of an interface, from sysfs.
+pub fn interface_mac(ifname: &str) -> anyhow::Result<[u8; 6]> {
+    let path = format!("/sys/class/net/{ifname}/address");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading {path}: does interface {ifname} exist?"))?;
+    let mut mac = [0u8; 6];
+    let parts: Vec<&str> = text.trim().split(':').collect();
+    anyhow::ensure!(parts.len() == 6, "{path}: unexpected MAC {text:?}");
+    for (m, p) in mac.iter_mut().zip(parts) {
+        *m = u8::from_str_radix(p, 16).with_context(|| format!("{path}: bad MAC {text:?}"))?;
+    }
+    Ok(mac)
+}
+
+/// The MTU of an interface, from sysfs.
+pub fn interface_mtu(ifname: &str) -> anyhow::Result<u32> {
+    let path = format!("/sys/class/net/{ifname}/mtu");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading {path}: does interface {ifname} exist?"))?;
+    text.trim()
+        .parse()
+        .with_context(|| format!("{path}: unexpected MTU {text:?}"))
 }
