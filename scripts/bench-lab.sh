@@ -90,17 +90,7 @@ lab_bin "$ROOT" || exit 1
 cc -O2 -o "$WORK/kserver" "$ROOT/scripts/gen/kserver.c" || die "building kserver"
 lab_names sb$$
 SOURCES=198.19.0.0/24
-PIDS=()
-cleanup() {
-    set +e
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-    sleep 0.3
-    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
-    lab_down
-    [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+lab_traps
 
 lab_up
 # RPS: the server veth's receive work on CPU 0, the client veth's on CPU 1.

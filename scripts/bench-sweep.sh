@@ -120,17 +120,7 @@ WORK=$(mktemp -d /tmp/synack-sweep.XXXXXX)
 lab_bin "$ROOT" || exit 1
 cc -O2 -o "$WORK/kserver" "$ROOT/scripts/gen/kserver.c" || die "building kserver"
 lab_names sw$$
-PIDS=()
-cleanup() {
-    set +e
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-    sleep 0.3
-    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
-    lab_down
-    [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+lab_traps
 
 lab_up
 lab_flood_up

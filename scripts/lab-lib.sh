@@ -10,6 +10,8 @@
 #                           # server's threaded NAPI on CPU 0, the client's on CPU 1 at
 #                           # SCHED_FIFO 50, flood sources 198.19.0.0/16 routed back
 #   lab_bin ROOT            # BIN: build target/release/synack when BIN is empty; check it
+#   lab_traps               # on exit (also failure, Ctrl-C): end the PIDS the script
+#                           # started, lab_down, remove WORK (unless KEEP_WORK is set)
 #
 # Two namespaces joined by one single-queue veth pair: client 198.18.0.2 and 2001:2::2 on
 # $VC, server 198.18.0.1 and 2001:2::1 on $VS (static neighbours, no DAD). TX checksum
@@ -112,4 +114,23 @@ lab_bin() {
         BIN=${CARGO_TARGET_DIR:-$root/target}/release/synack
     fi
     [ -x "$BIN" ] || { echo "lab: no synack binary at $BIN" >&2; return 1; }
+}
+
+# The scripts' cleanup: processes they started (PIDS, ended by PID, never by name), the
+# namespaces, and their temporary folder WORK. lab_traps runs it on exit, also on failure
+# or Ctrl-C.
+lab_cleanup() {
+    set +e
+    local p
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+    sleep 0.3
+    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
+    lab_down
+    [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"
+}
+
+lab_traps() {
+    PIDS=()
+    trap lab_cleanup EXIT
+    trap 'exit 130' INT TERM
 }

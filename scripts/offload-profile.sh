@@ -35,16 +35,7 @@ done
 lab_bin "$ROOT" || exit 1
 lab_names op$$
 WORK=$(mktemp -d /tmp/synack-offload-profile.XXXXXX)
-PIDS=()
-cleanup() {
-    set +e
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-    sleep 0.3
-    lab_down
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+lab_traps
 
 lab_up
 lab_flood_up

@@ -953,7 +953,7 @@ fn connections(client_ns: &str, n: u32, stop: &AtomicBool) -> Result<ConnResults
     let deadline = Instant::now() + CONNECT_PHASE;
     let t0 = Instant::now();
     let threads = CLIENT_THREADS.min(n as usize).max(1);
-    let errors: Vec<std::io::Error> = std::thread::scope(|s| {
+    let joined = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|_| {
                 s.spawn(|| -> std::io::Result<()> {
@@ -1014,21 +1014,32 @@ fn connections(client_ns: &str, n: u32, stop: &AtomicBool) -> Result<ConnResults
                 })
             })
             .collect();
-        handles
-            .into_iter()
-            .filter_map(|h| match h.join() {
-                Ok(Ok(())) => None,
-                Ok(Err(e)) => Some(e),
-                Err(_) => Some(std::io::Error::other("a client thread panicked")),
-            })
-            .collect()
+        join_clients(handles)
     });
-    if let Some(e) = errors.into_iter().next() {
-        return Err(e).context("client thread in the client namespace");
-    }
+    joined?;
     let mut res = results.into_inner().unwrap_or_else(|p| p.into_inner());
     res.elapsed = t0.elapsed();
     Ok(res)
+}
+
+/// Join all the client threads of a lab phase; the first error any of them returned (or
+/// a panic), with the context every phase gives it.
+pub(crate) fn join_clients(
+    handles: Vec<std::thread::ScopedJoinHandle<'_, std::io::Result<()>>>,
+) -> Result<()> {
+    // Every thread is joined (a panic is an error here, not the scope's), then the first
+    // error is returned.
+    let results: Vec<std::io::Result<()>> = handles
+        .into_iter()
+        .map(|h| match h.join() {
+            Ok(r) => r,
+            Err(_) => Err(std::io::Error::other("a client thread panicked")),
+        })
+        .collect();
+    results
+        .into_iter()
+        .collect::<std::io::Result<()>>()
+        .context("client thread in the client namespace")
 }
 
 /// Bytes of payload for connection `i`: a pattern of varying length (1..=3000).

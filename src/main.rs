@@ -306,6 +306,26 @@ struct GenArgs {
     json: Option<PathBuf>,
 }
 
+/// `synack gen --xdp-mode`: auto, native or generic.
+fn gen_xdp_mode(m: &str) -> Result<synack::io::XdpMode, String> {
+    match m {
+        "auto" => Ok(synack::io::XdpMode::Auto),
+        "native" => Ok(synack::io::XdpMode::Native),
+        "generic" => Ok(synack::io::XdpMode::Generic),
+        m => Err(format!("--xdp-mode {m:?}: give auto, native or generic")),
+    }
+}
+
+/// `synack gen --target-mac`, when given: six hex bytes.
+fn gen_target_mac(m: Option<&str>) -> Result<Option<[u8; 6]>, String> {
+    m.map(|m| {
+        synack::gen::run::parse_mac(m).ok_or_else(|| {
+            format!("--target-mac {m:?}: give six hex bytes, e.g. 02:00:00:00:00:01")
+        })
+    })
+    .transpose()
+}
+
 /// Check the generator flags; the error names the flag and the remedy.
 fn gen_options(a: GenArgs) -> Result<synack::gen::run::GenOptions, String> {
     use std::net::{IpAddr, SocketAddr};
@@ -354,18 +374,8 @@ fn gen_options(a: GenArgs) -> Result<synack::gen::run::GenOptions, String> {
             a.frames
         ));
     }
-    let xdp_mode = match a.xdp_mode.as_str() {
-        "auto" => synack::io::XdpMode::Auto,
-        "native" => synack::io::XdpMode::Native,
-        "generic" => synack::io::XdpMode::Generic,
-        m => return Err(format!("--xdp-mode {m:?}: give auto, native or generic")),
-    };
-    let target_mac = match &a.target_mac {
-        Some(m) => Some(synack::gen::run::parse_mac(m).ok_or_else(|| {
-            format!("--target-mac {m:?}: give six hex bytes, e.g. 02:00:00:00:00:01")
-        })?),
-        None => None,
-    };
+    let xdp_mode = gen_xdp_mode(&a.xdp_mode)?;
+    let target_mac = gen_target_mac(a.target_mac.as_deref())?;
     if let Some(cpu) = a.cpu {
         // Not available_parallelism(): that is this process's affinity, and a caller pinned
         // to another CPU (taskset) may still place the generator anywhere.
@@ -503,18 +513,8 @@ fn live_flood_options(a: &GenArgs) -> Result<synack::gen::flood::LiveFloodOption
     if a.burst == Some(0) {
         return Err("--burst 0: give at least 1 frame".into());
     }
-    let counter_mode = match a.xdp_mode.as_str() {
-        "auto" => synack::io::XdpMode::Auto,
-        "native" => synack::io::XdpMode::Native,
-        "generic" => synack::io::XdpMode::Generic,
-        m => return Err(format!("--xdp-mode {m:?}: give auto, native or generic")),
-    };
-    let target_mac = match &a.target_mac {
-        Some(m) => Some(synack::gen::run::parse_mac(m).ok_or_else(|| {
-            format!("--target-mac {m:?}: give six hex bytes, e.g. 02:00:00:00:00:01")
-        })?),
-        None => None,
-    };
+    let counter_mode = gen_xdp_mode(&a.xdp_mode)?;
+    let target_mac = gen_target_mac(a.target_mac.as_deref())?;
     Ok(synack::gen::flood::LiveFloodOptions {
         interface: a.interface.clone(),
         target,

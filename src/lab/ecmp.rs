@@ -457,7 +457,7 @@ fn drive(client: &str, n: u32, kind: Kind, stop: &AtomicBool) -> Result<Tally> {
     let next = AtomicU64::new(0);
     let tally = Mutex::new(Tally::default());
     let deadline = Instant::now() + PHASE_LIMIT;
-    let errs: Vec<std::io::Error> = std::thread::scope(|s| {
+    let joined = std::thread::scope(|s| {
         let hs: Vec<_> = (0..THREADS.min(n as usize).max(1))
             .map(|_| {
                 s.spawn(|| -> std::io::Result<()> {
@@ -491,17 +491,9 @@ fn drive(client: &str, n: u32, kind: Kind, stop: &AtomicBool) -> Result<Tally> {
                 })
             })
             .collect();
-        hs.into_iter()
-            .filter_map(|h| match h.join() {
-                Ok(Ok(())) => None,
-                Ok(Err(e)) => Some(e),
-                Err(_) => Some(std::io::Error::other("a client thread panicked")),
-            })
-            .collect()
+        super::join_clients(hs)
     });
-    if let Some(e) = errs.into_iter().next() {
-        return Err(e).context("client thread in the client namespace");
-    }
+    joined?;
     Ok(tally.into_inner().unwrap_or_else(|p| p.into_inner()))
 }
 
