@@ -28,7 +28,7 @@ use synack::table::{ConnTable, Key, V4Key};
 use synack::tcp::conn::{Conn, Negotiated};
 use synack::tcp::cookie::{self, CookieFlow, CookieJar};
 use synack::tcp::responder::Mode;
-use synack::tcp::{Flow, Params};
+use synack::tcp::{Flow, Params, Tick, TsVal};
 use synack::wire::{checksum, EthernetFrame, Ipv4Packet, Ipv4Repr, SeqNumber, TcpPacket, TcpRepr};
 
 use common::{clock, Lifecycles};
@@ -325,12 +325,12 @@ fn entry(i: u32) -> (V4Key, Conn) {
         snd_wscale: Some(7),
         rcv_wscale: 7,
         sack: true,
-        ts_recent: Some(common::tsval(i)),
+        ts_recent: Some(TsVal(common::tsval(i))),
         mode: Mode::Discard,
     };
     (
         V4Key::of(&flow).expect("v4 flow"),
-        Conn::established(&n, 502, 0, 0),
+        Conn::established(&n, 502, 0, Tick(0)),
     )
 }
 

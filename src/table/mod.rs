@@ -19,9 +19,7 @@ use crate::tcp::conn::{ChallengeLimiter, Conn, Ctx, State, Verdict};
 use crate::tcp::cookie::CookieJar;
 use crate::tcp::responder::{BufferPool, HttpResponses, Mode};
 use crate::tcp::timer::{Entry, Wheel};
-use crate::tcp::{
-    listen, reset_for, tick_reached, Clock, Flow, Link, Params, Payload, Segment, Tx,
-};
+use crate::tcp::{listen, reset_for, Clock, Flow, Link, Params, Payload, Segment, Tick, Tx};
 use crate::wire::TcpRepr;
 use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
 use std::hash::{BuildHasher, Hash};
@@ -688,7 +686,7 @@ impl Shared {
     /// The handler context for one event of the connection on `flow` via `link`: the
     /// handlers queue into this core's scratch list, and the guard moves what they queued
     /// to [`Shared::out`] when it is dropped (see [`Emit`]).
-    fn emit(&mut self, now: u32, flow: &Flow, link: Link) -> Emit<'_> {
+    fn emit(&mut self, now: Tick, flow: &Flow, link: Link) -> Emit<'_> {
         Emit {
             ctx: Ctx {
                 now,
@@ -720,7 +718,7 @@ impl Shared {
         let Some(at) = conn.next_deadline() else {
             return;
         };
-        if !conn.scheduled || (!tick_reached(at, conn.timer_at)) {
+        if !conn.scheduled || at.lt(conn.timer_at) {
             self.wheel.schedule(now_ms, Entry { slot, gen, at });
             conn.timer_at = at;
             conn.scheduled = true;
@@ -955,7 +953,7 @@ fn sweep_one<K: Key>(table: &mut ConnTable<K>, sh: &mut Shared, clock: &Clock, p
     };
     if !conn
         .idle_timer(&sh.params)
-        .is_some_and(|t| tick_reached(now, t.at()))
+        .is_some_and(|t| now.reached(t.at()))
     {
         return;
     }
