@@ -9,6 +9,7 @@ use super::published::Published;
 use super::stack::{Outcome, Stack};
 use crate::counters::{DropReason, Event};
 use crate::io::{Frame, Port};
+use crate::tcp::conn::State;
 use crate::tcp::Clock;
 use crossbeam::channel::Receiver;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -264,6 +265,12 @@ impl<P: Port> Worker<P> {
         }
     }
 
+    /// Whether every connection left is in TIME-WAIT, which needs nothing from us.
+    fn only_time_wait_left(&self) -> bool {
+        let states = self.stack.core.states();
+        states[..State::TimeWait as usize].iter().all(|&n| n == 0)
+    }
+
     /// Run until `stop` is set, then close every connection and keep serving for up to
     /// `drain` so the closes complete. Empty polls spin briefly, then wait on the port.
     pub fn run(&mut self, stop: &AtomicBool, drain: Duration) {
@@ -310,7 +317,7 @@ impl<P: Port> Worker<P> {
                             && t1 - last_drain_check >= Duration::from_millis(20)
                             && {
                                 last_drain_check = t1;
-                                self.stack.core.states()[..6].iter().all(|&n| n == 0)
+                                self.only_time_wait_left()
                             }) =>
                 {
                     break

@@ -535,8 +535,8 @@ impl Core {
     }
 
     /// Connections per state (both families), in [`State::ALL`] order.
-    pub fn states(&self) -> [usize; 7] {
-        let mut n = [0; 7];
+    pub fn states(&self) -> [usize; State::COUNT] {
+        let mut n = [0; State::COUNT];
         for (_, c) in self.v4.iter() {
             n[c.state as usize] += 1;
         }

@@ -34,8 +34,11 @@ pub enum State {
 }
 
 impl State {
+    /// Number of states (TIME-WAIT is the last).
+    pub const COUNT: usize = State::TimeWait as usize + 1;
+
     /// Every state, for per-state gauges.
-    pub const ALL: [State; 7] = [
+    pub const ALL: [State; State::COUNT] = [
         State::Established,
         State::FinWait1,
         State::FinWait2,
