@@ -37,6 +37,7 @@ macro_rules! counter_enum {
 
 counter_enum! {
     /// Why a received frame was dropped (or a connection refused). One counter each.
+    #[must_use = "a drop reason is counted, or the drop is invisible"]
     DropReason {
         /// Frame shorter than the headers it claims, or a length field that lies.
         Malformed => "malformed",

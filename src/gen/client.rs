@@ -962,6 +962,7 @@ impl Client {
 
     /// Write `out` as a complete Ethernet frame into `buf`, on the path `l2` (our MAC, the
     /// target's MAC). Returns its length, or `None` when it does not fit.
+    #[must_use = "`None` means no frame was written"]
     pub fn emit(&self, out: &Out, l2: &L2Path, buf: &mut [u8]) -> Option<usize> {
         match *out {
             Out::Tcp {

@@ -148,6 +148,7 @@ pub struct Conn {
 }
 
 /// What the table must do with a connection after an event.
+#[must_use = "a removed connection must leave the table (and its timers and buffer)"]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     /// Keep it.
@@ -194,6 +195,7 @@ impl ChallengeLimiter {
     /// Whether one more challenge ACK may go out at `now` (ms tick): each new second draws
     /// a budget uniform in `[half, limit + half - 1]`, `half = ceil(limit / 2)`, so the
     /// mean is `limit` and no second's budget is predictable.
+    #[must_use = "a challenge ACK the budget refused must not be sent"]
     pub fn allow(&mut self, now: u32, limit: u32, key: &[u8; 16]) -> bool {
         use std::hash::Hasher;
         let second = now / 1000;
