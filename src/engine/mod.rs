@@ -15,6 +15,7 @@ pub mod syn_rewrite;
 use crate::counters::{Counters, DropReason, Event};
 use crate::io::{Frame, Port, PortStats};
 use crate::table::{Core, L2Path};
+use crate::tcp::conn::State;
 use crate::tcp::{Clock, Flow, Link, Tx};
 use crate::wire::{
     self, ArpOperation, ArpRepr, EtherType, EthernetFrame, EthernetRepr, Ipv4Packet, Ipv4Repr,
@@ -1036,7 +1037,11 @@ impl<P: Port> Worker<P> {
                             && t1 - last_drain_check >= Duration::from_millis(20)
                             && {
                                 last_drain_check = t1;
-                                self.stack.core.states()[..6].iter().all(|&n| n == 0)
+                                let states = self.stack.core.states();
+                                State::ALL
+                                    .iter()
+                                    .zip(states)
+                                    .all(|(&s, n)| s == State::TimeWait || n == 0)
                             }) =>
                 {
                     break

@@ -113,51 +113,23 @@ impl ClientConfig {
     }
 }
 
-/// Why the generator dropped a received frame. `Copy`, indexes [`GenStats::drops`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum GenDrop {
-    /// Did not parse (truncated, bad checksum, bad options, fragment).
-    Malformed,
-    /// Not TCP, and not an ARP request for a source address.
-    NotTcp,
-    /// TCP not from the target to one of our tuples.
-    NotOurs,
-    /// No connection for the tuple (late after a timeout, or a duplicate).
-    NoConnection,
-    /// SYN-SENT: an ACK that does not acknowledge our SYN (answered with RST).
-    BadAck,
-    /// A segment that does not fit the connection's state.
-    Unexpected,
-    /// Data not at RCV.NXT (answered with a duplicate ACK).
-    OutOfOrder,
-}
-
-impl GenDrop {
-    /// Every reason, in index order.
-    pub const ALL: [GenDrop; 7] = [
-        GenDrop::Malformed,
-        GenDrop::NotTcp,
-        GenDrop::NotOurs,
-        GenDrop::NoConnection,
-        GenDrop::BadAck,
-        GenDrop::Unexpected,
-        GenDrop::OutOfOrder,
-    ];
-    /// Number of reasons.
-    pub const COUNT: usize = Self::ALL.len();
-
-    /// snake_case name for the JSON report.
-    pub const fn label(self) -> &'static str {
-        match self {
-            GenDrop::Malformed => "malformed",
-            GenDrop::NotTcp => "not_tcp",
-            GenDrop::NotOurs => "not_ours",
-            GenDrop::NoConnection => "no_connection",
-            GenDrop::BadAck => "bad_ack",
-            GenDrop::Unexpected => "unexpected",
-            GenDrop::OutOfOrder => "out_of_order",
-        }
+crate::counters::counter_enum! {
+    /// Why the generator dropped a received frame. `Copy`, indexes [`GenStats::drops`].
+    GenDrop {
+        /// Did not parse (truncated, bad checksum, bad options, fragment).
+        Malformed => "malformed",
+        /// Not TCP, and not an ARP request for a source address.
+        NotTcp => "not_tcp",
+        /// TCP not from the target to one of our tuples.
+        NotOurs => "not_ours",
+        /// No connection for the tuple (late after a timeout, or a duplicate).
+        NoConnection => "no_connection",
+        /// SYN-SENT: an ACK that does not acknowledge our SYN (answered with RST).
+        BadAck => "bad_ack",
+        /// A segment that does not fit the connection's state.
+        Unexpected => "unexpected",
+        /// Data not at RCV.NXT (answered with a duplicate ACK).
+        OutOfOrder => "out_of_order",
     }
 }
 

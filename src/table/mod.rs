@@ -26,6 +26,7 @@ use crate::wire::TcpRepr;
 use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
 use std::hash::{BuildHasher, Hash};
 use std::net::{Ipv4Addr, Ipv6Addr};
+use strum::EnumCount as _;
 
 /// The link-layer path of a connection: whom we talk to on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -498,8 +499,8 @@ impl Core {
     }
 
     /// Connections per state (both families), in [`State::ALL`] order.
-    pub fn states(&self) -> [usize; 7] {
-        let mut n = [0; 7];
+    pub fn states(&self) -> [usize; State::COUNT] {
+        let mut n = [0; State::COUNT];
         for (_, c) in self.v4.iter() {
             n[c.state as usize] += 1;
         }

@@ -11,10 +11,11 @@ use super::timer::Timer;
 use super::{tick_reached, Params, Payload, Segment};
 use crate::counters::{Counters, DropReason, Event};
 use crate::wire::{SeqNumber, TcpFlags, TcpOptions, TcpRepr};
+use strum::EnumCount as _;
 
 /// Connection states that have a TCB (RFC 9293 §3.3.2). LISTEN, SYN-RECEIVED and CLOSED
 /// have none: SYN cookies keep the first two stateless.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::EnumCount)]
 #[repr(u8)]
 pub enum State {
     /// Data flows both ways.
@@ -34,8 +35,9 @@ pub enum State {
 }
 
 impl State {
-    /// Every state, for per-state gauges.
-    pub const ALL: [State; 7] = [
+    /// Every state, for per-state gauges (its length is the derived number of states, so
+    /// a new state does not compile until it is listed here).
+    pub const ALL: [State; State::COUNT] = [
         State::Established,
         State::FinWait1,
         State::FinWait2,

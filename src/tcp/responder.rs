@@ -13,6 +13,8 @@
 //! it ends. The receive window we offer is the free space of that buffer, so a full pool or
 //! a slow reader turns into TCP flow control, never into lost bytes.
 
+use strum::EnumCount as _;
+
 /// How a listening port treats its connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[repr(u8)]
@@ -59,17 +61,13 @@ struct BufMeta {
 
 /// What a connection with queued data can wait for, each bounded in time by the TCP layer.
 /// The start ticks live with the buffer: only a connection holding data can wait.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::EnumCount)]
 #[repr(u8)]
 pub enum Wait {
     /// The peer's window is zero while we have data (persist, RFC 9293 §3.8.6.1).
     Persist,
     /// We decided to close and our FIN is not yet acknowledged.
     Close,
-}
-
-impl Wait {
-    const COUNT: usize = 2;
 }
 
 /// A per-core pool of connection buffers, allocated once.
