@@ -776,7 +776,9 @@ fn steady_report<P: Port>(
     }
 }
 
-fn fmt_mac(m: &[u8; 6]) -> String {
+/// A MAC address as `ip` and `ethtool` write it (`02:00:00:00:00:01`); [`parse_mac`] reads
+/// it back.
+pub fn fmt_mac(m: &[u8; 6]) -> String {
     m.iter()
         .map(|b| format!("{b:02x}"))
         .collect::<Vec<_>>()
