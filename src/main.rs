@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use synack::config::CaptureMode;
-use synack::config::SynOffloadMode;
+use synack::config::rules::flag_help;
+use synack::config::{CaptureMode, SynOffloadMode};
 use synack::forms::Named;
 use synack::io::XdpMode;
 use tracing_subscriber::EnvFilter;
@@ -176,14 +176,11 @@ impl From<OverrideArgs> for Overrides {
 
 #[derive(Args, Debug)]
 struct LabArgs {
-    /// Client connections to open and close, 1..=100000 [default: 2000].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", help = flag_help("--connections", "Client connections to open and close [default: 2000]."))]
     connections: Option<String>,
-    /// Most SYN-flood packets to send, 0..=10000000; 0 skips the flood [default: 200000].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", help = flag_help("--flood-packets", "Most SYN-flood packets to send; 0 skips the flood [default: 200000]."))]
     flood_packets: Option<String>,
-    /// Longest the flood may run, in seconds, 1..=60 [default: 5].
-    #[arg(long, value_name = "S")]
+    #[arg(long, value_name = "S", help = flag_help("--flood-secs", "Longest the flood may run [default: 5]."))]
     flood_secs: Option<String>,
     /// XDP attach mode of the server [default: auto].
     #[arg(long, value_name = "MODE", value_parser = named::<XdpMode>())]
@@ -195,10 +192,8 @@ struct LabArgs {
     /// Keep the namespaces and veth pair afterwards, for inspection.
     #[arg(long)]
     keep: bool,
-    /// Run N server nodes (2..=8) behind a router namespace with a resilient ECMP
-    /// nexthop group instead of one server; `--nodes` alone means 2. Connections then
-    /// default to 1000 per phase.
-    #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "2")]
+    #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "2",
+          help = flag_help("--nodes", "Run N server nodes behind a router namespace with a resilient ECMP nexthop group instead of one server; `--nodes` alone means 2. Connections then default to 1000 per phase."))]
     nodes: Option<String>,
 }
 
@@ -243,19 +238,14 @@ struct GenArgs {
     /// New connections (or SYNs) per second; 0 = as fast as possible.
     #[arg(long, value_name = "N", default_value_t = 0)]
     rate: u64,
-    /// Most connections (or SYNs) to start, 1..=100000000 (alias --packets).
-    #[arg(
-        long,
-        visible_alias = "packets",
-        value_name = "N",
-        default_value_t = 100_000
-    )]
+    #[arg(long, visible_alias = "packets", value_name = "N", default_value_t = 100_000,
+          help = flag_help("--count", "Most connections (or SYNs) to start (alias --packets, whose rule applies with --live-flood)."))]
     count: u64,
-    /// Longest time to start new connections (or send), seconds, 0 < S <= 600 (alias --secs).
-    #[arg(long, visible_alias = "secs", value_name = "S", default_value_t = 10.0)]
+    #[arg(long, visible_alias = "secs", value_name = "S", default_value_t = 10.0,
+          help = flag_help("--duration", "Longest time to start new connections (or send) (alias --secs)."))]
     duration: f64,
-    /// Longest time open connections may still finish afterwards, milliseconds (<= 60000).
-    #[arg(long, value_name = "MS", default_value_t = 2000)]
+    #[arg(long, value_name = "MS", default_value_t = 2000,
+          help = flag_help("--drain-ms", "Longest time open connections may still finish afterwards."))]
     drain_ms: u64,
     /// Send SYNs only and count the SYN-ACKs (no state, no handshake completion).
     #[arg(long)]
@@ -269,19 +259,17 @@ struct GenArgs {
     /// the rate, which covers the gap between two live calls].
     #[arg(long, value_name = "N", requires = "live_flood")]
     burst: Option<u64>,
-    /// Steady concurrency: keep N connections open for --duration, replacing any that
-    /// close; report the established count, opens and closes per second and latency.
-    #[arg(long, value_name = "N", conflicts_with_all = ["syn_flood", "live_flood", "server_first"])]
+    #[arg(long, value_name = "N", conflicts_with_all = ["syn_flood", "live_flood", "server_first"],
+          help = flag_help("--concurrency", "Steady concurrency: keep N connections open for --duration, replacing any that close; report the established count, opens and closes per second and latency."))]
     concurrency: Option<usize>,
-    /// With --concurrency: send the request (--request or --http-get) on each connection
-    /// every MS milliseconds and time the reply; without it connections stay idle.
-    #[arg(long, value_name = "MS", requires = "concurrency")]
+    #[arg(long, value_name = "MS", requires = "concurrency",
+          help = flag_help("--interval-ms", "With --concurrency: send the request (--request or --http-get) on each connection every MS milliseconds and time the reply; without it connections stay idle."))]
     interval_ms: Option<u64>,
     /// --live-flood: do not attach the reply counter.
     #[arg(long, requires = "live_flood")]
     no_reply_counter: bool,
-    /// Bytes to send once established; \r \n \t escapes are understood.
-    #[arg(long, value_name = "TEXT", conflicts_with_all = ["http_get", "syn_flood"])]
+    #[arg(long, value_name = "TEXT", conflicts_with_all = ["http_get", "syn_flood"],
+          help = flag_help("--request", "Bytes to send once established; \\r \\n \\t escapes are understood."))]
     request: Option<String>,
     /// Shorthand for --request "GET PATH HTTP/1.1\r\nHost: TARGET\r\n\r\n" (keep-alive;
     /// add --server-first for "Connection: close" and let the server close).
@@ -306,15 +294,14 @@ struct GenArgs {
     /// NIC queue to bind to.
     #[arg(long, value_name = "Q", default_value_t = 0)]
     queue: u32,
-    /// Most SYNs started per loop iteration (one TX kick per iteration), 1..=2048.
-    #[arg(long, value_name = "N", default_value_t = 64)]
+    #[arg(long, value_name = "N", default_value_t = 64,
+          help = flag_help("--batch", "Most SYNs started per loop iteration (one TX kick per iteration)."))]
     batch: usize,
-    /// Most connections open at once, 1..=4000000.
-    #[arg(long, value_name = "N", default_value_t = 65_536)]
+    #[arg(long, value_name = "N", default_value_t = 65_536,
+          help = flag_help("--max-in-flight", "Most connections open at once."))]
     max_in_flight: usize,
-    /// UMEM frames (power of two), 1024..=262144; 2 KiB each. A flood at full speed needs
-    /// many in flight, or replies are dropped for want of fill-ring frames.
-    #[arg(long, value_name = "N", default_value_t = 32768)]
+    #[arg(long, value_name = "N", default_value_t = 32768,
+          help = flag_help("--frames", "UMEM frames, 2 KiB each. A flood at full speed needs many in flight, or replies are dropped for want of fill-ring frames."))]
     frames: u32,
     /// Write the report as JSON to PATH.
     #[arg(long, value_name = "PATH")]

@@ -243,7 +243,7 @@ pub const SETTINGS: &[Setting] = &[
         .doc("CPU ids to run one worker each on (one per NIC queue)."),
     leaf("listen", Form("[[listen]] tables (or inline tables), at least one, each port once", |c| check_listeners(&c.listen)), "[{ port = 80, mode = \"http\" }, { port = 7, mode = \"echo\" }]")
         .presence(Required)
-        .flag_as("--listen", "PORT[:MODE] with a unique PORT 1..=65535 and MODE discard, echo, http or close", "80:http", " (repeat the flag for more)")
+        .flag_as("--listen", "PORT[:MODE] with a unique PORT {listen.port} and MODE {listen.mode}", "80:http", " (repeat the flag for more)")
         .doc("Listening ports, and what happens on an accepted connection (`mode`): discard reads and throws away (RFC 863), echo sends every byte back (RFC 862), http answers each request with the [http] response, close closes (FIN) right after the handshake."),
     leaf("listen.port", Range(1, 65535, ""), "80")
         .presence(InList)
@@ -550,11 +550,28 @@ pub fn flag_hint(flag: &str) -> String {
             let form = if f.form.is_empty() {
                 allowed
             } else {
-                f.form.to_owned()
+                expand(f.form)
             };
             format!("give {form}, e.g. {} {}{}", f.name, f.example, f.note)
         }
         None => "see synack --help".to_owned(),
+    }
+}
+
+/// `text` with each `{path}` of a setting replaced by its allowed values, so that a
+/// flag's own form can name them without a second copy.
+fn expand(text: &str) -> String {
+    SETTINGS.iter().fold(text.to_owned(), |t, s| {
+        t.replace(&format!("{{{}}}", s.path), &s.allowed.describe())
+    })
+}
+
+/// The `--help` text of a flag-only option: what it does, then its allowed values from
+/// its rule.
+pub fn flag_help(flag: &str, what: &str) -> String {
+    match flag_rule_of(flag) {
+        Some(r) => format!("{what} Allowed: {}.", r.allowed.describe()),
+        None => what.to_owned(),
     }
 }
 

@@ -408,13 +408,18 @@ fn hex_keys_and_secret_round_trip() {
         .to_lowercase()
         .contains(&secret.to_lowercase()));
 
+    // The symmetric key (6d:5a repeated), as ethtool -x prints it and as hex digits.
+    let symmetric: Vec<u8> = [0x6d, 0x5a].repeat(20);
     let ethtool = vec!["6d:5a"; 20].join(":");
     let k = parse_hex::<40>(&ethtool, true).unwrap();
-    assert_eq!(k, crate::engine::rss::SYMMETRIC_KEY);
+    assert_eq!(k[..], symmetric[..]);
     assert_eq!(
-        parse_hex::<40>(&"6d5a".repeat(20), true).unwrap(),
-        crate::engine::rss::SYMMETRIC_KEY
+        parse_hex::<40>(&"6d5a".repeat(20), true).unwrap()[..],
+        symmetric[..]
     );
+    let cfg =
+        Config::from_toml_str(&lab_with("steering", &format!("rss_key = \"{ethtool}\""))).unwrap();
+    assert_eq!(cfg.steering.rss_key, KeyChoice::Fixed(k));
     assert!(parse_hex::<40>(&"6d5a".repeat(19), true).is_err());
     assert!(parse_hex::<16>("0011:2233", false).is_err());
     assert!(parse_hex::<40>(&"6d5".repeat(20), true).is_err());
