@@ -50,7 +50,7 @@ pub fn alternatives(names: &[&str]) -> String {
 /// Declare an enum whose values are named settings: derives [`Named`], `FromStr`,
 /// `Display`, `Serialize` and `Deserialize` from one list of names.
 ///
-/// ```ignore
+/// ```text
 /// named_enum! {
 ///     /// Docs.
 ///     #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -103,9 +103,11 @@ struct OverrideArgs {
     /// Address to serve, repeatable (replaces the file's `addresses`), e.g. 198.18.0.1.
     #[arg(long = "address", value_name = "IP")]
     addresses: Vec<String>,
-    /// Listener PORT[:MODE], MODE one of discard (default), echo, http, close; repeatable
-    /// (replaces the file's `listen`), e.g. 80:http.
-    #[arg(long, value_name = "PORT[:MODE]")]
+    #[arg(long, value_name = "PORT[:MODE]", help = format!(
+        "Listener PORT[:MODE], MODE one of {} (default {}); repeatable (replaces the file's `listen`), e.g. 80:http.",
+        synack::forms::alternatives(synack::config::ListenMode::NAMES),
+        synack::config::ListenMode::default()
+    ))]
     listen: Vec<String>,
     /// Worker CPUs as a list like 0, 0-1 or 0,2-3 (replaces `workers`).
     #[arg(long, value_name = "CPU_LIST")]

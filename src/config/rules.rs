@@ -227,24 +227,72 @@ pub const SECTIONS: [(&str, &str); 6] = [
 use Allowed::{Bool, Form, Names, OneOf, Parsed, Pow2, Range};
 use Presence::{InList, Optional, Required};
 
-/// Every setting, in the order of `config/default.toml` (and of validation).
+/// Every setting, in the order of `config/default.toml` (and of validation). Laid out by
+/// hand as a table (rustfmt leaves it alone: its lines hold long strings).
+#[rustfmt::skip]
 pub const SETTINGS: &[Setting] = &[
     // --- top level ---
-    leaf("interface", Form("the NIC's kernel name: 1 to 15 bytes, no '/', ':' or whitespace", |c| check_interface(&c.interface)), "\"synack-srv\"")
+    leaf(
+        "interface",
+        Form(
+            "the NIC's kernel name: 1 to 15 bytes, no '/', ':' or whitespace",
+            |c| check_interface(&c.interface),
+        ),
+        "\"synack-srv\"",
+    )
         .presence(Required)
         .flag("--interface", "eth1")
         .doc("The NIC (or veth) to attach the XDP program and AF_XDP sockets to."),
-    leaf("addresses", Form("unicast IPv4 and IPv6 addresses, at least one, each once (no 0.0.0.0, ::, multicast or broadcast)", |c| check_addresses(&c.addresses)), "[\"198.18.0.1\", \"2001:2::1\"]")
+    leaf(
+        "addresses",
+        Form(
+            "unicast IPv4 and IPv6 addresses, at least one, each once (no 0.0.0.0, ::, multicast or broadcast)",
+            |c| check_addresses(&c.addresses),
+        ),
+        "[\"198.18.0.1\", \"2001:2::1\"]",
+    )
         .presence(Required)
-        .flag_as("--address", "a unicast IPv4 or IPv6 address", "198.18.0.1", " (repeat the flag for more)")
-        .doc("Addresses we answer for, IPv4 and/or IPv6. Packets to other addresses pass to the kernel."),
-    leaf("workers", Form("CPU ids this process may run on, each once, as a list like \"0\", \"0-1\" or \"0,2-3\" or an array like [0, 1]", |c| check_workers(&c.workers, &available_cpus())), "\"0-1\"")
-        .flag_as("--workers", "a list of CPU ids this process may run on like 0, 0-1 or 0,2-3", "0-1", "")
+        .flag_as(
+            "--address",
+            "a unicast IPv4 or IPv6 address",
+            "198.18.0.1",
+            " (repeat the flag for more)",
+        )
+        .doc("Addresses we answer for, IPv4 and/or IPv6. Packets to other addresses pass to the \
+            kernel."),
+    leaf(
+        "workers",
+        Form(
+            "CPU ids this process may run on, each once, as a list like \"0\", \"0-1\" or \"0,2-3\" or an array like [0, 1]",
+            |c| check_workers(&c.workers, &available_cpus()),
+        ),
+        "\"0-1\"",
+    )
+        .flag_as(
+            "--workers",
+            "a list of CPU ids this process may run on like 0, 0-1 or 0,2-3",
+            "0-1",
+            "",
+        )
         .doc("CPU ids to run one worker each on (one per NIC queue)."),
-    leaf("listen", Form("[[listen]] tables (or inline tables), at least one, each port once", |c| check_listeners(&c.listen)), "[{ port = 80, mode = \"http\" }, { port = 7, mode = \"echo\" }]")
+    leaf(
+        "listen",
+        Form(
+            "[[listen]] tables (or inline tables), at least one, each port once",
+            |c| check_listeners(&c.listen),
+        ),
+        "[{ port = 80, mode = \"http\" }, { port = 7, mode = \"echo\" }]",
+    )
         .presence(Required)
-        .flag_as("--listen", "PORT[:MODE] with a unique PORT {listen.port} and MODE {listen.mode}", "80:http", " (repeat the flag for more)")
-        .doc("Listening ports, and what happens on an accepted connection (`mode`): discard reads and throws away (RFC 863), echo sends every byte back (RFC 862), http answers each request with the [http] response, close closes (FIN) right after the handshake."),
+        .flag_as(
+            "--listen",
+            "PORT[:MODE] with a unique PORT {listen.port} and MODE {listen.mode}",
+            "80:http",
+            " (repeat the flag for more)",
+        )
+        .doc("Listening ports, and what happens on an accepted connection (`mode`): discard \
+            reads and throws away (RFC 863), echo sends every byte back (RFC 862), http answers \
+            each request with the [http] response, close closes (FIN) right after the handshake."),
     leaf("listen.port", Range(1, 65535, ""), "80")
         .presence(InList)
         .note("each port once")
@@ -256,14 +304,25 @@ pub const SETTINGS: &[Setting] = &[
     // --- [xdp] ---
     leaf("xdp.mode", Names(XdpMode::NAMES), "\"auto\"")
         .flag("--xdp-mode", "native")
-        .doc("How the XDP program attaches: auto (native, falling back to generic), native (driver mode) or generic (skb mode, works everywhere, slower)."),
+        .doc("How the XDP program attaches: auto (native, falling back to generic), native \
+            (driver mode) or generic (skb mode, works everywhere, slower)."),
     leaf("xdp.syn_offload", Names(SynOffloadMode::NAMES), "\"auto\"")
         .flag("--syn-offload", "off")
-        .doc("Answer SYNs in the XDP program itself (XDP_TX), with the same SYN cookie and SYN-ACK the workers send, and drop (and reset, rate-limited) stateless ACKs whose cookie fails, so a SYN or forged-ACK flood never costs an AF_XDP copy. SYNs whose 4-tuple has a connection still go to the workers. auto: on wherever the program attaches, except a veth in native mode, whose XDP_TX frames reach the peer only if the peer runs an XDP program; off with a warning if the kernel refuses a part of it. on: refuse to start without it. Frames answered in XDP never reach ops.capture."),
+        .doc("Answer SYNs in the XDP program itself (XDP_TX), with the same SYN cookie and \
+            SYN-ACK the workers send, and drop (and reset, rate-limited) stateless ACKs whose \
+            cookie fails, so a SYN or forged-ACK flood never costs an AF_XDP copy. SYNs whose \
+            4-tuple has a connection still go to the workers. auto: on wherever the program \
+            attaches, except a veth in native mode, whose XDP_TX frames reach the peer only if \
+            the peer runs an XDP program; off with a warning if the kernel refuses a part of it. \
+            on: refuse to start without it. Frames answered in XDP never reach ops.capture."),
     leaf("xdp.attach", Names(XdpAttach::NAMES), "\"exclusive\"")
-        .doc("When the interface already has an XDP program (one runs at a time): exclusive refuses to start and names it (id, name, mode) with the choices; replace detaches it, with a warning naming it, and attaches synack's. There is no chaining through a libxdp multi-program dispatcher."),
+        .doc("When the interface already has an XDP program (one runs at a time): exclusive \
+            refuses to start and names it (id, name, mode) with the choices; replace detaches \
+            it, with a warning naming it, and attaches synack's. There is no chaining through a \
+            libxdp multi-program dispatcher."),
     leaf("xdp.frame_size", OneOf(&[FRAME_SIZES[0] as u64, FRAME_SIZES[1] as u64]), "2048")
-        .doc("UMEM frame size in bytes. A full segment (tcp.mss and 114 header bytes) must fit after the kernel's 256-byte XDP headroom."),
+        .doc("UMEM frame size in bytes. A full segment (tcp.mss and 114 header bytes) must fit \
+            after the kernel's 256-byte XDP headroom."),
     leaf("xdp.frame_count", Pow2(*FRAME_COUNTS.start() as u64, *FRAME_COUNTS.end() as u64), "4096")
         .doc("UMEM frames per worker socket."),
     leaf("xdp.ring_size", Pow2(*RING_SIZES.start() as u64, *RING_SIZES.end() as u64), "2048")
@@ -288,12 +347,18 @@ pub const SETTINGS: &[Setting] = &[
     leaf("xdp.busy_poll", Bool, "false")
         .doc("Busy-poll the socket (SO_PREFER_BUSY_POLL): lower latency, a core spins."),
     leaf("xdp.zerocopy", Names(ZeroCopy::NAMES), "\"auto\"")
-        .doc("AF_XDP zero-copy: auto (zero-copy where the driver has it, copy otherwise; the mode in use is logged and reported per worker), require (refuse to start, naming the driver, when the kernel gives copy mode) or off (always copy). veth and generic XDP are copy mode only."),
+        .doc("AF_XDP zero-copy: auto (zero-copy where the driver has it, copy otherwise; the \
+            mode in use is logged and reported per worker), require (refuse to start, naming the \
+            driver, when the kernel gives copy mode) or off (always copy). veth and generic XDP \
+            are copy mode only."),
     leaf("xdp.worker_priority", Range(0, 99, ""), "50")
         .note("0 keeps the default policy, 1..=99 is a SCHED_FIFO priority")
-        .doc("Scheduling of the worker threads. A real-time worker is not preempted by ordinary threads on its CPU while it has frames, and still gives the CPU back whenever its rings are empty (the NAPI thread that feeds it then runs). Needs CAP_SYS_NICE."),
+        .doc("Scheduling of the worker threads. A real-time worker is not preempted by ordinary \
+            threads on its CPU while it has frames, and still gives the CPU back whenever its \
+            rings are empty (the NAPI thread that feeds it then runs). Needs CAP_SYS_NICE."),
     leaf("xdp.standalone", Bool, "false")
-        .doc("Answer ARP and IPv6 neighbour solicitations for `addresses` ourselves. Needed when the kernel does not own the addresses (they are not configured on the interface)."),
+        .doc("Answer ARP and IPv6 neighbour solicitations for `addresses` ourselves. Needed when \
+            the kernel does not own the addresses (they are not configured on the interface)."),
     // --- [tcp] ---
     leaf("tcp.mss", Range(536, 9000, "bytes"), "1460")
         .also("and a full segment (mss + 114 header bytes) must fit in xdp.frame_size after the 256-byte XDP headroom", super::check_mss_fits)
@@ -307,7 +372,9 @@ pub const SETTINGS: &[Setting] = &[
     leaf("tcp.timestamps", Bool, "true")
         .doc("Offer and use TCP timestamps (RFC 7323): PAWS and RTT measurement."),
     leaf("tcp.fin_with_ack", Bool, "true")
-        .doc("When the client closes first and nothing is left to send, put our FIN on the ACK of theirs (three segments). false: ACK and FIN go apart, the classic four-segment close (RFC 9293 §3.6, figure 12)."),
+        .doc("When the client closes first and nothing is left to send, put our FIN on the ACK \
+            of theirs (three segments). false: ACK and FIN go apart, the classic four-segment \
+            close (RFC 9293 §3.6, figure 12)."),
     leaf("tcp.time_wait_secs", Range(0, 600, "seconds"), "60")
         .doc("TIME-WAIT duration (RFC 9293 §3.10.7.4 asks for 2×MSL)."),
     leaf("tcp.idle_timeout_secs", Range(0, 604_800, "seconds"), "300")
@@ -331,51 +398,104 @@ pub const SETTINGS: &[Setting] = &[
         .doc("Retransmissions before a connection is aborted."),
     leaf("tcp.persist_timeout_secs", Range(0, 86_400, "seconds"), "120")
         .note("0 = probe as long as the peer answers (RFC 1122 §4.2.2.17)")
-        .doc("How long the peer's window may stay zero while we hold data for it before we reset the connection (RFC 6429; a peer that answers every probe with a zero window would otherwise hold its buffer forever, the sockstress attack)."),
+        .doc("How long the peer's window may stay zero while we hold data for it before we reset \
+            the connection (RFC 6429; a peer that answers every probe with a zero window would \
+            otherwise hold its buffer forever, the sockstress attack)."),
     leaf("tcp.close_timeout_secs", Range(1, 3_600, "seconds"), "60")
-        .doc("From our close (idle timeout, shutdown, Connection: close, or after the client's FIN) until our FIN is acknowledged, when data it waits behind does not drain; then we reset the connection."),
+        .doc("From our close (idle timeout, shutdown, Connection: close, or after the client's \
+            FIN) until our FIN is acknowledged, when data it waits behind does not drain; then \
+            we reset the connection."),
     leaf("tcp.table_capacity", Range(1, 1 << 24, "connections per worker"), "262144")
         .doc("Connection-table slots per worker."),
     leaf("tcp.table_full", Names(FullPolicy::NAMES), "\"rst\"")
-        .doc("A new connection when the table is full gets: rst (refused, client fails fast) or drop (silence, client retries later)."),
+        .doc("A new connection when the table is full gets: rst (refused, client fails fast) or \
+            drop (silence, client retries later)."),
     leaf("tcp.challenge_ack_limit", Range(1, u32::MAX as u64, "per core per second"), "1000")
         .doc("Challenge ACKs per core per second (RFC 5961 §7)."),
     leaf("tcp.reset_limit", Range(0, u32::MAX as u64, "per core per second"), "1000")
         .note("0 never resets")
-        .doc("Resets per core per second sent from LISTEN: to an ACK whose SYN cookie fails (a peer of a restarted server), a SYN-ACK to a listener, a refusal when the table is full (table_full = \"rst\"). Beyond it such segments are only dropped (counted as rst_limited). With xdp.syn_offload on, the XDP program resets failed cookie ACKs itself with the same budget per CPU (counted as rsts_rate_limited)."),
+        .doc("Resets per core per second sent from LISTEN: to an ACK whose SYN cookie fails (a \
+            peer of a restarted server), a SYN-ACK to a listener, a refusal when the table is \
+            full (table_full = \"rst\"). Beyond it such segments are only dropped (counted as \
+            rst_limited). With xdp.syn_offload on, the XDP program resets failed cookie ACKs \
+            itself with the same budget per CPU (counted as rsts_rate_limited)."),
     leaf("tcp.verify_checksums", Bool, "true")
         .doc("Verify IPv4 and TCP checksums of received frames."),
-    leaf("tcp.cookie_secret", Parsed("exactly 32 hex digits"), "\"00112233445566778899aabbccddeeff\"")
+    leaf(
+        "tcp.cookie_secret",
+        Parsed("exactly 32 hex digits"),
+        "\"00112233445566778899aabbccddeeff\"",
+    )
         .presence(Optional)
-        .flag_as("--cookie-secret", "", "00112233445566778899aabbccddeeff", " (the file is safer: command lines are visible to other users)")
-        .doc("SYN-cookie secret. Left out: a random secret per start. Set it to keep cookies valid across restarts or to share it between nodes behind ECMP."),
+        .flag_as(
+            "--cookie-secret",
+            "",
+            "00112233445566778899aabbccddeeff",
+            " (the file is safer: command lines are visible to other users)",
+        )
+        .doc("SYN-cookie secret. Left out: a random secret per start. Set it to keep cookies \
+            valid across restarts or to share it between nodes behind ECMP."),
     leaf("tcp.buffers", Range(1, 1 << 20, "buffers per worker"), "4096")
         .doc("Echo/HTTP buffers per worker."),
     // The window we accept is the one we advertise (RFC 9293 §3.10.7.4, RFC 7323 §2.3):
     // buffered modes advertise the free buffer unscaled, so it fits 16 bits.
     leaf("tcp.buffer_size", Range(512, u16::MAX as u64, "bytes"), "4096")
-        .doc("Size of one echo/HTTP buffer. Echo and http offer the free buffer as an unscaled receive window, which a 16-bit window field holds (RFC 7323 §2.3)."),
+        .doc("Size of one echo/HTTP buffer. Echo and http offer the free buffer as an unscaled \
+            receive window, which a 16-bit window field holds (RFC 7323 §2.3)."),
     // --- [http] ---
     leaf("http.status", Range(100, 599, ""), "200")
         .doc("Status code of the fixed response."),
     leaf("http.body", Parsed("a string"), "\"synack\\n\"")
         .doc("Response body."),
-    leaf("http.content_type", Form("a non-empty media type of visible ASCII without CR/LF", |c| check_content_type(&c.http.content_type)), "\"text/plain\"")
+    leaf(
+        "http.content_type",
+        Form(
+            "a non-empty media type of visible ASCII without CR/LF",
+            |c| check_content_type(&c.http.content_type),
+        ),
+        "\"text/plain\"",
+    )
         .doc("Content-Type header of the response."),
     leaf("http.header_timeout_secs", Range(0, 3_600, "seconds"), "20")
         .note("0 = no limit")
-        .doc("How long a request head may take to arrive, counted from its first byte (leading empty lines included); then 408 Request Timeout and close (the slowloris bound)."),
+        .doc("How long a request head may take to arrive, counted from its first byte (leading \
+            empty lines included); then 408 Request Timeout and close (the slowloris bound)."),
     // --- [steering] ---
-    leaf("steering.rss_key", Parsed("\"nic\", \"random\", or a key of 80 hex digits or 40 colon-separated bytes as ethtool -x prints them"), "\"nic\"")
-        .doc("Where the Toeplitz RSS key and indirection table of the software steering come from, so that it agrees with the NIC (with more than one worker). nic: the interface's own key and whole table, read at start as `ethtool -x` shows them (any table size, any worker count); on an interface without RSS (veth) a random key per start and an even table. random: a random key per start and an even table, whatever the NIC has. A fixed key: the NIC's table is still used if it has one; only for a key you also gave the NIC (`ethtool -X <if> hkey ...`): a public key lets spoofed sources be aimed at one core."),
+    leaf(
+        "steering.rss_key",
+        Parsed("\"nic\", \"random\", or a key of 80 hex digits or 40 colon-separated bytes as ethtool -x prints them"),
+        "\"nic\"",
+    )
+        .doc("Where the Toeplitz RSS key and indirection table of the software steering come \
+            from, so that it agrees with the NIC (with more than one worker). nic: the \
+            interface's own key and whole table, read at start as `ethtool -x` shows them (any \
+            table size, any worker count); on an interface without RSS (veth) a random key per \
+            start and an even table. random: a random key per start and an even table, whatever \
+            the NIC has. A fixed key: the NIC's table is still used if it has one; only for a \
+            key you also gave the NIC (`ethtool -X <if> hkey ...`): a public key lets spoofed \
+            sources be aimed at one core."),
     leaf("steering.handoff_queue", Range(16, 65536, "entries"), "1024")
         .doc("Entries in each worker's queue of segments handed over from other cores."),
     // --- [ops] ---
-    leaf("ops.ready_file", Form("a file path", |c| check_path(c.ops.ready_file.as_deref())), "\"/run/synack.ready\"")
+    leaf(
+        "ops.ready_file",
+        Form(
+            "a file path",
+            |c| check_path(c.ops.ready_file.as_deref()),
+        ),
+        "\"/run/synack.ready\"",
+    )
         .presence(Optional)
         .flag("--ready-file", "/run/synack.ready")
         .doc("File created once every worker is up, for scripts to wait on."),
-    leaf("ops.stats_json", Form("a file path", |c| check_path(c.ops.stats_json.as_deref())), "\"/run/synack-stats.json\"")
+    leaf(
+        "ops.stats_json",
+        Form(
+            "a file path",
+            |c| check_path(c.ops.stats_json.as_deref()),
+        ),
+        "\"/run/synack-stats.json\"",
+    )
         .presence(Optional)
         .also("other than ops.ready_file", |c| {
             if c.ops.ready_file.is_some() && c.ops.ready_file == c.ops.stats_json {
@@ -390,16 +510,29 @@ pub const SETTINGS: &[Setting] = &[
     leaf("ops.metrics", Parsed("an address:port"), "\"127.0.0.1:9100\"")
         .presence(Optional)
         .flag("--metrics", "127.0.0.1:9100")
-        .doc("Serve Prometheus metrics (text format) over HTTP at http://ADDR:PORT/metrics. Keep it on loopback or a management network."),
-    leaf("ops.capture", Form("a pcapng file path", |c| check_path(c.ops.capture.as_deref())), "\"/tmp/synack.pcapng\"")
+        .doc("Serve Prometheus metrics (text format) over HTTP at http://ADDR:PORT/metrics. Keep \
+            it on loopback or a management network."),
+    leaf(
+        "ops.capture",
+        Form(
+            "a pcapng file path",
+            |c| check_path(c.ops.capture.as_deref()),
+        ),
+        "\"/tmp/synack.pcapng\"",
+    )
         .presence(Optional)
         .flag("--capture", "/tmp/synack.pcapng")
-        .doc("Capture received frames to a pcapng file (open it with Wireshark or tshark). A writer thread does the I/O; a poll loop never waits for it (frames it cannot take are counted as capture_lost)."),
+        .doc("Capture received frames to a pcapng file (open it with Wireshark or tshark). A \
+            writer thread does the I/O; a poll loop never waits for it (frames it cannot take \
+            are counted as capture_lost)."),
     leaf("ops.capture_mode", Parsed("dropped, all or sample:N (N >= 1)"), "\"sample:100\"")
         .flag("--capture-mode", "sample:100")
-        .doc("Which frames to capture: dropped (each with its drop reason as the packet comment), all, or sample:N (one received frame in N)."),
+        .doc("Which frames to capture: dropped (each with its drop reason as the packet \
+            comment), all, or sample:N (one received frame in N)."),
     leaf("ops.view", Names(View::NAMES), "\"table\"")
-        .doc("The per-second view on stdout: log (a stats log line), table (a per-core table like xdp-bench), json-lines (one JSON object a second) or quiet. Flags: --table, --json-lines, --quiet."),
+        .doc("The per-second view on stdout: log (a stats log line), table (a per-core table \
+            like xdp-bench), json-lines (one JSON object a second) or quiet. Flags: --table, \
+            --json-lines, --quiet."),
 ];
 
 /// A flag of `synack lab` or `synack gen` that sets no config setting.

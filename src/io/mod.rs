@@ -85,9 +85,8 @@ impl std::str::FromStr for CaptureMode {
             "all" => Ok(CaptureMode::All),
             other => match other.strip_prefix("sample:").map(|n| n.parse::<u32>()) {
                 Some(Ok(n)) if n >= 1 => Ok(CaptureMode::Sample(n)),
-                _ => Err(format!(
-                    "{other:?} is not dropped, all or sample:N with N >= 1"
-                )),
+                Some(_) => Err(format!("{other:?} does not sample one frame in N >= 1")),
+                None => Err(format!("{other:?} is not a capture mode")),
             },
         }
     }
