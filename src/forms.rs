@@ -3,9 +3,9 @@
 //! one spelling everywhere.
 //!
 //! - [`Named`]: an enum-valued setting (`xdp.mode`, a listener's mode, …), declared with
-//!   [`named_enum!`], which writes its names once and derives `FromStr`, `Display` and the
+//!   `named_enum!`, which writes its names once and derives `FromStr`, `Display` and the
 //!   serde forms from them.
-//! - [`serde_via_str!`]: serde through `FromStr`/`Display` for a type with a richer text
+//! - `serde_via_str!`: serde through `FromStr`/`Display` for a type with a richer text
 //!   form (`ops.capture_mode`'s `sample:N`, `steering.rss_key`'s hex key).
 //! - [`parse_hex`] / [`to_hex`]: fixed-length byte strings (cookie secret, RSS key).
 //!

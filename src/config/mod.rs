@@ -53,22 +53,20 @@ const MAX_HEADERS: u32 = 14 + 40 + 60;
 // The settings
 // ---------------------------------------------------------------------------------------
 
-/// The whole configuration of one `synack run`.
+/// The whole configuration of one `synack run`. What each field accepts, its default and
+/// what it does in detail are in the settings table ([`rules::SETTINGS`], rendered as
+/// `config/default.toml`); the defaults are the `Default` impls.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// The NIC to attach to. Required (file or `--interface`); a valid Linux interface
-    /// name: 1..=15 bytes, no `/`, `:` or whitespace. Default: empty (unset).
+    /// The NIC to attach to.
     pub interface: String,
-    /// Addresses we answer for; at least one; no unspecified, multicast or broadcast
-    /// address, no duplicates. Default: empty (unset).
+    /// Addresses we answer for.
     pub addresses: Vec<IpAddr>,
-    /// CPU ids to run one worker each on, from a list like `"0"`, `"0-1"`, `"0,2-3"` (or
-    /// an array `[0, 2]`); each must be a CPU this process may run on; no duplicates.
-    /// Default: `[0]`.
+    /// CPU ids to run one worker each on.
     #[serde(deserialize_with = "checks::de_cpu_list")]
     pub workers: Vec<usize>,
-    /// Listening ports, at least one; ports unique and non-zero. Default: empty (unset).
+    /// Listening ports.
     pub listen: Vec<Listener>,
     /// AF_XDP socket and UMEM settings.
     pub xdp: XdpSettings,
@@ -102,9 +100,9 @@ impl Default for Config {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Listener {
-    /// TCP port, 1..=65535. Required.
+    /// TCP port.
     pub port: u16,
-    /// What to do with the connection's data. Default: `discard`.
+    /// What to do with the connection's data.
     #[serde(default)]
     pub mode: ListenMode,
 }
@@ -117,37 +115,28 @@ pub use crate::tcp::responder::Mode as ListenMode;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct XdpSettings {
-    /// How the XDP program attaches: `auto`, `native` or `generic`. Default: `auto`.
+    /// How the XDP program attaches.
     pub mode: XdpMode,
-    /// What to do when the interface already has an XDP program: `exclusive` (refuse to
-    /// start, naming it) or `replace` (detach it with a warning, attach ours). Default:
-    /// `exclusive`.
+    /// What to do when the interface already has an XDP program.
     pub attach: XdpAttach,
-    /// UMEM frame size in bytes: 2048 or 4096. Default: 2048.
+    /// UMEM frame size in bytes.
     pub frame_size: u32,
-    /// UMEM frames per worker socket: a power of two in 64..=1048576. Default: 4096.
+    /// UMEM frames per worker socket.
     pub frame_count: u32,
-    /// Entries in each of the fill, completion, RX and TX rings: a power of two in
-    /// 64..=16384 and at most `frame_count / 2`. Default: 2048.
+    /// Entries in each of the fill, completion, RX and TX rings.
     pub ring_size: u32,
-    /// Frames handled per poll-loop iteration: 1..=256, at most `ring_size`. Default: 64.
+    /// Frames handled per poll-loop iteration.
     pub batch_size: usize,
-    /// Ask the kernel to busy-poll the socket (`SO_PREFER_BUSY_POLL`). Default: false.
+    /// Ask the kernel to busy-poll the socket (`SO_PREFER_BUSY_POLL`).
     pub busy_poll: bool,
-    /// AF_XDP zero-copy: `auto` (whatever the driver gives, reported), `require` (refuse
-    /// to start in copy mode) or `off` (bind with XDP_COPY). Default: `auto`.
+    /// AF_XDP zero-copy.
     pub zerocopy: ZeroCopy,
-    /// SCHED_FIFO priority of the worker threads, 1..=99; 0 keeps the default policy.
-    /// Default: 0.
+    /// SCHED_FIFO priority of the worker threads; 0 keeps the default policy.
     pub worker_priority: u8,
-    /// Answer ARP and IPv6 neighbour solicitations ourselves, for addresses the kernel
-    /// does not own. Default: false.
+    /// Answer ARP and IPv6 neighbour solicitations ourselves, for addresses the kernel does
+    /// not own.
     pub standalone: bool,
-    /// Answer SYNs (and check stateless cookie ACKs) in the XDP program itself: `auto` (on
-    /// wherever the program attaches, except a veth in native mode, whose XDP_TX frames
-    /// reach the peer only if the peer runs an XDP program; off with a warning if the
-    /// kernel refuses a part of it), `on` (refuse to start without it) or `off`.
-    /// Default: `auto`.
+    /// Answer SYNs (and check stateless cookie ACKs) in the XDP program itself.
     pub syn_offload: SynOffloadMode,
 }
 
@@ -187,67 +176,54 @@ impl Default for XdpSettings {
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TcpSettings {
-    /// Our MSS: 536..=9000, and a full segment (Ethernet + IPv6 + TCP with options) must
-    /// fit in `xdp.frame_size` minus the 256-byte XDP headroom. Default: 1460.
+    /// Our MSS.
     pub mss: u16,
-    /// Our receive window in bytes: 1..=1073725440, at most `65535 << window_scale`.
-    /// Default: 262144.
+    /// Our receive window in bytes.
     pub window: u32,
-    /// Our window scale shift: 0..=14 (RFC 7323 §2.3). Default: 7.
+    /// Our window scale shift.
     pub window_scale: u8,
-    /// Offer and use TCP timestamps (RFC 7323). Default: true.
+    /// Offer and use TCP timestamps (RFC 7323).
     pub timestamps: bool,
     /// When the client closes first and nothing is left to send, put our FIN on the ACK of
-    /// theirs (three segments). `false` sends the ACK and the FIN apart: the classic
-    /// four-segment close (RFC 9293 §3.6, figure 12). Default: true.
+    /// theirs (three segments).
     pub fin_with_ack: bool,
-    /// TIME-WAIT duration in seconds: 0..=600 (RFC 9293 §3.10.7.4 asks for 2×MSL).
-    /// Default: 60.
+    /// TIME-WAIT duration in seconds.
     pub time_wait_secs: u64,
-    /// Close connections idle this many seconds; 0 = never; at most 604800.
-    /// Default: 300.
+    /// Close connections idle this many seconds.
     pub idle_timeout_secs: u64,
-    /// Initial retransmission timeout in ms: 200..=60000 (RFC 6298 §2.1). Default: 1000.
+    /// Initial retransmission timeout in ms.
     pub rto_initial_ms: u64,
-    /// Upper bound of the retransmission timeout in ms: `rto_initial_ms..=120000`
-    /// (RFC 6298 §2.5). Default: 60000.
+    /// Upper bound of the retransmission timeout in ms.
     pub rto_max_ms: u64,
-    /// Retransmissions before a connection is aborted: 1..=30. Default: 6.
+    /// Retransmissions before a connection is aborted.
     pub max_retries: u32,
-    /// Seconds the peer's window may stay zero while we hold data before the connection
-    /// is reset (RFC 6429 allows the abort; sockstress is the attack); 0 = probe as long
-    /// as the peer answers (RFC 1122 §4.2.2.17); at most 86400. Default: 120.
+    /// Seconds the peer's window may stay zero while we hold data before the connection is
+    /// reset.
     pub persist_timeout_secs: u64,
-    /// Seconds from our close (idle timeout, shutdown, `Connection: close`, after the
-    /// peer's FIN) until our FIN must be acknowledged when data is in the way, before the
-    /// connection is reset: 1..=3600. Default: 60.
+    /// Seconds from our close until our FIN must be acknowledged when data is in the way,
+    /// before the connection is reset.
     pub close_timeout_secs: u64,
-    /// Connection-table slots per worker: 1..=16777216. Default: 262144.
+    /// Connection-table slots per worker.
     pub table_capacity: usize,
-    /// What a SYN or cookie ACK gets when the table is full: `rst` or `drop`.
-    /// Default: `rst`.
+    /// What a SYN or cookie ACK gets when the table is full.
     pub table_full: FullPolicy,
-    /// Challenge ACKs per core per second: 1..=4294967295 (RFC 5961 §7). Default: 1000.
+    /// Challenge ACKs per core per second.
     pub challenge_ack_limit: u32,
-    /// Resets per core per second sent from LISTEN (to an ACK whose cookie fails, a
-    /// SYN-ACK to a listener, a refusal when the table is full): 0..=4294967295, 0 never
-    /// resets. Default: 1000.
+    /// Resets per core per second sent from LISTEN (to an ACK whose cookie fails, a SYN-ACK
+    /// to a listener, a refusal when the table is full).
     pub reset_limit: u32,
-    /// Verify IPv4 and TCP checksums of received frames. Default: true.
+    /// Verify IPv4 and TCP checksums of received frames.
     pub verify_checksums: bool,
-    /// SYN-cookie secret: exactly 32 hex digits. Default: absent (random per start).
+    /// SYN-cookie secret.
     #[serde(
         deserialize_with = "checks::de_hex16",
         serialize_with = "checks::ser_hex_opt",
         skip_serializing_if = "Option::is_none"
     )]
     pub cookie_secret: Option<[u8; 16]>,
-    /// Echo/HTTP buffers per worker: 1..=1048576. Default: 4096.
+    /// Echo/HTTP buffers per worker.
     pub buffers: usize,
-    /// Size of one echo/HTTP buffer in bytes: 512..=65535. Default: 4096. Echo and http
-    /// offer the buffer's free space as their receive window with window shift 0, so it
-    /// must fit the 16-bit window field (RFC 7323 §2.3): the window we advertise is the
-    /// one we accept.
+    /// Size of one echo/HTTP buffer in bytes.
     pub buffer_size: usize,
 }
 
@@ -322,15 +298,13 @@ named_enum! {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpSettings {
-    /// Status code: 100..=599. Default: 200.
+    /// Status code.
     pub status: u16,
-    /// Response body. Default: `"synack\n"`.
+    /// Response body.
     pub body: String,
-    /// `Content-Type` header value: non-empty visible ASCII, no CR/LF.
-    /// Default: `"text/plain"`.
+    /// `Content-Type` header value.
     pub content_type: String,
-    /// Seconds a request head may take to arrive, from its first byte (slowloris): then
-    /// 408 and close. 0 = no limit; at most 3600. Default: 20.
+    /// Seconds a request head may take to arrive, from its first byte (slowloris).
     pub header_timeout_secs: u64,
 }
 
@@ -349,14 +323,9 @@ impl Default for HttpSettings {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SteeringSettings {
-    /// Where the Toeplitz RSS key (and the indirection table) come from: `"nic"` reads
-    /// both from the interface (`ethtool -x`), falling back to a random key and an even
-    /// table where it has no RSS; `"random"` takes a random key per start and an even
-    /// table; 80 hex digits, or 40 colon-separated bytes as `ethtool -x` prints them, fix
-    /// the key (the NIC's table is still used if it has one). Default: `"nic"`.
+    /// Where the Toeplitz RSS key (and the indirection table) come from.
     pub rss_key: KeyChoice,
-    /// Entries in each worker's queue of segments handed over from other cores:
-    /// 16..=65536. Default: 1024.
+    /// Entries in each worker's queue of segments handed over from other cores.
     pub handoff_queue: usize,
 }
 
@@ -373,28 +342,23 @@ impl Default for SteeringSettings {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct OpsSettings {
-    /// File created once every worker is up (for scripts to wait on). Default: absent.
+    /// File created once every worker is up (for scripts to wait on).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ready_file: Option<PathBuf>,
     /// File rewritten every `stats_interval_ms` with the counters as JSON.
-    /// Default: absent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stats_json: Option<PathBuf>,
-    /// Period of the stats file and log line in ms: 100..=60000. Default: 1000.
+    /// Period of the stats file and log line in ms.
     pub stats_interval_ms: u64,
-    /// Serve Prometheus metrics over HTTP on this address (e.g. "127.0.0.1:9100").
-    /// Default: absent (no metrics endpoint).
+    /// Address and port to serve Prometheus metrics on over HTTP.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics: Option<std::net::SocketAddr>,
     /// Write captured frames to this pcapng file (readable by Wireshark/tshark).
-    /// Default: absent (no capture).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub capture: Option<PathBuf>,
-    /// Which frames to capture: "dropped" (with the drop reason as packet comment), "all",
-    /// or "sample:N" (one received frame in N). Default: "dropped".
+    /// Which frames to capture.
     pub capture_mode: CaptureMode,
-    /// The per-second live view on stdout: "table" (a per-core table), "log" (a log line),
-    /// "json-lines" (one JSON object a second, for machines) or "quiet". Default: "log".
+    /// The per-second live view on stdout.
     pub view: View,
 }
 

@@ -128,7 +128,7 @@ pub struct Setting {
     /// What values it accepts.
     pub allowed: Allowed,
     /// A condition added to the allowed values, often across settings ("at most
-    /// xdp.ring_size"), checked by [`Setting::also`].
+    /// xdp.ring_size"), checked by `also`.
     pub note: &'static str,
     /// An example value, as TOML.
     pub example: &'static str,
@@ -136,7 +136,7 @@ pub struct Setting {
     pub presence: Presence,
     /// The flag that overrides it.
     pub flag: Option<Flag>,
-    /// The check of [`Setting::note`], run after every earlier setting has passed.
+    /// The check of `note`, run after every earlier setting has passed.
     pub also: Option<Check>,
     /// What it does: the comment above it in `config/default.toml`.
     pub doc: &'static str,
