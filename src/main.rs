@@ -10,6 +10,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use synack::config::rules::flag_help;
+use synack::config::LabOptions;
 use synack::config::{CaptureMode, SynOffloadMode};
 use synack::forms::Named;
 use synack::io::XdpMode;
@@ -178,11 +179,11 @@ impl From<OverrideArgs> for Overrides {
 
 #[derive(Args, Debug)]
 struct LabArgs {
-    #[arg(long, value_name = "N", help = flag_help("--connections", "Client connections to open and close [default: 2000]."))]
+    #[arg(long, value_name = "N", help = flag_help("--connections", &format!("Client connections to open and close [default: {}].", LabOptions::default().connections)))]
     connections: Option<String>,
-    #[arg(long, value_name = "N", help = flag_help("--flood-packets", "Most SYN-flood packets to send; 0 skips the flood [default: 200000]."))]
+    #[arg(long, value_name = "N", help = flag_help("--flood-packets", &format!("Most SYN-flood packets to send; 0 skips the flood [default: {}].", LabOptions::default().flood_packets)))]
     flood_packets: Option<String>,
-    #[arg(long, value_name = "S", help = flag_help("--flood-secs", "Longest the flood may run [default: 5]."))]
+    #[arg(long, value_name = "S", help = flag_help("--flood-secs", &format!("Longest the flood may run [default: {}].", LabOptions::default().flood_secs)))]
     flood_secs: Option<String>,
     /// XDP attach mode of the server [default: auto].
     #[arg(long, value_name = "MODE", value_parser = named::<XdpMode>())]
