@@ -459,6 +459,54 @@ impl Config {
     }
 }
 
+// The cross-setting checks of the settings table (`Setting::also`), each named by its
+// entry's note.
+
+/// `xdp.ring_size`: the fill and TX rings are both full at worst, half the frames each.
+fn check_ring_fits_frames(c: &Config) -> Result<(), String> {
+    let x = &c.xdp;
+    if x.ring_size > x.frame_count / 2 {
+        return Err(format!(
+            "{} is more than half of xdp.frame_count ({}), so the fill and TX rings could starve each other",
+            x.ring_size, x.frame_count
+        ));
+    }
+    Ok(())
+}
+
+/// `xdp.batch_size`: one batch fits in a ring.
+fn check_batch_fits_ring(c: &Config) -> Result<(), String> {
+    let x = &c.xdp;
+    if x.batch_size > x.ring_size as usize {
+        return Err(format!(
+            "{} is larger than xdp.ring_size ({})",
+            x.batch_size, x.ring_size
+        ));
+    }
+    Ok(())
+}
+
+/// `tcp.rto_max_ms`: the bound of the backed-off RTO (RFC 6298 §5.5) is not below its
+/// start.
+fn check_rto_max(c: &Config) -> Result<(), String> {
+    let t = &c.tcp;
+    if t.rto_max_ms < t.rto_initial_ms {
+        return Err(format!(
+            "{} is below tcp.rto_initial_ms ({})",
+            t.rto_max_ms, t.rto_initial_ms
+        ));
+    }
+    Ok(())
+}
+
+/// `ops.stats_json`: not the ready file (scripts wait for one and read the other).
+fn check_stats_not_ready(c: &Config) -> Result<(), String> {
+    if c.ops.ready_file.is_some() && c.ops.ready_file == c.ops.stats_json {
+        return Err("is the same file as ops.ready_file".to_owned());
+    }
+    Ok(())
+}
+
 /// `tcp.mss`: a full segment (Ethernet + IPv6 + TCP with options) fits in a frame after
 /// the XDP headroom.
 fn check_mss_fits(c: &Config) -> Result<(), String> {

@@ -326,23 +326,10 @@ pub const SETTINGS: &[Setting] = &[
     leaf("xdp.frame_count", Pow2(*FRAME_COUNTS.start() as u64, *FRAME_COUNTS.end() as u64), "4096")
         .doc("UMEM frames per worker socket."),
     leaf("xdp.ring_size", Pow2(*RING_SIZES.start() as u64, *RING_SIZES.end() as u64), "2048")
-        .also("at most xdp.frame_count / 2", |c| {
-            // Fill and TX rings are both full at worst: half the frames each.
-            let x = &c.xdp;
-            if x.ring_size > x.frame_count / 2 {
-                return Err(format!("{} is more than half of xdp.frame_count ({}), so the fill and TX rings could starve each other", x.ring_size, x.frame_count));
-            }
-            Ok(())
-        })
+        .also("at most xdp.frame_count / 2", super::check_ring_fits_frames)
         .doc("Entries in each fill, completion, RX and TX ring."),
     leaf("xdp.batch_size", Range(1, 256, ""), "64")
-        .also("at most xdp.ring_size", |c| {
-            let x = &c.xdp;
-            if x.batch_size > x.ring_size as usize {
-                return Err(format!("{} is larger than xdp.ring_size ({})", x.batch_size, x.ring_size));
-            }
-            Ok(())
-        })
+        .also("at most xdp.ring_size", super::check_batch_fits_ring)
         .doc("Frames handled per poll-loop iteration."),
     leaf("xdp.busy_poll", Bool, "false")
         .doc("Busy-poll the socket (SO_PREFER_BUSY_POLL): lower latency, a core spins."),
@@ -361,13 +348,21 @@ pub const SETTINGS: &[Setting] = &[
             the kernel does not own the addresses (they are not configured on the interface)."),
     // --- [tcp] ---
     leaf("tcp.mss", Range(536, 9000, "bytes"), "1460")
-        .also("and a full segment (mss + 114 header bytes) must fit in xdp.frame_size after the 256-byte XDP headroom", super::check_mss_fits)
+        .also(
+            "and a full segment (mss + 114 header bytes) must fit in xdp.frame_size after the \
+             256-byte XDP headroom",
+            super::check_mss_fits,
+        )
         .doc("Our MSS, announced in SYN-ACKs."),
     leaf("tcp.window_scale", Range(0, 14, ""), "7")
         .note("RFC 7323 §2.3")
         .doc("Our window scale shift."),
     leaf("tcp.window", Range(1, 65535 << 14, "bytes"), "262144")
-        .also("at most 65535 << tcp.window_scale (RFC 7323 §2.3: the scale shifts the 16-bit window field)", super::check_window_fits)
+        .also(
+            "at most 65535 << tcp.window_scale (RFC 7323 §2.3: the scale shifts the 16-bit \
+             window field)",
+            super::check_window_fits,
+        )
         .doc("Our receive window."),
     leaf("tcp.timestamps", Bool, "true")
         .doc("Offer and use TCP timestamps (RFC 7323): PAWS and RTT measurement."),
@@ -387,12 +382,7 @@ pub const SETTINGS: &[Setting] = &[
     // RFC 6298 §2.5: "A maximum value MAY be placed on RTO provided it is at least 60
     // seconds." (the default); lower maxima trade that for faster failure.
     leaf("tcp.rto_max_ms", Range(200, 120_000, "ms"), "60000")
-        .also("at least tcp.rto_initial_ms", |c| {
-            if c.tcp.rto_max_ms < c.tcp.rto_initial_ms {
-                return Err(format!("{} is below tcp.rto_initial_ms ({})", c.tcp.rto_max_ms, c.tcp.rto_initial_ms));
-            }
-            Ok(())
-        })
+        .also("at least tcp.rto_initial_ms", super::check_rto_max)
         .doc("Largest retransmission timeout (RFC 6298 §2.5 allows a maximum of at least 60000)."),
     leaf("tcp.max_retries", Range(1, 30, ""), "6")
         .doc("Retransmissions before a connection is aborted."),
@@ -497,12 +487,7 @@ pub const SETTINGS: &[Setting] = &[
         "\"/run/synack-stats.json\"",
     )
         .presence(Optional)
-        .also("other than ops.ready_file", |c| {
-            if c.ops.ready_file.is_some() && c.ops.ready_file == c.ops.stats_json {
-                return Err("is the same file as ops.ready_file".to_owned());
-            }
-            Ok(())
-        })
+        .also("other than ops.ready_file", super::check_stats_not_ready)
         .flag("--stats-json", "/run/synack-stats.json")
         .doc("File rewritten every stats_interval_ms with the counters as JSON."),
     leaf("ops.stats_interval_ms", Range(100, 60_000, "ms"), "1000")
