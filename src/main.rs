@@ -459,15 +459,16 @@ fn gen_options(a: GenArgs) -> Result<synack::gen::run::GenOptions, String> {
     use synack::gen::driver::Pace;
     use synack::gen::{ClientConfig, CloseOrder, SourceRange};
     let target = gen_target(&a.target)?;
-    let sources = SourceRange::parse(&a.source, &a.source_ports)?;
+    let sources = SourceRange::parse(&a.source, &a.source_ports).map_err(|e| e.to_string())?;
+    let wrong_source = |p: String| ConfigError::flag("--source", p).to_string();
     if sources.is_v6() != target.is_ipv6() {
-        return Err(format!(
-            "--source {:?} and --target {} are of different families",
+        return Err(wrong_source(format!(
+            "{:?} is not of the family of --target {}",
             a.source, a.target
-        ));
+        )));
     }
     if sources.has_addr(&target.ip()) {
-        return Err(format!("--source {:?} contains the target", a.source));
+        return Err(wrong_source(format!("{:?} contains the target", a.source)));
     }
     gen_num("--count", a.count)?;
     check_flag_secs("--duration", a.duration).map_err(|e| e.to_string())?;

@@ -569,6 +569,18 @@ pub const FLAG_RULES: &[FlagRule] = &[
         " or [2001:2::1]:80",
     ),
     flag_rule(
+        "--source",
+        Parsed("a CIDR block, a range FIRST-LAST or one address, of the target's family"),
+        "198.19.0.0/24",
+        "",
+    ),
+    flag_rule(
+        "--source-ports",
+        Parsed("LOW-HIGH with 1 <= LOW <= HIGH, or one port"),
+        "1024-65535",
+        "",
+    ),
+    flag_rule(
         "--target-mac",
         Parsed("six hex bytes"),
         "02:00:00:00:00:01",
