@@ -697,12 +697,12 @@ fn init_logging(level: Option<&str>) -> Result<(), String> {
             // as a target name and silently log nothing.
             let bare = !l.contains('=') && !l.contains(',');
             if bare && !LEVELS.contains(&l.to_ascii_lowercase().as_str()) {
-                return Err(format!(
-                    "--log-level: {l:?} is not a level; give error, warn, info, debug, trace or off, or a filter, e.g. --log-level debug or --log-level synack=debug,info"
-                ));
+                let problem = format!("{l:?} is not a level");
+                return Err(ConfigError::flag("--log-level", problem).to_string());
             }
             EnvFilter::try_new(l).map_err(|e| {
-                format!("--log-level: {l:?} is not a valid filter ({e}); give a level or a filter, e.g. --log-level info or --log-level synack=debug,info")
+                let problem = format!("{l:?} is not a valid filter ({e})");
+                ConfigError::flag("--log-level", problem).to_string()
             })?
         }
         None => match std::env::var("RUST_LOG") {
