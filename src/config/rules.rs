@@ -33,6 +33,8 @@ pub type Check = fn(&Config) -> Result<(), String>;
 pub enum Allowed {
     /// An integer in `min..=max`, with its unit (or "").
     Range(u64, u64, &'static str),
+    /// An integer of at least this, with its unit (or "").
+    AtLeast(u64, &'static str),
     /// A power of two in `min..=max`.
     Pow2(u64, u64),
     /// One of these integers.
@@ -56,6 +58,8 @@ impl Allowed {
         match *self {
             Allowed::Range(min, max, "") => format!("{min}..={max}"),
             Allowed::Range(min, max, unit) => format!("{min}..={max} {unit}"),
+            Allowed::AtLeast(min, "") => format!("at least {min}"),
+            Allowed::AtLeast(min, unit) => format!("at least {min} {unit}"),
             Allowed::Pow2(min, max) => format!("a power of two in {min}..={max}"),
             Allowed::OneOf(list) => {
                 let names: Vec<String> = list.iter().map(u64::to_string).collect();
@@ -75,6 +79,7 @@ impl Allowed {
             Allowed::Range(min, max, _) | Allowed::Pow2(min, max) if v < min || v > max => {
                 Err(format!("{v} is out of range {min}..={max}"))
             }
+            Allowed::AtLeast(min, _) if v < min => Err(format!("{v} is less than {min}")),
             Allowed::Pow2(..) if !v.is_power_of_two() => Err(format!("{v} is not a power of two")),
             Allowed::OneOf(list) if !list.contains(&v) => Err(format!("{v} is not allowed")),
             _ => Ok(()),
@@ -601,7 +606,7 @@ pub const FLAG_RULES: &[FlagRule] = &[
     flag_rule("--duration", Allowed::Seconds(600), "10", ""),
     flag_rule("--secs", Allowed::Seconds(600), "5", ""),
     flag_rule("--drain-ms", Range(0, 60_000, "ms"), "2000", ""),
-    flag_rule("--burst", Range(1, u64::MAX, "frames"), "20000", ""),
+    flag_rule("--burst", Allowed::AtLeast(1, "frame"), "20000", ""),
     flag_rule("--batch", Range(1, 2048, ""), "64", ""),
     flag_rule(
         "--max-in-flight",
@@ -669,12 +674,7 @@ pub fn flag_hint(flag: &str) -> String {
                 .filter(|f| f.name == flag)
                 .map(|f| (f, s.allowed_text()))
         })
-        .or_else(|| {
-            FLAG_RULES
-                .iter()
-                .find(|r| r.flag.name == flag)
-                .map(|r| (r.flag, r.allowed.describe()))
-        });
+        .or_else(|| flag_rule_of(flag).map(|r| (r.flag, r.allowed.describe())));
     match found {
         Some((f, allowed)) => {
             let form = if f.form.is_empty() {
