@@ -808,3 +808,50 @@ fn readme_configuration_rows_name_every_setting() {
         }
     }
 }
+
+#[test]
+fn allowed_rules_check_and_describe_the_same_bounds() {
+    use rules::Allowed;
+    let cases: [(Allowed, &str, &[u64], &[u64]); 4] = [
+        (
+            Allowed::Range(0, 600, "seconds"),
+            "0..=600 seconds",
+            &[0, 600],
+            &[601],
+        ),
+        (
+            Allowed::Pow2(64, 16384),
+            "a power of two in 64..=16384",
+            &[64, 2048],
+            &[32, 100, 32768],
+        ),
+        (
+            Allowed::OneOf(&[2048, 4096]),
+            "2048 or 4096",
+            &[2048, 4096],
+            &[3000],
+        ),
+        (
+            Allowed::AtLeast(1, "frame"),
+            "at least 1 frame",
+            &[1, u64::MAX],
+            &[0],
+        ),
+    ];
+    for (rule, text, good, bad) in cases {
+        assert_eq!(rule.describe(), text);
+        for &v in good {
+            assert_eq!(rule.check_u64(v), Ok(()), "{text}: {v}");
+        }
+        for &v in bad {
+            assert!(rule.check_u64(v).is_err(), "{text}: {v}");
+        }
+    }
+    let secs = Allowed::Seconds(600);
+    assert!(secs.check_f64(0.5).is_ok() && secs.check_f64(600.0).is_ok());
+    assert!(secs.check_f64(0.0).is_err() && secs.check_f64(600.5).is_err());
+    // The generated reference keeps its comment lines within the page.
+    for line in rules::default_toml().lines().filter(|l| l.starts_with('#')) {
+        assert!(line.chars().count() <= 90, "{line}");
+    }
+}
