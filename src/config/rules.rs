@@ -551,90 +551,32 @@ const fn flag_rule(
     }
 }
 
-/// The flags of `synack lab` and `synack gen` that set no config setting.
+/// The flags of `synack lab` and `synack gen` that set no config setting: one line each,
+/// laid out by hand as a table.
+#[rustfmt::skip]
 pub const FLAG_RULES: &[FlagRule] = &[
     flag_rule("--connections", Range(1, 100_000, ""), "2000", ""),
-    flag_rule(
-        "--flood-packets",
-        Range(0, 10_000_000, ""),
-        "200000",
-        " (0 skips the flood)",
-    ),
+    flag_rule("--flood-packets", Range(0, 10_000_000, ""), "200000", " (0 skips the flood)"),
     flag_rule("--flood-secs", Range(1, 60, "seconds"), "5", ""),
-    flag_rule(
-        "--nodes",
-        Range(2, 8, "server nodes"),
-        "2",
-        " (or --nodes alone for 2)",
-    ),
-    flag_rule(
-        "--target",
-        Parsed("IP:PORT"),
-        "198.18.0.1:80",
-        " or [2001:2::1]:80",
-    ),
-    flag_rule(
-        "--source",
-        Parsed("a CIDR block, a range FIRST-LAST or one address, of the target's family"),
-        "198.19.0.0/24",
-        "",
-    ),
-    flag_rule(
-        "--source-ports",
-        Parsed("LOW-HIGH with 1 <= LOW <= HIGH, or one port"),
-        "1024-65535",
-        "",
-    ),
-    flag_rule(
-        "--target-mac",
-        Parsed("six hex bytes"),
-        "02:00:00:00:00:01",
-        "",
-    ),
-    flag_rule(
-        "--count",
-        Range(1, 100_000_000, "connections"),
-        "100000",
-        "",
-    ),
-    flag_rule(
-        "--packets",
-        Range(1, 1_000_000_000, "frames"),
-        "2000000",
-        "",
-    ),
+    flag_rule("--nodes", Range(2, 8, "server nodes"), "2", " (or --nodes alone for 2)"),
+    flag_rule("--target", Parsed("IP:PORT"), "198.18.0.1:80", " or [2001:2::1]:80"),
+    flag_rule("--source", Parsed("a CIDR block, a range FIRST-LAST or one address, of the target's family"), "198.19.0.0/24", ""),
+    flag_rule("--source-ports", Parsed("LOW-HIGH with 1 <= LOW <= HIGH, or one port"), "1024-65535", ""),
+    flag_rule("--target-mac", Parsed("six hex bytes"), "02:00:00:00:00:01", ""),
+    flag_rule("--count", Range(1, 100_000_000, "connections"), "100000", ""),
+    flag_rule("--packets", Range(1, 1_000_000_000, "frames"), "2000000", ""),
     flag_rule("--duration", Allowed::Seconds(600), "10", ""),
     flag_rule("--secs", Allowed::Seconds(600), "5", ""),
     flag_rule("--drain-ms", Range(0, 60_000, "ms"), "2000", ""),
     flag_rule("--burst", Allowed::AtLeast(1, "frame"), "20000", ""),
     flag_rule("--batch", Range(1, 2048, ""), "64", ""),
-    flag_rule(
-        "--max-in-flight",
-        Range(1, 4_000_000, "connections"),
-        "65536",
-        "",
-    ),
+    flag_rule("--max-in-flight", Range(1, 4_000_000, "connections"), "65536", ""),
     flag_rule("--frames", Pow2(1024, 262_144), "32768", ""),
-    flag_rule(
-        "--concurrency",
-        Range(1, 1_000_000, "connections"),
-        "1000",
-        "",
-    ),
+    flag_rule("--concurrency", Range(1, 1_000_000, "connections"), "1000", ""),
     flag_rule("--interval-ms", Range(1, 600_000, "ms"), "100", ""),
-    flag_rule(
-        "--request",
-        Range(1, 1400, "bytes (one segment)"),
-        "'GET / HTTP/1.1\\r\\n\\r\\n'",
-        "",
-    ),
+    flag_rule("--request", Range(1, 1400, "bytes (one segment)"), "'GET / HTTP/1.1\\r\\n\\r\\n'", ""),
     flag_rule("--cpu", Parsed("a CPU id of this machine"), "1", ""),
-    flag_rule(
-        "--log-level",
-        Parsed("error, warn, info, debug, trace or off, or a filter like synack=debug,info"),
-        "debug",
-        "",
-    ),
+    flag_rule("--log-level", Parsed("error, warn, info, debug, trace or off, or a filter like synack=debug,info"), "debug", ""),
 ];
 
 /// The setting at `path`.
