@@ -550,7 +550,10 @@ const STEPS: [u8; 8] = [
 fn valid_step(rng: &mut Rng, k: u8) -> Vec<u8> {
     let kind = STEPS[rng.below(8) as usize];
     let (arg, extra) = match kind {
-        kind::SYN => (rng.next_u64() as u16, if k % 5 == 0 { 0 } else { 0x0f }),
+        kind::SYN => (
+            rng.next_u64() as u16,
+            if k.is_multiple_of(5) { 0 } else { 0x0f },
+        ),
         kind::DATA => (0, (rng.below(2) as u8) << 5),
         kind::WINDOW => (rng.below(3) as u16 * 300, 0),
         _ => (0, 0),
