@@ -418,7 +418,7 @@ mod tests {
     /// only where the SYN offered them with timestamps, whose TSval carries them in a
     /// cookie (Linux `cookie_init_timestamp`).
     #[test]
-    fn every_preset_handshakes_and_gets_only_what_it_offered() {
+    fn presets_handshake_and_get_only_what_they_offered_rfc7323_1_3() {
         for preset in Preset::ALL {
             let mut net = Net::new(Params::default(), Mode::Echo);
             let mut peer = Peer::v4(40_100).preset(preset);

@@ -133,7 +133,7 @@ mod tests {
 
     /// RFC 9293 §3.5: the template SYN and cookie ACK reach ESTABLISHED, for IPv4 and IPv6.
     #[test]
-    fn templates_reach_established() {
+    fn templates_reach_established_rfc9293_3_5() {
         let s = run_records(&[rec::connect(0), rec::connect(1)].concat());
         assert_eq!(state_count(&s, State::Established), 2);
         assert_eq!(s.clients[0].snd_nxt, s.clients[0].iss.wrapping_add(1));
@@ -181,7 +181,7 @@ mod tests {
     /// fixes the checksums: a SYN whose SEQ moved by +1000 is still answered (RFC 9293
     /// §3.10.7.2), with SEG.ACK = the moved SEQ + 1.
     #[test]
-    fn mangled_record_moves_seq_and_fixes_checksums() {
+    fn mangled_syn_is_answered_at_its_moved_seq_rfc9293_3_10_7_2() {
         let t = rec::template(1, kind::SYN, 0x0001, 0x0f);
         let m = rec::mutation(4, 32_000, TcpFlags::SYN.0);
         let mut s = Session::new(true);
