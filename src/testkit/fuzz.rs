@@ -103,9 +103,11 @@ pub mod tag {
     pub const ADVANCE: u8 = 1;
     /// `close_all` (shutdown of every connection).
     pub const CLOSE_ALL: u8 = 2;
-    /// `client, kind, arg: u16 BE, extra`: one valid segment of a client (also 4 and 5).
+    /// `client, kind, arg: u16 BE, extra`: one valid segment of a client (also 4 and 5);
+    /// see [`kind`](super::kind). Beyond the SYN, `extra` bit 6 leaves the timestamps out
+    /// and bit 7 adds URG.
     pub const TEMPLATE: u8 = 3;
-    /// A template, then `n` and `n % 5` [`Mutation`](super::Mutation)s of 4 bytes each
+    /// A template, then a count byte `n` and `n % 5` [`Mutation`](super::Mutation)s of 4 bytes each
     /// (`op, at: u16 BE, value`; `Extend` takes `value` more bytes), then a byte whose
     /// bit 0 asks for the checksums to be recomputed ([`fix_checksums`](super::fix_checksums)).
     pub const MANGLED: u8 = 6;
