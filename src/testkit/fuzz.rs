@@ -12,11 +12,10 @@
 use std::net::Ipv4Addr;
 
 use super::frame::{fix_checksums, tcp_header_mut, Seg};
-use super::net::{tracing, Net, SECRET, SERVER_MAC, SERVER_V4, SERVER_V6};
+use super::net::{tracing, Net, SERVER_MAC, SERVER_V4};
 use super::peer::{Peer, CLIENT_MAC, CLIENT_V4};
 use super::rng::Rng;
 use crate::table::CoreConfig;
-use crate::tcp::cookie::CookieJar;
 use crate::tcp::responder::{HttpResponses, Mode};
 use crate::tcp::Params;
 use crate::wire::{
@@ -63,11 +62,10 @@ pub fn server(verify_checksums: bool) -> Net {
         listeners: LISTENERS.to_vec(),
         ..CoreConfig::default()
     };
-    let addrs = [SERVER_V4.into(), SERVER_V6.into()];
-    let mut net = Net::with_jar(cfg, CookieJar::new(SECRET), &addrs);
-    net.stack.verify_checksums = verify_checksums;
-    net.stack.standalone = Some(SERVER_MAC);
-    net
+    Net::with_stack(cfg, |s| {
+        s.verify_checksums = verify_checksums;
+        s.standalone = Some(SERVER_MAC);
+    })
 }
 
 /// The `frames` target: one frame into two long-lived servers, one with checksum

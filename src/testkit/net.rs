@@ -15,7 +15,7 @@ use super::frame::{parse_reply, Reply, Seg};
 use super::peer::Peer;
 use super::{none, one, ACK, FIN, PSH, SYN};
 use crate::counters::{DropReason, Event};
-use crate::engine::{Outcome, Stack};
+use crate::engine::{Outcome, Stack, StackConfig};
 use crate::table::{Core, CoreConfig, Key};
 use crate::tcp::conn::{Conn, State};
 use crate::tcp::cookie::CookieJar;
@@ -55,6 +55,7 @@ pub struct Net {
     /// How many TCP segments the server sent (for traces and property checks).
     pub sent: usize,
     addrs: Vec<IpAddr>,
+    standalone: Option<[u8; 6]>,
     ports: Vec<u16>,
     buf: Vec<u8>,
     out: Vec<u8>,
@@ -63,26 +64,36 @@ pub struct Net {
 impl Net {
     /// A server on 198.18.0.2 and 2001:2::2 with `cfg`, cookie secret [`SECRET`].
     pub fn with_config(cfg: CoreConfig) -> Net {
-        Self::with_jar(
-            cfg,
-            CookieJar::new(SECRET),
-            &[SERVER_V4.into(), SERVER_V6.into()],
-        )
+        Self::with_stack(cfg, |_| {})
+    }
+
+    /// A server on 198.18.0.2 and 2001:2::2 with `cfg`, its stack set up by `tweak`
+    /// (checksums, standalone neighbour answers, the in-place SYN-ACK).
+    pub fn with_stack(cfg: CoreConfig, tweak: impl FnOnce(&mut StackConfig)) -> Net {
+        let mut stack = StackConfig::serving(&[SERVER_V4.into(), SERVER_V6.into()]);
+        tweak(&mut stack);
+        Self::build(cfg, CookieJar::new(SECRET), stack)
     }
 
     /// A server with its own cookie jar and addresses.
     pub fn with_jar(cfg: CoreConfig, jar: CookieJar, addrs: &[IpAddr]) -> Net {
+        Self::build(cfg, jar, StackConfig::serving(addrs))
+    }
+
+    /// A server from all its parts.
+    pub fn build(cfg: CoreConfig, jar: CookieJar, stack: StackConfig) -> Net {
         let clock = Clock {
             ms: START_MS,
             unix_secs: UNIX_START,
         };
         let core = Core::new(&cfg, jar, &clock);
         Net {
-            stack: Stack::new(core, addrs),
+            addrs: stack.addrs.clone(),
+            standalone: stack.standalone,
+            stack: Stack::with_config(core, stack),
             clock,
             buffers: cfg.buffers,
             sent: 0,
-            addrs: addrs.to_vec(),
             ports: cfg.listeners.iter().map(|&(p, _)| p).collect(),
             buf: vec![0; FRAME],
             out: vec![0; FRAME],
@@ -156,7 +167,7 @@ impl Net {
         if tracing() {
             eprintln!("  {what}: {reply:?}");
         }
-        let mac = self.stack.standalone;
+        let mac = self.standalone;
         match reply {
             Reply::Tcp(s) => {
                 assert!(
