@@ -11,6 +11,8 @@
 //! sans-IO (time is passed in, never read); [`table`] holds one core's connections and
 //! timer wheel; [`engine`] runs the poll loop over an [`io::Port`]. Only [`io`] contains
 //! `unsafe`. [`config`] and [`app`] are the control path (setup, CLI, stats, lab).
+//! `testkit` (cargo feature `testkit`, on for tests and benches) is the in-memory test
+//! kit on top of everything: harness, reply parser, preset clients, seeded RNG, fuzzer.
 
 pub mod app;
 pub mod config;
@@ -23,4 +25,6 @@ pub mod lab;
 pub mod ops;
 pub mod table;
 pub mod tcp;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 pub mod wire;

@@ -20,6 +20,7 @@ use synack::table::{Core, CoreConfig};
 use synack::tcp::cookie::{counter_from_unix_secs, CookieJar};
 use synack::tcp::responder::Mode;
 use synack::tcp::{Clock, Flow};
+use synack::testkit::Preset;
 use synack::wire::{EthernetFrame, SeqNumber, TcpFlags, TcpFrame, TcpOptions, TcpPacket, TcpRepr};
 
 const XDP_DROP: u32 = 1;
@@ -154,14 +155,9 @@ fn syn_frame(s: &Syn) -> Vec<u8> {
     )
 }
 
+/// The kit's Linux SYN options, TSval 0x01020304.
 fn linux_options() -> TcpOptions {
-    TcpOptions {
-        mss: Some(1460),
-        sack_permitted: true,
-        timestamps: Some((0x0102_0304, 0)),
-        window_scale: Some(7),
-        ..TcpOptions::default()
-    }
+    Preset::Linux.syn_options(0x0102_0304)
 }
 
 /// What the userspace path sends for `frame` at `ms`.

@@ -1,5 +1,6 @@
 //! Shared harness for root-only integration tests: network-namespace labs joined by a veth
 //! pair, running code or commands inside a namespace, and commands with a timeout.
+//! (The in-memory harness, without root, is `tests/support`: the test kit `synack::testkit`.)
 //!
 //! Network rules: traffic stays inside the namespaces a [`Lab`] creates; addresses come from
 //! 198.18.0.0/15 and 2001:2::/48; the root namespace and eth0 are never touched; a `Lab`
