@@ -137,8 +137,8 @@ pub struct XdpSettings {
     /// How the XDP program attaches: `auto`, `native` or `generic`. Default: `auto`.
     pub mode: XdpMode,
     /// What to do when the interface already has an XDP program: `exclusive` (refuse to
-    /// start, naming it) or `replace` (detach it with a warning, attach ours). Default:
-    /// `exclusive`.
+    /// start, naming it), `replace` (detach it with a warning, attach ours) or `dispatcher`
+    /// (join libxdp's multi-program dispatcher, next to it). Default: `exclusive`.
     pub attach: XdpAttach,
     /// UMEM frame size in bytes: 2048 or 4096. Default: 2048.
     pub frame_size: u32,
@@ -641,7 +641,7 @@ fn field_hint(field: &str) -> &'static str {
         "ops" => "write the section as a table: [ops] followed by its keys, e.g. stats_interval_ms = 1000",
         "xdp.mode" => "use auto, native or generic, e.g. mode = \"auto\"",
         "xdp.syn_offload" => "use auto, on or off, e.g. syn_offload = \"auto\"",
-        "xdp.attach" => "use exclusive or replace, e.g. attach = \"exclusive\"",
+        "xdp.attach" => "use exclusive, replace or dispatcher, e.g. attach = \"exclusive\"",
         "xdp.frame_size" => "use 2048 or 4096, e.g. frame_size = 2048",
         "xdp.frame_count" => "use a power of two in 64..=1048576, e.g. frame_count = 4096",
         "xdp.ring_size" => "use a power of two in 64..=16384 and at most xdp.frame_count / 2, e.g. ring_size = 2048",
@@ -696,6 +696,7 @@ fn flag_hint(flag: &str) -> &'static str {
         "--workers" => "give CPU ids this process may run on as a list like 0, 0-1 or 0,2-3, e.g. --workers 0-1",
         "--xdp-mode" => "give auto, native or generic, e.g. --xdp-mode native",
         "--syn-offload" => "give auto, on or off, e.g. --syn-offload off",
+        "--xdp-attach" => "give exclusive, replace or dispatcher, e.g. --xdp-attach dispatcher",
         "--cookie-secret" => "give exactly 32 hex digits, e.g. --cookie-secret 00112233445566778899aabbccddeeff (the file is safer: command lines are visible to other users)",
         "--ready-file" => "give a file path, e.g. --ready-file /run/synack.ready",
         "--stats-json" => "give a file path other than the ready file, e.g. --stats-json /run/synack-stats.json",
@@ -1159,6 +1160,16 @@ pub fn parse_xdp_mode(s: &str) -> Result<XdpMode, String> {
     }
 }
 
+/// Parse `xdp.attach` as a flag gives it: `exclusive`, `replace` or `dispatcher`.
+pub fn parse_xdp_attach(s: &str) -> Result<XdpAttach, String> {
+    match s.trim() {
+        "exclusive" => Ok(XdpAttach::Exclusive),
+        "replace" => Ok(XdpAttach::Replace),
+        "dispatcher" => Ok(XdpAttach::Dispatcher),
+        other => Err(format!("{other:?} is not an XDP attach policy")),
+    }
+}
+
 /// Parse `xdp.syn_offload` as a flag gives it: `auto`, `on` or `off`.
 pub fn parse_syn_offload(s: &str) -> Result<SynOffloadMode, String> {
     match s.trim() {
@@ -1294,6 +1305,8 @@ pub struct Overrides {
     pub xdp_mode: Option<String>,
     /// `--syn-offload auto|on|off`.
     pub syn_offload: Option<String>,
+    /// `--xdp-attach exclusive|replace|dispatcher`.
+    pub xdp_attach: Option<String>,
     /// `--cookie-secret HEX`.
     pub cookie_secret: Option<String>,
     /// `--ready-file PATH`.
@@ -1351,6 +1364,9 @@ impl Overrides {
         }
         if let Some(m) = &self.syn_offload {
             cfg.xdp.syn_offload = parse_syn_offload(m).map_err(|p| flag("--syn-offload", p))?;
+        }
+        if let Some(m) = &self.xdp_attach {
+            cfg.xdp.attach = parse_xdp_attach(m).map_err(|p| flag("--xdp-attach", p))?;
         }
         if let Some(s) = &self.cookie_secret {
             let key = parse_hex::<16>(s, false).map_err(|p| flag("--cookie-secret", p))?;
@@ -1922,6 +1938,7 @@ mod tests {
             workers: Some("0".into()),
             xdp_mode: Some("generic".into()),
             syn_offload: Some("off".into()),
+            xdp_attach: Some("dispatcher".into()),
             cookie_secret: Some("ff".repeat(16)),
             ready_file: Some("/tmp/r".into()),
             stats_json: Some("/tmp/s.json".into()),
@@ -1936,6 +1953,7 @@ mod tests {
         assert_eq!(cfg.ops.capture_mode, "sample:10");
         assert_eq!(cfg.ops.view, View::Quiet);
         assert_eq!(cfg.xdp.syn_offload, SynOffloadMode::Off);
+        assert_eq!(cfg.xdp.attach, XdpAttach::Dispatcher);
         let bad = Overrides {
             syn_offload: Some("maybe".into()),
             ..Default::default()
@@ -1943,6 +1961,14 @@ mod tests {
         assert_eq!(
             bad.apply(&mut cfg).unwrap_err().field(),
             Some("--syn-offload")
+        );
+        let bad = Overrides {
+            xdp_attach: Some("share".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            bad.apply(&mut cfg).unwrap_err().field(),
+            Some("--xdp-attach")
         );
         let bad = Overrides {
             capture_mode: Some("sample:0".into()),

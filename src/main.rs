@@ -101,6 +101,10 @@ struct OverrideArgs {
     /// Answer SYNs in the XDP program: auto, on or off (replaces `xdp.syn_offload`).
     #[arg(long, value_name = "MODE")]
     syn_offload: Option<String>,
+    /// When the interface already has an XDP program: exclusive, replace or dispatcher
+    /// (join libxdp's dispatcher) (replaces `xdp.attach`).
+    #[arg(long, value_name = "POLICY")]
+    xdp_attach: Option<String>,
     /// SYN-cookie secret, 32 hex digits (replaces `tcp.cookie_secret`). Visible in the
     /// process list: prefer the config file.
     #[arg(long, value_name = "HEX")]
@@ -140,6 +144,7 @@ impl From<OverrideArgs> for Overrides {
             workers: a.workers,
             xdp_mode: a.xdp_mode,
             syn_offload: a.syn_offload,
+            xdp_attach: a.xdp_attach,
             cookie_secret: a.cookie_secret,
             ready_file: a.ready_file,
             stats_json: a.stats_json,

@@ -14,7 +14,7 @@
 //! Control path only: errors are `anyhow` with context naming the interface and a remedy.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::os::fd::{AsFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, RawFd};
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context};
@@ -25,7 +25,7 @@ use serde::Serialize;
 
 use crate::io::occupancy::OccupancyMap;
 use crate::io::test_run::{XdpTestResult, XdpTestRun};
-use crate::io::{xdp_attached, XdpAttach, XdpMode};
+use crate::io::{libxdp, xdp_attached, XdpAttach, XdpMode};
 
 /// The compiled program (built by `build.rs`), 8-byte aligned for the ELF parser.
 static PROGRAM_OBJECT: &[u8] =
@@ -218,6 +218,9 @@ pub struct BpfCounters {
 
 /// The loaded and attached XDP program. Dropping it detaches the program.
 pub struct XdpProgram {
+    /// With `xdp.attach = "dispatcher"`: the program as libxdp attached it (its maps are
+    /// those of `ebpf`). Declared first, so it detaches before the maps close.
+    component: Option<libxdp::Component>,
     /// Owns the program, its maps and the link (the link detaches when this drops).
     ebpf: Ebpf,
     /// The mode actually in use: `Native` or `Generic`, never `Auto`.
@@ -247,7 +250,10 @@ impl XdpProgram {
 
     /// [`Self::attach`], with `policy` deciding about an XDP program already attached to
     /// the interface: `Exclusive` fails with a message naming it (id, name, mode) and the
-    /// choices; `Replace` detaches it, with a warning naming it, then attaches ours.
+    /// choices; `Replace` detaches it, with a warning naming it, then attaches ours;
+    /// `Dispatcher` attaches ours through libxdp's multi-program dispatcher
+    /// ([`crate::io::libxdp`]), next to the programs already in it, and detaches only ours
+    /// when dropped.
     pub fn attach_with(
         ifname: &str,
         mode: XdpMode,
@@ -256,37 +262,32 @@ impl XdpProgram {
     ) -> anyhow::Result<XdpProgram> {
         let ifindex = xdp_attached::ifindex(ifname)?;
         make_room(ifname, ifindex, policy)?;
-        let mut ebpf = load_object(filter, ifname)?;
-        let program = xdp_program(&mut ebpf)?;
-        let used = match mode {
-            XdpMode::Native => {
-                attach_one(program, ifname, XdpMode::Native)?;
-                XdpMode::Native
-            }
-            XdpMode::Generic => {
-                attach_one(program, ifname, XdpMode::Generic)?;
-                XdpMode::Generic
-            }
-            XdpMode::Auto => match attach_one(program, ifname, XdpMode::Native) {
-                Ok(()) => XdpMode::Native,
-                Err(native_err) => {
-                    tracing::warn!(
-                        interface = ifname,
-                        error = format!("{native_err:#}"),
-                        "native XDP refused, falling back to generic (skb) mode"
-                    );
-                    attach_one(program, ifname, XdpMode::Generic)
-                        .with_context(|| format!("native mode had failed too: {native_err:#}"))?;
-                    XdpMode::Generic
-                }
-            },
+        let mut ebpf = create_maps(filter, ifname)?;
+        let mut component = None;
+        let used = if policy == XdpAttach::Dispatcher {
+            let maps = map_fds(&ebpf)?;
+            with_fallback(ifname, mode, |m| {
+                component = Some(attach_dispatched(&maps, ifname, ifindex, m)?);
+                Ok(())
+            })?
+        } else {
+            load_program(&mut ebpf, ifname)?;
+            let program = xdp_program(&mut ebpf)?;
+            with_fallback(ifname, mode, |m| attach_one(program, ifname, m))?
         };
         tracing::info!(interface = ifname, mode = ?used, "XDP program attached");
         Ok(XdpProgram {
+            component,
             ebpf,
             mode: used,
             ifname: ifname.to_string(),
         })
+    }
+
+    /// The libxdp chain the program is in (`xdp.attach = "dispatcher"`), `None` for the
+    /// other attach modes.
+    pub fn chain(&self) -> Option<anyhow::Result<libxdp::Chain>> {
+        self.component.as_ref().map(libxdp::Component::chain)
     }
 
     /// The mode actually in use: `Native` or `Generic` (`Auto` for a program loaded with
@@ -298,9 +299,10 @@ impl XdpProgram {
     /// Load the program and fill its maps without attaching it anywhere, so that tests and
     /// tools can run it with `BPF_PROG_TEST_RUN` ([`XdpProgram::test_run`]) without a NIC.
     pub fn load_detached(filter: &Filter) -> anyhow::Result<XdpProgram> {
-        let mut ebpf = load_object(filter, "(detached)")?;
-        xdp_program(&mut ebpf)?;
+        let mut ebpf = create_maps(filter, "(detached)")?;
+        load_program(&mut ebpf, "(detached)")?;
         Ok(XdpProgram {
+            component: None,
             ebpf,
             mode: XdpMode::Auto,
             ifname: "(detached)".to_string(),
@@ -507,8 +509,9 @@ impl XdpProgram {
     }
 }
 
-/// Parse the embedded object, create its maps and fill them from `filter`.
-fn load_object(filter: &Filter, ifname: &str) -> anyhow::Result<Ebpf> {
+/// Parse the embedded object, create its maps and fill them from `filter` (the program
+/// is loaded by [`load_program`], or by libxdp in [`attach_dispatched`]).
+fn create_maps(filter: &Filter, ifname: &str) -> anyhow::Result<Ebpf> {
     if filter.ipv4.len() > MAX_ADDRS || filter.ipv6.len() > MAX_ADDRS {
         bail!("at most {MAX_ADDRS} IPv4 and {MAX_ADDRS} IPv6 addresses can be served");
     }
@@ -524,7 +527,12 @@ fn load_object(filter: &Filter, ifname: &str) -> anyhow::Result<Ebpf> {
     })?;
     fill_maps(&mut ebpf, filter).with_context(|| format!("filling XDP maps for {ifname}"))?;
     seed_state(&mut ebpf).with_context(|| format!("seeding the XDP cookie state for {ifname}"))?;
-    let program = xdp_program(&mut ebpf)?;
+    Ok(ebpf)
+}
+
+/// Load the object's XDP program into the kernel through aya.
+fn load_program(ebpf: &mut Ebpf, ifname: &str) -> anyhow::Result<()> {
+    let program = xdp_program(ebpf)?;
     program.load().map_err(|e| {
         let hint = if errno_in_chain(&e) == Some(libc::EPERM) {
             ": permission denied, run as root (needs CAP_BPF and CAP_NET_ADMIN)"
@@ -534,8 +542,88 @@ fn load_object(filter: &Filter, ifname: &str) -> anyhow::Result<Ebpf> {
         anyhow::Error::new(e).context(format!(
             "the kernel refused to load the XDP program for {ifname}{hint}"
         ))
-    })?;
-    Ok(ebpf)
+    })
+}
+
+/// Attach in `mode`; `Auto` tries native then falls back to generic, logging why. Returns
+/// the mode in use.
+fn with_fallback(
+    ifname: &str,
+    mode: XdpMode,
+    mut attach: impl FnMut(XdpMode) -> anyhow::Result<()>,
+) -> anyhow::Result<XdpMode> {
+    match mode {
+        XdpMode::Native | XdpMode::Generic => attach(mode).map(|()| mode),
+        XdpMode::Auto => match attach(XdpMode::Native) {
+            Ok(()) => Ok(XdpMode::Native),
+            Err(native_err) => {
+                tracing::warn!(
+                    interface = ifname,
+                    error = format!("{native_err:#}"),
+                    "native XDP refused, falling back to generic (skb) mode"
+                );
+                attach(XdpMode::Generic)
+                    .with_context(|| format!("native mode had failed too: {native_err:#}"))?;
+                Ok(XdpMode::Generic)
+            }
+        },
+    }
+}
+
+/// Every map of the object with its fd, for libxdp's copy of the object to use.
+fn map_fds(ebpf: &Ebpf) -> anyhow::Result<Vec<(String, BorrowedFd<'_>)>> {
+    use aya::maps::Map;
+    ebpf.maps()
+        .map(|(name, map)| {
+            let data = match map {
+                Map::Array(d)
+                | Map::HashMap(d)
+                | Map::PerCpuArray(d)
+                | Map::PerCpuHashMap(d)
+                | Map::LruHashMap(d)
+                | Map::XskMap(d) => d,
+                _ => bail!("map {name} has a type the dispatcher attachment does not share"),
+            };
+            Ok((name.to_string(), data.fd().as_fd()))
+        })
+        .collect()
+}
+
+/// Attach through libxdp's dispatcher in `mode` (`Native` or `Generic`) and log the chain.
+fn attach_dispatched(
+    maps: &[(String, BorrowedFd<'_>)],
+    ifname: &str,
+    ifindex: u32,
+    mode: XdpMode,
+) -> anyhow::Result<libxdp::Component> {
+    let component =
+        libxdp::Component::attach(PROGRAM_OBJECT, maps, ifindex, mode).with_context(|| {
+            format!(
+                "attaching XDP ({mode:?}) to {ifname} through libxdp's dispatcher (an existing \
+                 dispatcher in the other mode refuses; `xdp-loader status {ifname}` shows it)"
+            )
+        })?;
+    let chain = component.chain()?;
+    let programs: Vec<String> = chain
+        .programs
+        .iter()
+        .map(|p| format!("{} (id {}, priority {})", p.name, p.id, p.priority))
+        .collect();
+    if chain.legacy {
+        tracing::warn!(
+            interface = ifname,
+            "libxdp attached synack's XDP program alone, without its dispatcher (the kernel \
+             refused its freplace programs; libxdp's warnings above say why): other libxdp \
+             programs cannot join it on {ifname}, and it stays attached if synack is killed"
+        );
+    } else {
+        tracing::info!(
+            interface = ifname,
+            chain = programs.join(", "),
+            "joined libxdp's XDP dispatcher: frames synack passes go on to the next program"
+        );
+    }
+    Ok(component)
 }
 
 /// The XDP function of the object, as aya's `Xdp`.
@@ -550,6 +638,9 @@ fn xdp_program(ebpf: &mut Ebpf) -> anyhow::Result<&mut Xdp> {
 fn make_room(ifname: &str, ifindex: u32, policy: XdpAttach) -> anyhow::Result<()> {
     let others = xdp_attached::query(ifindex)
         .with_context(|| format!("asking the kernel which XDP program {ifname} has"))?;
+    if policy == XdpAttach::Dispatcher {
+        return dispatcher_room(ifname, ifindex, &others);
+    }
     if others.is_empty() {
         return Ok(());
     }
@@ -564,6 +655,64 @@ fn make_room(ifname: &str, ifindex: u32, policy: XdpAttach) -> anyhow::Result<()
         );
         xdp_attached::detach(ifindex, p)
             .with_context(|| format!("detaching {p} from {ifname} (xdp.attach = \"replace\")"))?;
+    }
+    Ok(())
+}
+
+/// `xdp.attach = "dispatcher"`: a libxdp dispatcher may be there (synack joins it); a
+/// synack program that no process holds any more (left by a synack that was killed) is
+/// removed; anything else is refused with the choices.
+fn dispatcher_room(
+    ifname: &str,
+    ifindex: u32,
+    others: &[xdp_attached::AttachedProgram],
+) -> anyhow::Result<()> {
+    libxdp::check_bpffs()?;
+    for p in others {
+        match p.name.as_deref() {
+            Some(libxdp::DISPATCHER_NAME) => remove_stale_components(ifname, ifindex)?,
+            Some(PROGRAM_NAME) if xdp_attached::holders(p.id).is_empty() => {
+                tracing::warn!(
+                    interface = ifname,
+                    "removing synack's XDP program left attached on {ifname} ({p}) by a synack \
+                     that did not exit (no process holds it)"
+                );
+                xdp_attached::detach(ifindex, p)
+                    .with_context(|| format!("detaching the leftover {p} from {ifname}"))?;
+            }
+            _ => bail!(
+                "{}",
+                xdp_attached::dispatcher_conflict_message(ifname, others)
+            ),
+        }
+    }
+    Ok(())
+}
+
+/// Remove synack programs from the dispatcher chain of `ifname` that no process holds
+/// (their synack was killed: libxdp keeps the components pinned in bpffs); refuse when a
+/// live synack holds one.
+fn remove_stale_components(ifname: &str, ifindex: u32) -> anyhow::Result<()> {
+    let Some(chain) = libxdp::chain(ifindex)? else {
+        return Ok(());
+    };
+    for p in chain.programs.iter().filter(|p| p.name == PROGRAM_NAME) {
+        let pids = xdp_attached::holders(p.id);
+        if !pids.is_empty() {
+            bail!(
+                "another synack (pid {pids:?}) already serves {ifname} through libxdp's \
+                 dispatcher (program id {}); stop it first, or run on another interface",
+                p.id
+            );
+        }
+        tracing::warn!(
+            interface = ifname,
+            "removing synack's XDP program id {} from the dispatcher chain of {ifname}: no \
+             process holds it (left by a synack that was killed)",
+            p.id
+        );
+        libxdp::detach_program(ifindex, p.id)
+            .with_context(|| format!("removing the leftover program id {} from {ifname}", p.id))?;
     }
     Ok(())
 }

@@ -10,6 +10,7 @@ pub mod afxdp;
 pub mod bpf;
 pub mod ethtool;
 pub mod flood;
+pub mod libxdp;
 pub mod memory;
 pub mod occupancy;
 pub mod sys;
@@ -41,6 +42,9 @@ pub enum XdpAttach {
     Exclusive,
     /// Detach the other program (with a warning naming it) and attach ours.
     Replace,
+    /// Join libxdp's multi-program dispatcher (`io::libxdp`): programs loaded through
+    /// libxdp or xdp-loader stay, and frames synack passes go on to them.
+    Dispatcher,
 }
 
 /// Whether an AF_XDP socket must, may or must not use zero-copy (the driver's own buffers
