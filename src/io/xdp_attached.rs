@@ -449,7 +449,7 @@ mod tests {
             name: Some("xdp_dispatcher".into()),
             mode: AttachedMode::Driver,
         };
-        let m = conflict_message("eth1", &[p.clone()]);
+        let m = conflict_message("eth1", std::slice::from_ref(&p));
         assert!(
             m.contains("program id 42 name xdp_dispatcher (xdpdrv)"),
             "{m}"
@@ -462,7 +462,7 @@ mod tests {
             name: Some("count_pass".into()),
             ..p
         };
-        let m = conflict_message("eth1", &[other.clone()]);
+        let m = conflict_message("eth1", std::slice::from_ref(&other));
         assert!(!m.contains("multi-program dispatcher:"), "{m}");
         let m = dispatcher_conflict_message("eth1", &[other]);
         assert!(m.contains("name count_pass (xdpdrv)"), "{m}");
