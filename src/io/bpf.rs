@@ -600,7 +600,11 @@ fn attach_dispatched(
         libxdp::Component::attach(PROGRAM_OBJECT, maps, ifindex, mode).with_context(|| {
             format!(
                 "attaching XDP ({mode:?}) to {ifname} through libxdp's dispatcher (an existing \
-                 dispatcher in the other mode refuses; `xdp-loader status {ifname}` shows it)"
+                 dispatcher in the other mode refuses; `xdp-loader status {ifname}` shows it. \
+                 If libbpf's log above says \"Extension program changes packet data, while \
+                 original does not\", the kernel (Linux 6.13+) refuses synack's program, whose \
+                 SYN offload resizes frames, in this libxdp's dispatcher slots: a libxdp with \
+                 the 2025 dispatcher fix accepts it, or use xdp.attach = \"exclusive\")"
             )
         })?;
     let chain = component.chain()?;
