@@ -31,6 +31,12 @@ use crate::io::{libxdp, xdp_attached, XdpAttach, XdpMode};
 static PROGRAM_OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/synack.bpf.o"));
 
+/// The same program built with `SYNACK_FIXED_LEN`: it never resizes a frame, so a libxdp
+/// dispatcher slot that must not change packet data accepts it (see `set_len` in the C
+/// source). Its maps are the same.
+static PROGRAM_OBJECT_FIXED: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/synack_fixed.bpf.o"));
+
 /// Name of the XDP function in the object.
 const PROGRAM_NAME: &str = "synack_xdp";
 
@@ -590,23 +596,38 @@ fn map_fds(ebpf: &Ebpf) -> anyhow::Result<Vec<(String, BorrowedFd<'_>)>> {
 }
 
 /// Attach through libxdp's dispatcher in `mode` (`Native` or `Generic`) and log the chain.
+/// When the kernel refuses the program (EINVAL: Linux 6.13+ refuses a component that
+/// resizes frames in the slot of a libxdp dispatcher that does not), attach the build that
+/// never resizes frames instead, with a warning.
 fn attach_dispatched(
     maps: &[(String, BorrowedFd<'_>)],
     ifname: &str,
     ifindex: u32,
     mode: XdpMode,
 ) -> anyhow::Result<libxdp::Component> {
-    let component =
-        libxdp::Component::attach(PROGRAM_OBJECT, maps, ifindex, mode).with_context(|| {
-            format!(
-                "attaching XDP ({mode:?}) to {ifname} through libxdp's dispatcher (an existing \
-                 dispatcher in the other mode refuses; `xdp-loader status {ifname}` shows it. \
-                 If libbpf's log above says \"Extension program changes packet data, while \
-                 original does not\", the kernel (Linux 6.13+) refuses synack's program, whose \
-                 SYN offload resizes frames, in this libxdp's dispatcher slots: a libxdp with \
-                 the 2025 dispatcher fix accepts it, or use xdp.attach = \"exclusive\")"
-            )
-        })?;
+    let context = || {
+        format!(
+            "attaching XDP ({mode:?}) to {ifname} through libxdp's dispatcher (an existing \
+             dispatcher in the other mode refuses; `xdp-loader status {ifname}` shows it)"
+        )
+    };
+    let component = match libxdp::Component::attach(PROGRAM_OBJECT, maps, ifindex, mode) {
+        Ok(c) => c,
+        Err(e) if errno_in_chain(e.as_ref()) == Some(libc::EINVAL) => {
+            tracing::warn!(
+                interface = ifname,
+                error = format!("{e:#}"),
+                "libxdp's dispatcher refused synack's XDP program (Linux 6.13+ refuses a \
+                 component that resizes frames in the slots of older libxdp dispatchers): \
+                 attaching its build that never resizes frames, so the SYN offload answers \
+                 only SYNs whose SYN-ACK has their length and drops forged ACKs without a reset"
+            );
+            libxdp::Component::attach(PROGRAM_OBJECT_FIXED, maps, ifindex, mode)
+                .with_context(|| format!("after the first build was refused: {e:#}"))
+                .with_context(context)?
+        }
+        Err(e) => return Err(e.context(context())),
+    };
     let chain = component.chain()?;
     let programs: Vec<String> = chain
         .programs
@@ -873,6 +894,32 @@ mod tests {
         assert_eq!(std::mem::offset_of!(StateValue, rst_cost_ns), 104);
         assert_eq!(std::mem::offset_of!(StateValue, tai_minus_unix_ns), 112);
         assert_eq!(std::mem::size_of::<ListenerValue>(), 8);
+    }
+
+    /// The build for dispatcher slots that must not change packet data is the same program
+    /// and maps without a call of bpf_xdp_adjust_tail (helper 65, `BPF_FUNC_xdp_adjust_tail`:
+    /// the instruction `call 65` is 85 00 00 00 41 00 00 00), which the full build has.
+    #[test]
+    fn fixed_length_object_is_the_same_program_without_adjust_tail() {
+        let adjust_tail = [0x85u8, 0, 0, 0, 0x41, 0, 0, 0];
+        let calls = |obj: &[u8]| obj.windows(8).filter(|w| *w == adjust_tail).count();
+        assert!(calls(PROGRAM_OBJECT) > 0);
+        assert_eq!(calls(PROGRAM_OBJECT_FIXED), 0);
+        for name in [
+            PROGRAM_NAME,
+            "xsks_map",
+            "cookie_state",
+            "occupancy",
+            "counters",
+        ] {
+            let needle = [name.as_bytes(), b"\0"].concat();
+            assert!(
+                PROGRAM_OBJECT_FIXED
+                    .windows(needle.len())
+                    .any(|w| w == needle.as_slice()),
+                "symbol {name} missing from the fixed-length XDP object"
+            );
+        }
     }
 
     #[test]
