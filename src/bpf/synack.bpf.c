@@ -590,7 +590,7 @@ struct layout {
  * not change packet data: Linux 6.13+ refuses an extension program that does in such a
  * slot, see bpf_check_attach_target in kernel/bpf/verifier.c), frames are never resized: a
  * reply of another length than the received frame fails here, so such a SYN goes to
- * userspace and such a forged ACK is dropped without a reset. */
+ * userspace and such a forged ACK is dropped without its reset. */
 static __always_inline int set_len(struct xdp_md *ctx, __u32 len)
 {
 	__s32 delta = (__s32)len - (__s32)(ctx->data_end - ctx->data);

@@ -268,7 +268,7 @@ impl XdpProgram {
     ) -> anyhow::Result<XdpProgram> {
         let ifindex = xdp_attached::ifindex(ifname)?;
         make_room(ifname, ifindex, policy)?;
-        let mut ebpf = create_maps(filter, ifname)?;
+        let mut ebpf = create_maps(PROGRAM_OBJECT, filter, ifname)?;
         let mut component = None;
         let used = if policy == XdpAttach::Dispatcher {
             let maps = map_fds(&ebpf)?;
@@ -305,7 +305,17 @@ impl XdpProgram {
     /// Load the program and fill its maps without attaching it anywhere, so that tests and
     /// tools can run it with `BPF_PROG_TEST_RUN` ([`XdpProgram::test_run`]) without a NIC.
     pub fn load_detached(filter: &Filter) -> anyhow::Result<XdpProgram> {
-        let mut ebpf = create_maps(filter, "(detached)")?;
+        Self::load_detached_object(PROGRAM_OBJECT, filter)
+    }
+
+    /// [`Self::load_detached`] for the build that never resizes frames (the one attached to
+    /// libxdp dispatcher slots that must not change packet data), so tests can run it.
+    pub fn load_detached_fixed_length(filter: &Filter) -> anyhow::Result<XdpProgram> {
+        Self::load_detached_object(PROGRAM_OBJECT_FIXED, filter)
+    }
+
+    fn load_detached_object(object: &[u8], filter: &Filter) -> anyhow::Result<XdpProgram> {
+        let mut ebpf = create_maps(object, filter, "(detached)")?;
         load_program(&mut ebpf, "(detached)")?;
         Ok(XdpProgram {
             component: None,
@@ -517,11 +527,11 @@ impl XdpProgram {
 
 /// Parse the embedded object, create its maps and fill them from `filter` (the program
 /// is loaded by [`load_program`], or by libxdp in [`attach_dispatched`]).
-fn create_maps(filter: &Filter, ifname: &str) -> anyhow::Result<Ebpf> {
+fn create_maps(object: &[u8], filter: &Filter, ifname: &str) -> anyhow::Result<Ebpf> {
     if filter.ipv4.len() > MAX_ADDRS || filter.ipv6.len() > MAX_ADDRS {
         bail!("at most {MAX_ADDRS} IPv4 and {MAX_ADDRS} IPv6 addresses can be served");
     }
-    let mut ebpf = Ebpf::load(PROGRAM_OBJECT).map_err(|e| {
+    let mut ebpf = Ebpf::load(object).map_err(|e| {
         let hint = if errno_in_chain(&e) == Some(libc::EPERM) {
             ": permission denied, run as root (needs CAP_BPF and CAP_NET_ADMIN)"
         } else {
@@ -620,7 +630,8 @@ fn attach_dispatched(
                 "libxdp's dispatcher refused synack's XDP program (Linux 6.13+ refuses a \
                  component that resizes frames in the slots of older libxdp dispatchers): \
                  attaching its build that never resizes frames, so the SYN offload answers \
-                 only SYNs whose SYN-ACK has their length and drops forged ACKs without a reset"
+                 only SYNs whose SYN-ACK has their length and drops forged ACKs whose reset has another \
+                 length without it"
             );
             libxdp::Component::attach(PROGRAM_OBJECT_FIXED, maps, ifindex, mode)
                 .with_context(|| format!("after the first build was refused: {e:#}"))
