@@ -14,6 +14,23 @@ use std::time::{Duration, Instant};
 /// Env var that turns "needs root" into a skip instead of a failure.
 pub const SKIP_ENV: &str = "SYNACK_SKIP_PRIVILEGED";
 
+/// Env var that forces the XDP SYN offload (`xdp.syn_offload`) `on` or `off` for every
+/// endpoint these tests start, unless the test sets it itself: `scripts/test.sh` runs the root
+/// endpoint tests once as configured (`auto`: off on a native veth, on in generic mode) and
+/// once more with `on`, so every one of them also passes with SYNs answered in XDP.
+pub const SYN_OFFLOAD_ENV: &str = "SYNACK_TEST_SYN_OFFLOAD";
+
+/// The offload setting forced by [`SYN_OFFLOAD_ENV`], if any. Panics on any other value, so
+/// a typo cannot quietly run the default.
+pub fn forced_syn_offload() -> Option<&'static str> {
+    match std::env::var(SYN_OFFLOAD_ENV).ok()?.as_str() {
+        "on" => Some("on"),
+        "off" => Some("off"),
+        "" => None,
+        other => panic!("{SYN_OFFLOAD_ENV}={other}: use on or off (or leave it unset)"),
+    }
+}
+
 /// Prefix of every namespace a lab creates; the pid follows, so stale labs can be found.
 const NS_PREFIX: &str = "synack-t";
 
@@ -182,6 +199,64 @@ impl Lab {
         lab.client_mac = read_mac(&lab, &lab.client_ns, &lab.client_if);
         lab.server_mac = read_mac(&lab, &lab.server_ns, &lab.server_if);
         lab
+    }
+
+    /// What the XDP SYN offload needs on a veth lab: an XDP program on the client veth (ours,
+    /// with an empty filter, so every frame passes to the client's kernel), returned to be
+    /// held for as long as it is needed. In native mode a veth hands its peer's `XDP_TX`
+    /// frames on promptly only then (kernel `veth_xdp_xmit` needs the peer's NAPI; with GRO
+    /// alone the SYN-ACKs wait in its ring until the client's next retransmission). `None`
+    /// when the client veth already has a program.
+    ///
+    /// Everything the server side sends then shares the client veth's 256-frame ring: under
+    /// a flood the SYN-ACKs fill it, and the kernels' ARP and neighbour replies are lost
+    /// with the rest (`connect: No route to host`). Permanent neighbour entries on both
+    /// sides keep the real clients' addresses resolved, as the benchmark lab does; no test
+    /// that uses this is about address resolution.
+    pub fn give_client_napi(&self) -> Option<synack::io::bpf::XdpProgram> {
+        let prog = (!self.xdp_attached(&self.client_ns, &self.client_if)).then(|| {
+            self.in_ns(&self.client_ns, || {
+                synack::io::bpf::XdpProgram::attach(
+                    &self.client_if,
+                    synack::io::XdpMode::Native,
+                    &synack::io::bpf::Filter::default(),
+                )
+                .expect("a pass-through XDP program on the client veth")
+            })
+        });
+        for (ns, ifname, v4, v6, mac) in [
+            (
+                &self.client_ns,
+                &self.client_if,
+                self.server_v4,
+                self.server_v6,
+                self.server_mac,
+            ),
+            (
+                &self.server_ns,
+                &self.server_if,
+                self.client_v4,
+                self.client_v6,
+                self.client_mac,
+            ),
+        ] {
+            for addr in [v4.to_string(), v6.to_string()] {
+                ip(&[
+                    "-n",
+                    ns,
+                    "neigh",
+                    "replace",
+                    &addr,
+                    "lladdr",
+                    &synack::gen::run::fmt_mac(&mac),
+                    "dev",
+                    ifname,
+                    "nud",
+                    "permanent",
+                ]);
+            }
+        }
+        prog
     }
 
     /// `ip netns exec <ns> args...` with a 60 s cap (panics on timeout, not on failure).
@@ -372,6 +447,9 @@ pub struct Endpoint {
     pub stats: std::path::PathBuf,
     pub stdout: std::path::PathBuf,
     pub stderr: std::path::PathBuf,
+    /// The client veth's pass-through XDP program when the offload is forced on
+    /// ([`Lab::give_client_napi`]); detached when the endpoint goes.
+    pub client_prog: Option<synack::io::bpf::XdpProgram>,
 }
 
 impl Endpoint {
@@ -395,8 +473,18 @@ impl Endpoint {
             stats: dir.join("stats.json"),
             stdout: dir.join("stdout.log"),
             stderr: dir.join("stderr.log"),
+            client_prog: None,
             dir,
         };
+        let mut flags: Vec<&str> = flags.to_vec();
+        let forced = forced_syn_offload()
+            .filter(|_| !toml.contains("syn_offload") && !flags.contains(&"--syn-offload"));
+        if let Some(mode) = forced {
+            flags.extend(["--syn-offload", mode]);
+            if mode == "on" {
+                ep.client_prog = lab.give_client_napi();
+            }
+        }
         let out = std::fs::File::create(&ep.stdout).expect("stdout log");
         let err = std::fs::File::create(&ep.stderr).expect("stderr log");
         let child = Command::new("ip")
@@ -531,6 +619,19 @@ impl Drop for Endpoint {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// A counter of the XDP program from a stats document (`xdp_program.NAME`).
+pub fn xdp_counter(stats: &serde_json::Value, name: &str) -> u64 {
+    stats["xdp_program"][name]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no xdp_program.{name} in {stats:#}"))
+}
+
+/// SYN-ACKs sent, by the workers (`synack_sent`) and by the XDP SYN offload
+/// (`xdp_program.syn_acks_sent`, which the workers never see).
+pub fn synacks_sent(stats: &serde_json::Value) -> u64 {
+    event(stats, "synack_sent") + xdp_counter(stats, "syn_acks_sent")
 }
 
 /// A counter from a stats document: `total.events.NAME` (or `total.drops.NAME`).
