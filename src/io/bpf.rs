@@ -231,7 +231,7 @@ pub struct BpfCounters {
 pub struct XdpProgram {
     /// With `xdp.attach = "dispatcher"`: the program as libxdp attached it (its maps are
     /// those of `ebpf`). Declared first, so it detaches before the maps close.
-    component: Option<libxdp::Component>,
+    _component: Option<libxdp::Component>,
     /// Owns the program, its maps and the link (the link detaches when this drops).
     ebpf: Ebpf,
     /// The mode actually in use: `Native` or `Generic`, never `Auto`.
@@ -288,17 +288,11 @@ impl XdpProgram {
         };
         tracing::info!(interface = ifname, mode = ?used, "XDP program attached");
         Ok(XdpProgram {
-            component,
+            _component: component,
             ebpf,
             mode: used,
             ifname: ifname.to_string(),
         })
-    }
-
-    /// The libxdp chain the program is in (`xdp.attach = "dispatcher"`), `None` for the
-    /// other attach modes.
-    pub fn chain(&self) -> Option<anyhow::Result<libxdp::Chain>> {
-        self.component.as_ref().map(libxdp::Component::chain)
     }
 
     /// The mode actually in use: `Native` or `Generic` (`Auto` for a program loaded with
@@ -323,7 +317,7 @@ impl XdpProgram {
         let mut ebpf = create_maps(object, filter, "(detached)")?;
         load_program(&mut ebpf, "(detached)")?;
         Ok(XdpProgram {
-            component: None,
+            _component: None,
             ebpf,
             mode: XdpMode::Auto,
             ifname: "(detached)".to_string(),
@@ -636,8 +630,8 @@ fn attach_dispatched(
                 "libxdp's dispatcher refused synack's XDP program (Linux 6.13+ refuses a \
                  component that resizes frames in the slots of older libxdp dispatchers): \
                  attaching its build that never resizes frames, so the SYN offload answers \
-                 only SYNs whose SYN-ACK has their length and drops forged ACKs whose reset has another \
-                 length without it"
+                 only SYNs whose SYN-ACK has their length and drops forged ACKs whose reset \
+                 has another length without it"
             );
             libxdp::Component::attach(PROGRAM_OBJECT_FIXED, maps, ifindex, mode)
                 .with_context(|| format!("after the first build was refused: {e:#}"))
@@ -722,6 +716,11 @@ fn dispatcher_room(
                 xdp_attached::detach(ifindex, p)
                     .with_context(|| format!("detaching the leftover {p} from {ifname}"))?;
             }
+            Some(PROGRAM_NAME) => bail!(
+                "another synack (pid {:?}) serves {ifname} ({p}); stop it first, or run on \
+                 another interface",
+                xdp_attached::holders(p.id)
+            ),
             _ => bail!(
                 "{}",
                 xdp_attached::dispatcher_conflict_message(ifname, others)
