@@ -459,8 +459,9 @@ fn xdp_attach_dispatcher_alone_serves_and_cleans_up_after_sigkill() {
     assert_eq!(attached(&lab), vec![], "the leftover must be gone too");
 }
 
-/// A program named like libxdp's dispatcher (attached through netlink): exclusive mode
-/// names the dispatcher choice. A plain program attached through netlink: dispatcher mode
+/// Dispatcher mode without a bpffs refuses to start, saying how to mount one. A program
+/// named like libxdp's dispatcher (attached through netlink): exclusive mode names the
+/// dispatcher choice. A plain program attached through netlink: dispatcher mode
 /// refuses it, naming it and how to load it through libxdp instead, and leaves it.
 #[test]
 fn xdp_attach_names_the_dispatcher_choice_and_dispatcher_refuses_a_plain_program() {
@@ -480,6 +481,18 @@ fn xdp_attach_names_the_dispatcher_choice_and_dispatcher_refuses_a_plain_program
          char _license[] __attribute__((section(\"license\"), used)) = \"GPL\";\n",
     );
     let plain = dummy_object(&dir);
+    let not_bpffs = [("LIBXDP_BPFFS", dir.to_str().unwrap())];
+    let err = run_expecting_failure(&lab, &dispatcher_toml(&lab, "generic"), &not_bpffs);
+    assert!(
+        err.contains(&format!("no bpffs at {}", dir.display())),
+        "{err}"
+    );
+    assert!(err.contains("mount -t bpf bpf"), "{err}");
+    assert_eq!(
+        attached(&lab),
+        vec![],
+        "nothing may be attached without bpffs"
+    );
     let ip_link = |args: &[&str]| {
         let mut all = vec!["ip", "link", "set", "dev", &lab.server_if];
         all.extend(args);
