@@ -21,14 +21,14 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use synack::counters::{DropReason, Event};
 use synack::engine::rss::{Rss, MICROSOFT_KEY};
-use synack::engine::{Stack, Worker};
+use synack::engine::{Stack, StackConfig, Worker};
 use synack::io::memory::MemoryPort;
 use synack::io::{Frame, Port};
 use synack::table::{ConnTable, Key, V4Key};
 use synack::tcp::conn::{Conn, Negotiated};
 use synack::tcp::cookie::{self, CookieFlow, CookieJar};
 use synack::tcp::responder::Mode;
-use synack::tcp::{Flow, Params};
+use synack::tcp::{Flow, Params, Tick, TsVal};
 use synack::wire::{checksum, EthernetFrame, Ipv4Packet, Ipv4Repr, SeqNumber, TcpPacket, TcpRepr};
 
 use common::{clock, Lifecycles};
@@ -159,8 +159,13 @@ fn syn_to_synack(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1));
     let syns = common::syns(FLOWS as u32);
     for (label, in_place) in [("v4_74B", true), ("v4_74B_general", false)] {
-        let mut stack = common::stack(1024, |_| {});
-        stack.rewrite_syn_in_place = in_place;
+        let mut stack = Stack::with_config(
+            common::core(1024, |_| {}),
+            StackConfig {
+                rewrite_syn_in_place: in_place,
+                ..StackConfig::serving(&[IpAddr::V4(common::SERVER)])
+            },
+        );
         let clk = clock(0);
         let mut buf = vec![0u8; FRAME];
         let mut i = 0;
@@ -175,7 +180,7 @@ fn syn_to_synack(c: &mut Criterion) {
         check(&stack, "syn_to_synack", Event::SynAckSent, i as u64);
         assert_eq!(stack.core.active(), 0, "a SYN created state");
         let rewritten = if in_place { i as u64 } else { 0 };
-        assert_eq!(stack.synacks_in_place, rewritten, "{label}: path taken");
+        assert_eq!(stack.synacks_in_place(), rewritten, "{label}: path taken");
     }
     g.finish();
 }
@@ -184,7 +189,7 @@ fn syn_to_synack(c: &mut Criterion) {
 /// drop their now stale entries: advances the virtual clock `ms` past every deadline.
 fn recycle(stack: &mut Stack, capacity: usize, ms: &mut u64) {
     for pos in 0..capacity as u32 {
-        stack.core.v4.remove(pos);
+        let _ = stack.core.v4.remove(pos);
     }
     *ms += 400_000;
     stack.on_timers(&clock(*ms));
@@ -227,7 +232,7 @@ fn cookie_ack_to_established(c: &mut Criterion) {
                         let f = acks.get(next);
                         next = if next + 1 == n { 0 } else { next + 1 };
                         buf[..f.len()].copy_from_slice(f);
-                        black_box(stack.handle(&clk, &mut buf, f.len()));
+                        let _ = black_box(stack.handle(&clk, &mut buf, f.len()));
                     }
                     spent += t.elapsed();
                     left -= k;
@@ -267,7 +272,7 @@ impl LifecycleDriver<'_> {
         let clk = clock(self.ms);
         for f in self.lc.steps(self.i % self.lc.count()) {
             self.buf[..f.len()].copy_from_slice(f);
-            black_box(self.stack.handle(&clk, &mut self.buf, f.len()));
+            let _ = black_box(self.stack.handle(&clk, &mut self.buf, f.len()));
         }
         self.i += 1;
     }
@@ -325,12 +330,12 @@ fn entry(i: u32) -> (V4Key, Conn) {
         snd_wscale: Some(7),
         rcv_wscale: 7,
         sack: true,
-        ts_recent: Some(common::tsval(i)),
+        ts_recent: Some(TsVal(common::tsval(i))),
         mode: Mode::Discard,
     };
     (
         V4Key::of(&flow).expect("v4 flow"),
-        Conn::established(&n, 502, 0, 0),
+        Conn::established(&n, 502, 0, Tick(0)),
     )
 }
 
@@ -407,7 +412,7 @@ fn table(c: &mut Criterion) {
                 let ids: Vec<u32> = (0..k).map(|j| order[(cursor + j) & (N - 1)]).collect();
                 for &id in &ids {
                     let p = t.find(&keys[id as usize]).expect("present");
-                    t.remove(p);
+                    let _ = t.remove(p);
                 }
                 let entries: Vec<(V4Key, Conn)> = ids.iter().map(|&id| entry(id)).collect();
                 let s = Instant::now();

@@ -3,10 +3,11 @@
 
 #![forbid(unsafe_code)]
 
-use crate::config::{Config, FullPolicy, LabOptions, ListenMode, SynOffloadMode, View};
+use crate::config::{Config, FullPolicy, LabOptions, SynOffloadMode, View};
 use crate::counters::{Counters, DropReason, Event};
 use crate::engine::{
-    self, rss, Capture, Control, HandoffQueue, Published, Stack, Steering, Worker,
+    self, rss, Capture, Control, HandoffQueue, Published, Stack, StackConfig, Steering, Worker,
+    WorkerConfig,
 };
 use crate::io::afxdp::{AfXdpConfig, AfXdpPort};
 use crate::io::bpf::{clock_origin_ns, Filter, SynAnswer, SynOffload, XdpProgram};
@@ -16,7 +17,7 @@ use crate::ops::{write_json_atomic, Report, WorkerReport};
 use crate::table::occupancy::Occupancy;
 use crate::table::{Core, CoreConfig};
 use crate::tcp::cookie::{self, CookieJar};
-use crate::tcp::responder::{HttpResponses, Mode};
+use crate::tcp::responder::HttpResponses;
 use crate::tcp::{Clock, Params};
 use anyhow::{Context, Result};
 use std::net::IpAddr;
@@ -27,16 +28,6 @@ use tracing::{info, warn};
 
 /// How long workers keep serving after a stop signal so that our FINs complete.
 pub const DRAIN: Duration = Duration::from_secs(2);
-
-/// The responder mode of a configured listener.
-pub fn mode_of(m: ListenMode) -> Mode {
-    match m {
-        ListenMode::Discard => Mode::Discard,
-        ListenMode::Echo => Mode::Echo,
-        ListenMode::Http => Mode::Http,
-        ListenMode::Close => Mode::Close,
-    }
-}
 
 /// The per-core settings a config resolves to.
 pub fn core_config(cfg: &Config) -> CoreConfig {
@@ -67,11 +58,7 @@ pub fn core_config(cfg: &Config) -> CoreConfig {
         buffer_size: t.buffer_size,
         http: HttpResponses::new(cfg.http.status, &cfg.http.content_type, &cfg.http.body),
         reset_limit: t.reset_limit,
-        listeners: cfg
-            .listen
-            .iter()
-            .map(|l| (l.port, mode_of(l.mode)))
-            .collect(),
+        listeners: cfg.listen.iter().map(|l| (l.port, l.mode)).collect(),
     }
 }
 
@@ -268,10 +255,7 @@ fn reload_messages(old: &Config, new: &Config) -> (Vec<Control>, Vec<String>) {
     let mut ignored = Vec::new();
     if old.listen != new.listen {
         msgs.push(Control::Listeners(
-            new.listen
-                .iter()
-                .map(|l| (l.port, mode_of(l.mode)))
-                .collect(),
+            new.listen.iter().map(|l| (l.port, l.mode)).collect(),
         ));
     }
     if old.http != new.http {
@@ -319,8 +303,7 @@ pub fn run_until(
 ) -> Result<()> {
     let start = Instant::now();
     let mut plan = setup(cfg)?;
-    let capture_mode = crate::config::parse_capture_mode(&plan.cfg.ops.capture_mode)
-        .map_err(|e| anyhow::anyhow!("ops.capture_mode: {e}"))?;
+    let capture_mode = plan.cfg.ops.capture_mode;
     let (capture_tx, capture_writer) = match &plan.cfg.ops.capture {
         Some(path) => {
             let (tx, rx) = crossbeam::channel::bounded(65_536);
@@ -548,31 +531,40 @@ fn spawn_worker(
     info!(worker = i, cpu, queue, zerocopy, "AF_XDP socket bound");
     let mut core = Core::new(sh.core_cfg, sh.jar.clone(), sh.clock0);
     core.set_occupancy(sh.occupancy.clone());
-    let mut stack = Stack::new(core, &cfg.addresses);
-    stack.verify_checksums = cfg.tcp.verify_checksums;
-    stack.standalone = cfg.xdp.standalone.then_some(sh.mac);
-    if let Some(steering) = sh.steering {
-        stack.steering = Some(Steering {
-            rss: steering.rss.clone(),
-            me: i,
-            workers: cfg.workers.len(),
-        });
-    }
-    let mut worker = Worker::new(stack, port, cfg.xdp.batch_size);
-    worker.clock_origin = sh.start;
-    if !sh.queues.is_empty() {
-        worker.set_handoff(sh.queues, i);
-    }
-    if let Some((mode, tx)) = sh.capture {
-        worker.capture = Some(Capture::new(mode, tx.clone(), i as u16));
-    }
+    let stack = Stack::with_config(
+        core,
+        StackConfig {
+            addrs: cfg.addresses.clone(),
+            verify_checksums: cfg.tcp.verify_checksums,
+            standalone: cfg.xdp.standalone.then_some(sh.mac),
+            steering: sh.steering.map(|steering| Steering {
+                rss: steering.rss.clone(),
+                me: i,
+                workers: cfg.workers.len(),
+            }),
+            rewrite_syn_in_place: true,
+        },
+    );
     let (ctl_tx, ctl_rx) = crossbeam::channel::bounded(16);
-    worker.control = Some(ctl_rx);
+    let mut worker = Worker::with_config(
+        stack,
+        port,
+        WorkerConfig {
+            batch_size: cfg.xdp.batch_size,
+            handoff: sh.queues.to_vec(),
+            index: i,
+            capture: sh
+                .capture
+                .map(|(mode, tx)| Capture::new(mode, tx.clone(), i as u16)),
+            control: Some(ctl_rx),
+            clock_origin: sh.start,
+        },
+    );
     let run = Running {
         cpu,
         queue,
         zerocopy,
-        published: worker.published.clone(),
+        published: worker.published().clone(),
     };
     let stop = sh.stop.clone();
     let priority = cfg.xdp.worker_priority;

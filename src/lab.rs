@@ -31,8 +31,10 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{bail, Context, Result};
 
 use crate::config::{Config, LabOptions};
+use crate::forms::Named;
 use crate::io::afxdp::{AfXdpConfig, AfXdpPort};
 use crate::io::{Port, XdpMode};
+use crate::tcp::responder::Mode;
 use crate::wire::{SeqNumber, TcpFlags, TcpFrame, TcpOptions, TcpRepr};
 
 pub mod ecmp;
@@ -76,55 +78,25 @@ const HTTP_REQUESTS: usize = 4;
 /// Stats file period asked of the endpoint, so that before/after readings are fresh.
 pub(crate) const STATS_INTERVAL_MS: u64 = 100;
 
-/// Listener modes the lab exercises, with their ports in `config/lab.toml`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LabMode {
-    /// Port 9: send data, close client-first.
-    Discard,
-    /// Port 7: send, read back exactly, close client-first.
-    Echo,
-    /// Port 80: keep-alive requests, then `Connection: close` (server closes first).
-    Http,
-    /// Port 13: the server closes right after the handshake.
-    Close,
+/// Port of the listener of each mode in `config/lab.toml`, and what the lab's clients do
+/// there: discard (9) and echo (7) send data and close client-first, http (80) sends
+/// keep-alive requests, then `Connection: close` (the server closes first), close (13)
+/// sees the server close right after the handshake.
+pub const fn lab_port(mode: Mode) -> u16 {
+    match mode {
+        Mode::Discard => 9,
+        Mode::Echo => 7,
+        Mode::Http => 80,
+        Mode::Close => 13,
+    }
 }
 
-impl LabMode {
-    /// All modes, in the order connections are spread over them.
-    pub const ALL: [LabMode; 4] = [
-        LabMode::Discard,
-        LabMode::Echo,
-        LabMode::Http,
-        LabMode::Close,
-    ];
-
-    /// Port of the listener in `config/lab.toml`.
-    pub const fn port(self) -> u16 {
-        match self {
-            LabMode::Discard => 9,
-            LabMode::Echo => 7,
-            LabMode::Http => 80,
-            LabMode::Close => 13,
-        }
-    }
-
-    /// Name as in the config.
-    pub const fn name(self) -> &'static str {
-        match self {
-            LabMode::Discard => "discard",
-            LabMode::Echo => "echo",
-            LabMode::Http => "http",
-            LabMode::Close => "close",
-        }
-    }
-
-    /// Mode and address family of connection number `i`: modes round-robin, and every
-    /// fourth round goes over IPv6.
-    pub fn of_connection(i: u32) -> (LabMode, bool) {
-        let mode = LabMode::ALL[(i % 4) as usize];
-        let v6 = (i / 4) % 4 == 3;
-        (mode, v6)
-    }
+/// Mode and address family of connection number `i`: modes round-robin over
+/// [`Mode::ALL`], and every fourth round goes over IPv6.
+pub fn connection_plan(i: u32) -> (Mode, bool) {
+    let mode = Mode::ALL[i as usize % Mode::ALL.len()];
+    let v6 = (i / 4) % 4 == 3;
+    (mode, v6)
 }
 
 /// Build the endpoint's config: `config/lab.toml` with the lab's workers and XDP mode, a
@@ -543,7 +515,7 @@ struct ModeResult {
 /// What the connection phase did.
 #[derive(Debug, Default)]
 struct ConnResults {
-    modes: [ModeResult; 4],
+    modes: [ModeResult; Mode::ALL.len()],
     v4: u64,
     v6: u64,
     http_requests: u64,
@@ -857,19 +829,19 @@ fn print_connections(c: &ConnResults) {
     if c.slowest > Duration::from_millis(150) {
         println!("  slowest: {}", c.slowest_what);
     }
-    for (mode, r) in LabMode::ALL.iter().zip(c.modes.iter()) {
+    for (&mode, r) in Mode::ALL.iter().zip(c.modes.iter()) {
         let extra = match mode {
-            LabMode::Http => format!(
+            Mode::Http => format!(
                 " ({} requests, {HTTP_REQUESTS} per connection)",
                 c.http_requests
             ),
-            LabMode::Discard | LabMode::Echo => " (client closes first)".to_owned(),
-            LabMode::Close => " (server closes first)".to_owned(),
+            Mode::Discard | Mode::Echo => " (client closes first)".to_owned(),
+            Mode::Close => " (server closes first)".to_owned(),
         };
         println!(
             "  {:<8} port {:<3} {:>6} ok {:>6} failed{extra}",
             mode.name(),
-            mode.port(),
+            lab_port(mode),
             r.ok,
             r.failed
         );
@@ -963,7 +935,7 @@ fn connections(client_ns: &str, n: u32, stop: &AtomicBool) -> Result<ConnResults
                         if i >= u64::from(n) {
                             return Ok(());
                         }
-                        let (mode, v6) = LabMode::of_connection(i as u32);
+                        let (mode, v6) = connection_plan(i as u32);
                         let started = Instant::now();
                         let r = if stop.load(Ordering::Relaxed) {
                             Err("interrupted".to_owned())
@@ -1050,14 +1022,14 @@ fn payload(i: u64) -> Vec<u8> {
 
 /// One client connection in `mode`. Returns the HTTP requests answered and how long
 /// connect() took.
-fn one_connection(mode: LabMode, v6: bool, i: u64) -> std::result::Result<(u64, Duration), String> {
+fn one_connection(mode: Mode, v6: bool, i: u64) -> std::result::Result<(u64, Duration), String> {
     let t0 = Instant::now();
     converse(mode, v6, i, &t0)
 }
 
 /// The body of [`one_connection`].
 fn converse(
-    mode: LabMode,
+    mode: Mode,
     v6: bool,
     i: u64,
     t0: &Instant,
@@ -1067,7 +1039,7 @@ fn converse(
     } else {
         SERVER_V4.into()
     };
-    let addr = SocketAddr::new(ip, mode.port());
+    let addr = SocketAddr::new(ip, lab_port(mode));
     let mut s =
         TcpStream::connect_timeout(&addr, SOCKET_TIMEOUT).map_err(|e| format!("connect: {e}"))?;
     let connect = t0.elapsed();
@@ -1076,14 +1048,14 @@ fn converse(
         .and_then(|_| s.set_nodelay(true))
         .map_err(|e| format!("socket options: {e}"))?;
     match mode {
-        LabMode::Discard => {
+        Mode::Discard => {
             s.write_all(&payload(i)).map_err(|e| format!("send: {e}"))?;
             s.shutdown(Shutdown::Write)
                 .map_err(|e| format!("shutdown: {e}"))?;
             expect_eof(&mut s)?;
             Ok((0, connect))
         }
-        LabMode::Echo => {
+        Mode::Echo => {
             let data = payload(i);
             s.write_all(&data).map_err(|e| format!("send: {e}"))?;
             let mut back = vec![0u8; data.len()];
@@ -1097,7 +1069,7 @@ fn converse(
             expect_eof(&mut s)?;
             Ok((0, connect))
         }
-        LabMode::Http => {
+        Mode::Http => {
             let mut pending = Vec::new();
             for r in 0..HTTP_REQUESTS {
                 let last = r + 1 == HTTP_REQUESTS;
@@ -1124,7 +1096,7 @@ fn converse(
             expect_eof(&mut s)?;
             Ok((HTTP_REQUESTS as u64, connect))
         }
-        LabMode::Close => {
+        Mode::Close => {
             expect_eof(&mut s)?;
             Ok((0, connect))
         }
@@ -1309,9 +1281,9 @@ mod tests {
             vec![IpAddr::V4(SERVER_V4), IpAddr::V6(SERVER_V6)]
         );
         assert_eq!(cfg.xdp.mode, XdpMode::Native);
-        for m in LabMode::ALL {
-            let l = cfg.listen.iter().find(|l| l.port == m.port()).unwrap();
-            assert_eq!(l.mode.name(), m.name());
+        for &m in Mode::ALL {
+            let l = cfg.listen.iter().find(|l| l.port == lab_port(m)).unwrap();
+            assert_eq!(l.mode, m);
         }
         // The rendered TOML is what the child reads: it must round-trip.
         let text = toml::to_string(&cfg).unwrap();
@@ -1368,7 +1340,7 @@ mod tests {
         let mut per_mode = [0; 4];
         let mut v6 = 0;
         for i in 0..100 {
-            let (m, six) = LabMode::of_connection(i);
+            let (m, six) = connection_plan(i);
             per_mode[m as usize] += 1;
             v6 += six as u32;
         }

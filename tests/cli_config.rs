@@ -308,3 +308,33 @@ fn help_and_version() {
     assert_eq!(synack(&["check-config"]).status.code(), Some(2));
     assert_eq!(synack(&["frobnicate"]).status.code(), Some(2));
 }
+
+#[test]
+fn print_default_is_the_reference_file() {
+    let out = synack(&["check-config", "--print-default"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let printed = String::from_utf8(out.stdout).expect("utf-8 TOML");
+    let file = std::fs::read_to_string(DEFAULT).expect("read config/default.toml");
+    assert_eq!(
+        printed, file,
+        "regenerate: synack check-config --print-default > {DEFAULT}"
+    );
+}
+
+#[test]
+fn enum_flags_list_their_values_and_refuse_others_in_one_line() {
+    let out = synack(&["run", "--help"]);
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        help.contains("[possible values: auto, native, generic]"),
+        "{help}"
+    );
+    let line = assert_config_error(
+        &["check-config", "--config", LAB, "--syn-offload", "maybe"],
+        "--syn-offload",
+    );
+    assert!(
+        line.contains("\"maybe\" is not a SYN offload setting; give auto, on or off"),
+        "{line}"
+    );
+}

@@ -17,50 +17,96 @@ pub mod sys;
 pub mod test_run;
 pub mod xdp_attached;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-/// How the XDP program is attached. `Auto` tries native (driver) mode and falls back to
-/// generic (skb) mode; the mode actually in use is reported after attach.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum XdpMode {
-    /// Native first, generic if the driver refuses.
-    #[default]
-    Auto,
-    /// Driver mode (XDP_FLAGS_DRV_MODE).
-    Native,
-    /// Generic mode (XDP_FLAGS_SKB_MODE), works on any interface.
-    Generic,
+use crate::forms::named_enum;
+
+named_enum! {
+    /// How the XDP program is attached. `Auto` tries native (driver) mode and falls back to
+    /// generic (skb) mode; the mode actually in use is reported after attach.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+    pub enum XdpMode: "an XDP mode" {
+        /// Native first, generic if the driver refuses.
+        #[default]
+        Auto = "auto",
+        /// Driver mode (XDP_FLAGS_DRV_MODE).
+        Native = "native",
+        /// Generic mode (XDP_FLAGS_SKB_MODE), works on any interface.
+        Generic = "generic",
+    }
 }
 
-/// What to do when the interface already has an XDP program (`xdp.attach`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum XdpAttach {
-    /// Refuse to start, naming the other program and the choices.
-    #[default]
-    Exclusive,
-    /// Detach the other program (with a warning naming it) and attach ours.
-    Replace,
-    /// Join libxdp's multi-program dispatcher (`io::libxdp`): programs loaded through
-    /// libxdp or xdp-loader stay, and frames synack passes go on to them.
-    Dispatcher,
+named_enum! {
+    /// What to do when the interface already has an XDP program (`xdp.attach`).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+    pub enum XdpAttach: "an attach policy" {
+        /// Refuse to start, naming the other program and the choices.
+        #[default]
+        Exclusive = "exclusive",
+        /// Detach the other program (with a warning naming it) and attach ours.
+        Replace = "replace",
+        /// Join libxdp's multi-program dispatcher (`io::libxdp`): programs loaded through
+        /// libxdp or xdp-loader stay, and frames synack passes go on to them.
+        Dispatcher = "dispatcher",
+    }
 }
 
-/// Whether an AF_XDP socket must, may or must not use zero-copy (the driver's own buffers
-/// as UMEM, no copy per frame). Copy mode is what generic XDP and veth give.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum ZeroCopy {
-    /// Bind without a mode flag: the kernel uses zero-copy where the driver has it, copy
-    /// otherwise; the mode it chose is reported.
-    #[default]
-    Auto,
-    /// Bind with XDP_ZEROCOPY; refuse to start (naming the driver) if the kernel cannot.
-    Require,
-    /// Bind with XDP_COPY.
-    Off,
+named_enum! {
+    /// Whether an AF_XDP socket must, may or must not use zero-copy (the driver's own
+    /// buffers as UMEM, no copy per frame). Copy mode is what generic XDP and veth give.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+    pub enum ZeroCopy: "a zero-copy setting" {
+        /// Bind without a mode flag: the kernel uses zero-copy where the driver has it,
+        /// copy otherwise; the mode it chose is reported.
+        #[default]
+        Auto = "auto",
+        /// Bind with XDP_ZEROCOPY; refuse to start (naming the driver) if the kernel
+        /// cannot.
+        Require = "require",
+        /// Bind with XDP_COPY.
+        Off = "off",
+    }
 }
+
+/// Which received frames a worker copies to the capture thread (`ops.capture_mode`):
+/// `dropped`, `all` or `sample:N`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CaptureMode {
+    /// Frames dropped, with their reason.
+    #[default]
+    Dropped,
+    /// Every received frame.
+    All,
+    /// One received frame in N (N >= 1).
+    Sample(u32),
+}
+
+impl std::str::FromStr for CaptureMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "dropped" => Ok(CaptureMode::Dropped),
+            "all" => Ok(CaptureMode::All),
+            other => match other.strip_prefix("sample:").map(|n| n.parse::<u32>()) {
+                Some(Ok(n)) if n >= 1 => Ok(CaptureMode::Sample(n)),
+                Some(_) => Err(format!("{other:?} does not sample one frame in N >= 1")),
+                None => Err(format!("{other:?} is not a capture mode")),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for CaptureMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CaptureMode::Dropped => f.write_str("dropped"),
+            CaptureMode::All => f.write_str("all"),
+            CaptureMode::Sample(n) => write!(f, "sample:{n}"),
+        }
+    }
+}
+
+crate::forms::serde_via_str!(CaptureMode);
 
 /// A frame owned by the engine between `recv` and `send`/`release`: its offset in the
 /// frame memory and its length in bytes.
@@ -116,11 +162,13 @@ pub trait Port {
     fn buffer(&mut self, addr: u64) -> &mut [u8];
 
     /// A free frame for an extra transmission, or `None` when none is free.
+    #[must_use = "an allocated frame is lost unless it is sent or released"]
     fn alloc_tx(&mut self) -> Option<u64>;
 
     /// Stage a frame of `len` bytes in the open TX batch; nothing reaches the ring until
     /// [`Port::commit_tx`] (or `flush`). Returns `false` (and takes the frame back into the
     /// free pool) when the TX ring has no room for it beside the frames already staged.
+    #[must_use = "`false` means the frame was not sent (count it)"]
     fn send(&mut self, addr: u64, len: u32) -> bool;
 
     /// Publish every staged frame to the TX ring in one commit; returns how many. Does not
@@ -134,7 +182,8 @@ pub trait Port {
     /// not sleep while this is non-zero).
     fn rx_ready(&mut self) -> usize;
 
-    /// Give a received frame back without sending it.
+    /// Give a frame back without sending it: a received one (it returns to the fill ring),
+    /// or one from `alloc_tx`.
     fn release(&mut self, addr: u64);
 
     /// Commit the TX batch, kick TX, reap completions into the free pool, refill the fill
@@ -151,24 +200,35 @@ pub trait Port {
     }
 }
 
-/// One TX transaction on a port: frames sent through it are staged and reach the TX ring
-/// together at [`TxBatch::commit`] (one ring commit for the batch); dropped without a
-/// commit, it rolls back and its frames return to the free pool (xdpilone's `WriteTx`).
-/// The transaction owns whatever the port has staged while it lives.
+/// One TX transaction on a port: reserve frames ([`TxBatch::alloc`]), write them, stage
+/// them ([`TxBatch::send`]); the staged frames reach the TX ring together at
+/// [`TxBatch::commit`] (one ring commit for the batch). Dropped without a commit, it rolls
+/// back: the staged frames return to the free pool (xdpilone's `WriteTx`). Either way, a
+/// frame reserved through it and never sent is given back to the port
+/// ([`Port::release`]), so a transaction cannot leak a frame. The transaction owns whatever
+/// the port has staged while it lives.
 #[must_use = "a TX batch that is not committed is rolled back"]
 pub struct TxBatch<'p, P: Port + ?Sized> {
     port: &'p mut P,
+    /// Frames reserved by `alloc` and not yet sent (no allocation until the first).
+    reserved: Vec<u64>,
 }
 
 impl<'p, P: Port + ?Sized> TxBatch<'p, P> {
     /// Open a transaction on `port`.
     pub fn new(port: &'p mut P) -> Self {
-        TxBatch { port }
+        TxBatch {
+            port,
+            reserved: Vec::new(),
+        }
     }
 
     /// Reserve a free frame to write a transmission into.
+    #[must_use = "a reserved frame is only sent by `send`"]
     pub fn alloc(&mut self) -> Option<u64> {
-        self.port.alloc_tx()
+        let addr = self.port.alloc_tx()?;
+        self.reserved.push(addr);
+        Some(addr)
     }
 
     /// The writable buffer of a frame reserved with [`TxBatch::alloc`].
@@ -178,11 +238,17 @@ impl<'p, P: Port + ?Sized> TxBatch<'p, P> {
 
     /// Stage a written frame of `len` bytes; `false` when the ring has no room (the frame
     /// went back to the free pool).
+    #[must_use = "a refused frame was not sent"]
     pub fn send(&mut self, addr: u64, len: u32) -> bool {
+        // Usually the frame just reserved: search from the end.
+        if let Some(i) = self.reserved.iter().rposition(|&a| a == addr) {
+            self.reserved.swap_remove(i);
+        }
         self.port.send(addr, len)
     }
 
     /// Publish the staged frames in one commit and kick the kernel; returns how many.
+    /// Frames reserved and not sent are given back.
     pub fn commit(self) -> usize {
         let n = self.port.commit_tx();
         self.port.flush();
@@ -193,5 +259,8 @@ impl<'p, P: Port + ?Sized> TxBatch<'p, P> {
 impl<P: Port + ?Sized> Drop for TxBatch<'_, P> {
     fn drop(&mut self) {
         self.port.rollback_tx();
+        for addr in self.reserved.drain(..) {
+            self.port.release(addr);
+        }
     }
 }
