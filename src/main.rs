@@ -13,7 +13,7 @@ use synack::config::rules::flag_help;
 use synack::config::LabOptions;
 use synack::config::{CaptureMode, SynOffloadMode};
 use synack::forms::Named;
-use synack::io::XdpMode;
+use synack::io::{XdpAttach, XdpMode};
 use tracing_subscriber::EnvFilter;
 
 use synack::config::{
@@ -119,6 +119,10 @@ struct OverrideArgs {
     /// Answer SYNs in the XDP program (replaces `xdp.syn_offload`).
     #[arg(long, value_name = "MODE", value_parser = named::<SynOffloadMode>())]
     syn_offload: Option<SynOffloadMode>,
+    /// When the interface already has an XDP program: exclusive, replace, or dispatcher to
+    /// join libxdp's multi-program dispatcher (replaces `xdp.attach`).
+    #[arg(long, value_name = "POLICY", value_parser = named::<XdpAttach>())]
+    xdp_attach: Option<XdpAttach>,
     /// SYN-cookie secret, 32 hex digits (replaces `tcp.cookie_secret`). Visible in the
     /// process list: prefer the config file.
     #[arg(long, value_name = "HEX")]
@@ -158,6 +162,7 @@ impl From<OverrideArgs> for Overrides {
             workers: a.workers,
             xdp_mode: a.xdp_mode,
             syn_offload: a.syn_offload,
+            xdp_attach: a.xdp_attach,
             cookie_secret: a.cookie_secret,
             ready_file: a.ready_file,
             stats_json: a.stats_json,

@@ -123,6 +123,8 @@ fn check_config_overrides_replace_the_files_values() {
         "0",
         "--xdp-mode",
         "generic",
+        "--xdp-attach",
+        "dispatcher",
         "--cookie-secret",
         "00112233445566778899aabbccddeeff",
         "--stats-json",
@@ -139,6 +141,7 @@ fn check_config_overrides_replace_the_files_values() {
         [(8080, ListenMode::Echo), (8081, ListenMode::Discard)]
     );
     assert_eq!(cfg.xdp.mode, synack::io::XdpMode::Generic);
+    assert_eq!(cfg.xdp.attach, synack::io::XdpAttach::Dispatcher);
     assert_eq!(
         cfg.ops.stats_json.as_deref(),
         Some(Path::new("/tmp/synack-stats.json"))
@@ -161,6 +164,7 @@ fn bad_flags_exit_2_naming_the_flag() {
         ("--workers", "1-0"),
         ("--cookie-secret", "xyz"),
         ("--xdp-mode", "fast"),
+        ("--xdp-attach", "share"),
         ("--address", "224.0.0.1"),
         ("--address", "198.18.0"),
         ("--interface", "has space"),

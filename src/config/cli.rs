@@ -13,7 +13,7 @@ use super::checks::{
 use super::rules::flag_rule_of;
 use super::{Config, ConfigError, SynOffloadMode, View};
 use crate::forms::parse_hex;
-use crate::io::{CaptureMode, XdpMode};
+use crate::io::{CaptureMode, XdpAttach, XdpMode};
 
 /// Values given on the command line: the enum-valued ones already parsed by their one
 /// `FromStr` (clap calls it), the others as text. [`Overrides::apply`] checks each against
@@ -33,6 +33,8 @@ pub struct Overrides {
     pub xdp_mode: Option<XdpMode>,
     /// `--syn-offload auto|on|off`.
     pub syn_offload: Option<SynOffloadMode>,
+    /// `--xdp-attach exclusive|replace|dispatcher`.
+    pub xdp_attach: Option<XdpAttach>,
     /// `--cookie-secret HEX`.
     pub cookie_secret: Option<String>,
     /// `--ready-file PATH`.
@@ -90,6 +92,9 @@ impl Overrides {
         }
         if let Some(m) = self.syn_offload {
             cfg.xdp.syn_offload = m;
+        }
+        if let Some(a) = self.xdp_attach {
+            cfg.xdp.attach = a;
         }
         if let Some(s) = &self.cookie_secret {
             let key = parse_hex::<16>(s, false).map_err(|p| flag("--cookie-secret", p))?;

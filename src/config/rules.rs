@@ -321,10 +321,14 @@ pub const SETTINGS: &[Setting] = &[
             the peer runs an XDP program; off with a warning if the kernel refuses a part of it. \
             on: refuse to start without it. Frames answered in XDP never reach ops.capture."),
     leaf("xdp.attach", Names(XdpAttach::NAMES), "\"exclusive\"")
+        .flag("--xdp-attach", "dispatcher")
         .doc("When the interface already has an XDP program (one runs at a time): exclusive \
             refuses to start and names it (id, name, mode) with the choices; replace detaches \
-            it, with a warning naming it, and attaches synack's. There is no chaining through a \
-            libxdp multi-program dispatcher."),
+            it, with a warning naming it, and attaches synack's; dispatcher attaches synack's \
+            through libxdp's multi-program dispatcher (libxdp1 at run time, a bpffs at \
+            /sys/fs/bpf or LIBXDP_BPFFS), next to the programs xdp-loader or other libxdp users \
+            put there: frames synack does not claim go on to them, and on exit only synack's \
+            is removed."),
     leaf("xdp.frame_size", OneOf(&[FRAME_SIZES[0] as u64, FRAME_SIZES[1] as u64]), "2048")
         .doc("UMEM frame size in bytes. A full segment (tcp.mss and 114 header bytes) must fit \
             after the kernel's 256-byte XDP headroom."),

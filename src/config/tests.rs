@@ -467,6 +467,7 @@ fn overrides_replace_lists_and_name_the_flag() {
         workers: Some("0".into()),
         xdp_mode: Some(XdpMode::Generic),
         syn_offload: Some(SynOffloadMode::Off),
+        xdp_attach: Some(XdpAttach::Dispatcher),
         cookie_secret: Some("ff".repeat(16)),
         ready_file: Some("/tmp/r".into()),
         stats_json: Some("/tmp/s.json".into()),
@@ -481,11 +482,17 @@ fn overrides_replace_lists_and_name_the_flag() {
     assert_eq!(cfg.ops.capture_mode, CaptureMode::Sample(10));
     assert_eq!(cfg.ops.view, View::Quiet);
     assert_eq!(cfg.xdp.syn_offload, SynOffloadMode::Off);
+    assert_eq!(cfg.xdp.attach, XdpAttach::Dispatcher);
     // Enum-valued flags are parsed by clap with the type's one FromStr: what it refuses
     // becomes a flag error with the table's hint.
-    for (flag, value) in [("--syn-offload", "maybe"), ("--capture-mode", "sample:0")] {
+    for (flag, value) in [
+        ("--syn-offload", "maybe"),
+        ("--capture-mode", "sample:0"),
+        ("--xdp-attach", "share"),
+    ] {
         let problem = match flag {
             "--syn-offload" => value.parse::<SynOffloadMode>().map(drop),
+            "--xdp-attach" => value.parse::<XdpAttach>().map(drop),
             _ => value.parse::<CaptureMode>().map(drop),
         }
         .unwrap_err();

@@ -10,6 +10,7 @@ pub mod afxdp;
 pub mod bpf;
 pub mod ethtool;
 pub mod flood;
+pub mod libxdp;
 pub mod memory;
 pub mod occupancy;
 pub mod sys;
@@ -44,6 +45,9 @@ named_enum! {
         Exclusive = "exclusive",
         /// Detach the other program (with a warning naming it) and attach ours.
         Replace = "replace",
+        /// Join libxdp's multi-program dispatcher (`io::libxdp`): programs loaded through
+        /// libxdp or xdp-loader stay, and frames synack passes go on to them.
+        Dispatcher = "dispatcher",
     }
 }
 

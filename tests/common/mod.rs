@@ -457,6 +457,11 @@ impl Endpoint {
     /// Start the endpoint with config `toml` and extra flags; wait (at most 20 s) for its
     /// ready file and its first stats file. Panics with its stderr if it does not come up.
     pub fn start(lab: &Lab, toml: &str, flags: &[&str]) -> Endpoint {
+        Endpoint::start_env(lab, toml, flags, &[])
+    }
+
+    /// [`Endpoint::start`] with extra environment variables for `synack run`.
+    pub fn start_env(lab: &Lab, toml: &str, flags: &[&str], env: &[(&str, &str)]) -> Endpoint {
         let n = ENDPOINT_COUNTER.fetch_add(1, Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("synack-ep-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -498,6 +503,7 @@ impl Endpoint {
             .arg("--stats-json")
             .arg(&ep.stats)
             .args(flags)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
