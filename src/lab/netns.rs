@@ -285,7 +285,9 @@ pub fn pin_napi(ns: &str, ifname: &str, cpu: usize, fifo: Option<u8>) -> Result<
     let threaded = format!("echo 1 > /sys/class/net/{ifname}/threaded");
     ns_exec(ns, &["sh", "-c", &threaded])
         .with_context(|| format!("switching {ifname} to threaded NAPI (does it have NAPI?)"))?;
-    let want = format!("napi/{ifname}-");
+    // A thread's name (comm) is cut at 15 bytes (TASK_COMM_LEN 16, with the NUL).
+    let mut want = format!("napi/{ifname}-");
+    want.truncate(15);
     let t0 = Instant::now();
     let pids = loop {
         let pids = napi_threads(&want);
@@ -295,7 +297,7 @@ pub fn pin_napi(ns: &str, ifname: &str, cpu: usize, fifo: Option<u8>) -> Result<
         std::thread::sleep(Duration::from_millis(20));
     };
     if pids.is_empty() {
-        bail!("no NAPI thread of {ifname} found ({want}N)");
+        bail!("no NAPI thread of {ifname} found (named {want}…)");
     }
     for pid in &pids {
         let pid = pid.to_string();
