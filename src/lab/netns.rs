@@ -380,31 +380,24 @@ impl VethSpec {
 }
 
 /// Two namespaces (client, server) joined by a veth pair, with addresses, checksum
-/// offloads off and the links up. Dropping it deletes both namespaces (and with them the
-/// veth) unless the spec said keep.
+/// offloads off and the links up; its names and addresses are those of its [`VethSpec`]
+/// (`lab.client_ns`, `lab.server_v4`, … through `Deref`). Dropping it deletes both
+/// namespaces (and with them the veth) unless the spec said keep.
 #[derive(Debug)]
 pub struct VethLab {
-    /// Client namespace.
-    pub client_ns: String,
-    /// Server namespace.
-    pub server_ns: String,
-    /// Client veth end.
-    pub client_if: String,
-    /// Server veth end.
-    pub server_if: String,
-    /// Client IPv4 address.
-    pub client_v4: Ipv4Addr,
-    /// Server IPv4 address.
-    pub server_v4: Ipv4Addr,
-    /// Client IPv6 address.
-    pub client_v6: Ipv6Addr,
-    /// Server IPv6 address.
-    pub server_v6: Ipv6Addr,
+    spec: VethSpec,
     /// MAC of the client veth end.
     pub client_mac: [u8; 6],
     /// MAC of the server veth end.
     pub server_mac: [u8; 6],
     guard: NetnsGuard,
+}
+
+impl std::ops::Deref for VethLab {
+    type Target = VethSpec;
+    fn deref(&self) -> &VethSpec {
+        &self.spec
+    }
 }
 
 impl VethLab {
@@ -462,14 +455,7 @@ impl VethLab {
         }
         guard.set_keep(spec.keep);
         Ok(VethLab {
-            client_ns: spec.client_ns.clone(),
-            server_ns: spec.server_ns.clone(),
-            client_if: spec.client_if.clone(),
-            server_if: spec.server_if.clone(),
-            client_v4: spec.client_v4,
-            server_v4: spec.server_v4,
-            client_v6: spec.client_v6,
-            server_v6: spec.server_v6,
+            spec: spec.clone(),
             client_mac,
             server_mac,
             guard,
