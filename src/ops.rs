@@ -132,7 +132,7 @@ pub fn prometheus_text(rep: &Report) -> String {
 }
 
 /// The SYN offload's counters by name, for the metrics and the live view.
-fn xdp_offload_counters(p: &BpfCounters) -> [(&'static str, u64); 6] {
+fn xdp_offload_counters(p: &BpfCounters) -> [(&'static str, u64); 7] {
     [
         ("syn_acks_sent", p.syn_acks_sent),
         ("syns_to_userspace", p.syns_to_userspace),
@@ -140,6 +140,10 @@ fn xdp_offload_counters(p: &BpfCounters) -> [(&'static str, u64); 6] {
         ("rsts_sent", p.rsts_sent),
         ("rsts_rate_limited", p.rsts_rate_limited),
         ("cookie_acks_to_userspace", p.cookie_acks_to_userspace),
+        (
+            "cookie_followers_to_userspace",
+            p.cookie_followers_to_userspace,
+        ),
     ]
 }
 

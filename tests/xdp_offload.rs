@@ -104,6 +104,21 @@ fn segment(
     ack: u32,
     options: TcpOptions,
 ) -> Vec<u8> {
+    segment_from(40000, v6, vlan, port, flags, seq, ack, options)
+}
+
+/// [`segment`] from client port `src_port`.
+#[allow(clippy::too_many_arguments)]
+fn segment_from(
+    src_port: u16,
+    v6: bool,
+    vlan: Option<u16>,
+    port: u16,
+    flags: TcpFlags,
+    seq: u32,
+    ack: u32,
+    options: TcpOptions,
+) -> Vec<u8> {
     let (src, dst) = addrs(v6);
     TcpFrame {
         src_mac: CLIENT_MAC,
@@ -113,7 +128,7 @@ fn segment(
         dst,
         ttl: 64,
         tcp: TcpRepr {
-            src_port: 40000,
+            src_port,
             dst_port: port,
             seq: SeqNumber(seq),
             ack: SeqNumber(ack),
@@ -282,11 +297,8 @@ fn rfc9293_3_10_7_2_xdp_checks_cookie_acks_and_resets_forged_ones() {
             iss.wrapping_add(1),
             ack_opts,
         );
-        let c0 = counters(&s.prog);
-        assert_eq!(run(&mut s.prog, &good), (XDP_PASS, good.clone()));
-        let c1 = counters(&s.prog);
-        assert_eq!(c1.cookie_acks_to_userspace - c0.cookie_acks_to_userspace, 1);
-
+        // The forged ACK first: once the good one has passed, segments of this tuple go to
+        // userspace for about a second (see the followers test below).
         let forged_ack = iss.wrapping_add(0x0100_0000);
         let bad = segment(
             v6,
@@ -297,6 +309,7 @@ fn rfc9293_3_10_7_2_xdp_checks_cookie_acks_and_resets_forged_ones() {
             forged_ack,
             ack_opts,
         );
+        let c1 = counters(&s.prog);
         let (verdict, rst) = run(&mut s.prog, &bad);
         assert_eq!(verdict, XDP_TX);
         let (src, dst) = addrs(v6);
@@ -324,6 +337,62 @@ fn rfc9293_3_10_7_2_xdp_checks_cookie_acks_and_resets_forged_ones() {
         let c2 = counters(&s.prog);
         assert_eq!(c2.acks_dropped - c1.acks_dropped, 1);
         assert_eq!(c2.rsts_sent - c1.rsts_sent, 1);
+
+        assert_eq!(run(&mut s.prog, &good), (XDP_PASS, good.clone()));
+        let c3 = counters(&s.prog);
+        assert_eq!(c3.cookie_acks_to_userspace - c2.cookie_acks_to_userspace, 1);
+    }
+}
+
+/// A client's data and FIN right after its handshake ACK can reach XDP before the worker
+/// has made the connection (and marked the occupancy filter). Their sequence number has
+/// moved past ISN + 1, so they cannot verify as a cookie; for about a second after a valid
+/// cookie ACK of the same tuple they go to userspace, where the connection is (RFC 9293
+/// §3.10.7.4), instead of being reset as forged. Another tuple's FIN is still reset.
+#[test]
+fn rfc9293_3_10_7_4_segments_right_after_a_cookie_ack_go_to_userspace() {
+    if !common::require_root("rfc9293_3_10_7_4_segments_right_after_a_cookie_ack_go_to_userspace") {
+        return;
+    }
+    let mut s = setup(1000);
+    for v6 in [false, true] {
+        let syn = Syn {
+            v6,
+            vlan: None,
+            port: 80,
+            options: linux_options(),
+        };
+        let synack = assert_same_synack(&mut s, &syn);
+        let (iss, tsval) = synack_fields(&synack);
+        let opts = TcpOptions {
+            timestamps: Some((0x0102_0305, tsval)),
+            ..TcpOptions::default()
+        };
+        let ack = iss.wrapping_add(1);
+        let seg =
+            |src_port, flags, seq| segment_from(src_port, v6, None, 80, flags, seq, ack, opts);
+        let c0 = counters(&s.prog);
+        let good = seg(40000, TcpFlags::ACK, 0x1234_5679);
+        assert_eq!(run(&mut s.prog, &good).0, XDP_PASS);
+        // What a client sends after 17 bytes of data: its FIN, seq ISN + 18.
+        let fin = seg(40000, TcpFlags::FIN | TcpFlags::ACK, 0x1234_5679 + 17);
+        assert_eq!(run(&mut s.prog, &fin).0, XDP_PASS, "v6={v6}: the follower");
+        let c1 = counters(&s.prog);
+        assert_eq!(c1.cookie_acks_to_userspace - c0.cookie_acks_to_userspace, 1);
+        assert_eq!(
+            c1.cookie_followers_to_userspace - c0.cookie_followers_to_userspace,
+            1
+        );
+        assert_eq!(c1.acks_dropped, c0.acks_dropped);
+        // The same FIN from a tuple that never had a valid cookie ACK: forged, reset.
+        let other = seg(40001, TcpFlags::FIN | TcpFlags::ACK, 0x1234_5679 + 17);
+        assert_eq!(run(&mut s.prog, &other).0, XDP_TX, "v6={v6}: another tuple");
+        let c2 = counters(&s.prog);
+        assert_eq!(c2.acks_dropped - c1.acks_dropped, 1);
+        assert_eq!(
+            c2.cookie_followers_to_userspace,
+            c1.cookie_followers_to_userspace
+        );
     }
 }
 
@@ -485,19 +554,28 @@ fn secret_rotation_keeps_old_cookies_for_one_period() {
     rotated.rotate(*b"the next secret!");
     assert_eq!(rotated.previous_raw_keys(), Some(old));
     let new = rotated.raw_keys();
+    // The refusals first: once the ACK has verified, the same tuple's segments go to
+    // userspace for about a second anyway (`cookie_followers_to_userspace`).
     for (previous, c, verdict) in [
-        (Some(old), counter, XDP_PASS),
-        (Some(old), counter + 1, XDP_PASS),
         (Some(old), counter + 2, XDP_TX),
         (None, counter, XDP_TX),
+        (Some(old), counter, XDP_PASS),
+        (Some(old), counter + 1, XDP_PASS),
     ] {
         s.prog.publish_cookies(new, previous, c, false).unwrap();
+        let before = counters(&s.prog).cookie_acks_to_userspace;
         assert_eq!(
             run(&mut s.prog, &ack).0,
             verdict,
             "previous key {}, counter +{}",
             previous.is_some(),
             c - counter
+        );
+        let verified = counters(&s.prog).cookie_acks_to_userspace - before;
+        assert_eq!(
+            verified,
+            u64::from(verdict == XDP_PASS),
+            "the cookie itself verified"
         );
     }
 }

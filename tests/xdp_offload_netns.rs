@@ -11,7 +11,7 @@ use std::io::{Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream};
 use std::time::Duration;
 
-use common::{endpoint_toml, event, Endpoint, Lab};
+use common::{endpoint_toml, event, xdp_counter, Endpoint, Lab};
 use synack::io::afxdp::{AfXdpConfig, AfXdpPort};
 use synack::io::bpf::{Filter, XdpProgram};
 use synack::io::{Port, XdpMode};
@@ -43,12 +43,6 @@ fn connect(lab: &Lab, ep: &Endpoint, ip: IpAddr, port: u16) -> TcpStream {
     s.set_read_timeout(Some(TIMEOUT)).unwrap();
     s.set_write_timeout(Some(TIMEOUT)).unwrap();
     s
-}
-
-fn xdp(stats: &serde_json::Value, name: &str) -> u64 {
-    stats["xdp_program"][name]
-        .as_u64()
-        .unwrap_or_else(|| panic!("no xdp_program.{name} in {stats:#}"))
 }
 
 /// `ss -tni` of the client's socket to `peer`: the line with its TCP info.
@@ -116,7 +110,7 @@ fn offload_serves_real_clients(tag: &str, xdp_section: &str, client_xdp: bool, e
     assert_eq!(event(&st, "established"), conns, "{st:#}");
     assert_eq!(st["xdp_syn_offload"], true, "{st:#}");
     assert!(
-        xdp(&st, "syn_acks_sent") >= conns,
+        xdp_counter(&st, "syn_acks_sent") >= conns,
         "the SYN-ACKs came from XDP: {st:#}"
     );
     assert_eq!(
@@ -124,8 +118,11 @@ fn offload_serves_real_clients(tag: &str, xdp_section: &str, client_xdp: bool, e
         0,
         "no SYN reached a worker: {st:#}"
     );
-    assert!(xdp(&st, "cookie_acks_to_userspace") >= conns, "{st:#}");
-    assert_eq!(xdp(&st, "acks_dropped"), 0, "{st:#}");
+    assert!(
+        xdp_counter(&st, "cookie_acks_to_userspace") >= conns,
+        "{st:#}"
+    );
+    assert_eq!(xdp_counter(&st, "acks_dropped"), 0, "{st:#}");
 }
 
 #[test]
@@ -159,14 +156,19 @@ fn auto_offload_stays_off_on_native_veth() {
     let lab = Lab::new("xoffauto", 1);
     let ep = Endpoint::start(
         &lab,
-        &endpoint_toml(&lab, "0", "[xdp]\nmode = \"native\"\n"),
+        // `auto` written out, so a forced offload (common::SYN_OFFLOAD_ENV) leaves it be.
+        &endpoint_toml(
+            &lab,
+            "0",
+            "[xdp]\nmode = \"native\"\nsyn_offload = \"auto\"\n",
+        ),
         &[],
     );
     let mut s = connect(&lab, &ep, lab.server_v4.into(), 9);
     s.write_all(b"x").unwrap();
     drop(s);
     let st = ep.wait_stats(TIMEOUT, "one SYN", |s| event(s, "syn_received") >= 1);
-    assert_eq!(xdp(&st, "syn_acks_sent"), 0, "{st:#}");
+    assert_eq!(xdp_counter(&st, "syn_acks_sent"), 0, "{st:#}");
     assert_eq!(st["xdp_syn_offload"], false, "{st:#}");
 }
 
@@ -221,7 +223,7 @@ fn sighup_reload_updates_the_offload_listeners_and_secret() {
         event(s, "established") >= event(&before, "established") + 2
     });
     assert!(
-        xdp(&st, "syn_acks_sent") >= xdp(&before, "syn_acks_sent") + 2,
+        xdp_counter(&st, "syn_acks_sent") >= xdp_counter(&before, "syn_acks_sent") + 2,
         "the new port's SYNs answered in XDP: {st:#}"
     );
     assert_eq!(event(&st, "syn_received"), 0, "{st:#}");
@@ -281,10 +283,11 @@ fn forged_ack_flood_never_reaches_userspace() {
     });
     let secs = t0.elapsed().as_secs_f64();
     let st = ep.wait_stats(TIMEOUT, "the flood counted", |s| {
-        xdp(s, "acks_dropped") >= xdp(&before, "acks_dropped") + u64::from(sent) * 9 / 10
+        xdp_counter(s, "acks_dropped")
+            >= xdp_counter(&before, "acks_dropped") + u64::from(sent) * 9 / 10
     });
-    let dropped = xdp(&st, "acks_dropped") - xdp(&before, "acks_dropped");
-    let rsts = xdp(&st, "rsts_sent") - xdp(&before, "rsts_sent");
+    let dropped = xdp_counter(&st, "acks_dropped") - xdp_counter(&before, "acks_dropped");
+    let rsts = xdp_counter(&st, "rsts_sent") - xdp_counter(&before, "rsts_sent");
     println!(
         "forged-ACK flood: {sent} sent in {secs:.2} s, {dropped} dropped in XDP, {rsts} resets"
     );
@@ -295,7 +298,7 @@ fn forged_ack_flood_never_reaches_userspace() {
         event(&before, "rx_frames"),
         "no flood frame reached a worker: {st:#}"
     );
-    assert_eq!(xdp(&st, "cookie_acks_to_userspace"), 0, "{st:#}");
+    assert_eq!(xdp_counter(&st, "cookie_acks_to_userspace"), 0, "{st:#}");
     // Memory stays flat: nothing of the flood is kept anywhere (a connection would cost
     // a TCB, a frame copied to a worker at most a ring slot that is reused).
     let rss_after = synack::io::sys::resident_bytes(ep.pid()).expect("the endpoint's RSS");
@@ -414,11 +417,11 @@ fn rfc5961_4_syn_on_established_goes_to_the_worker_with_offload_on() {
         answered(s) > answered(&before) && event(s, "tx_frames") > event(&before, "tx_frames")
     });
     assert_eq!(
-        xdp(&st, "syn_acks_sent"),
-        xdp(&before, "syn_acks_sent"),
+        xdp_counter(&st, "syn_acks_sent"),
+        xdp_counter(&before, "syn_acks_sent"),
         "not answered in XDP: {st:#}"
     );
-    assert!(xdp(&st, "syns_to_userspace") > xdp(&before, "syns_to_userspace"));
+    assert!(xdp_counter(&st, "syns_to_userspace") > xdp_counter(&before, "syns_to_userspace"));
     s.write_all(b"still here").unwrap();
     let mut back = [0u8; 10];
     s.read_exact(&mut back).expect("the connection survives");
@@ -457,12 +460,12 @@ fn rfc9293_time_wait_syn_goes_to_the_worker_with_offload_on() {
         event(s, "time_wait_reused") + event(s, "ack_rate_limited") + event(s, "tx_frames")
     };
     let st = ep.wait_stats(TIMEOUT, "the worker's TIME-WAIT answer", |s| {
-        xdp(s, "syns_to_userspace") > xdp(&before, "syns_to_userspace")
+        xdp_counter(s, "syns_to_userspace") > xdp_counter(&before, "syns_to_userspace")
             && handled(s) > handled(&before)
     });
     assert_eq!(
-        xdp(&st, "syn_acks_sent"),
-        xdp(&before, "syn_acks_sent"),
+        xdp_counter(&st, "syn_acks_sent"),
+        xdp_counter(&before, "syn_acks_sent"),
         "not answered in XDP: {st:#}"
     );
     assert!(

@@ -54,6 +54,8 @@ enum counter_index {
 	CNT_RST_LIMITED = 9,     /* resets not sent: over the per-CPU rate */
 	CNT_COOKIE_ACK_TO_USER = 10, /* stateless ACKs with a valid cookie sent to userspace */
 	CNT_VLAN_PASSED = 11,    /* 802.1ad or stacked tags: passed to the kernel */
+	CNT_FOLLOWER_TO_USER = 12, /* segments without state right after a valid cookie ACK of
+				    * their tuple (`recent_cookie`): sent to userspace */
 	CNT_MAX = 16,
 };
 
@@ -171,6 +173,25 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } occupancy SEC(".maps");
+
+/* Which tuple last had a valid cookie ACK sent to userspace from this cell, and when: its
+ * 32-bit flow hash in the high half, the time in units of 2^20 ns (about 1 ms) in the low. Until its worker has made the connection and marked the occupancy
+ * filter, the client's next segments (data, FIN: their sequence number has moved past
+ * ISN + 1, so they cannot verify as a cookie) still look stateless here; for RECENT_WINDOW
+ * after such an ACK they go to userspace too instead of being reset. Only a verified cookie
+ * writes a cell, and a stateless segment must match the cell's whole hash, so a forged-ACK
+ * flood (which cannot verify) passes only by a 32-bit hash collision with a tuple that
+ * completed a handshake within the window; such a collision only costs a trip to
+ * userspace. */
+#define RECENT_CELLS (1 << 16)
+#define RECENT_SHIFT 20
+#define RECENT_WINDOW 1024 /* about 1.07 s */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, RECENT_CELLS);
+	__type(key, __u32);
+	__type(value, __u64);
+} recent_cookie SEC(".maps");
 
 /* Per-CPU token bucket for resets. */
 struct rst_bucket {
@@ -783,12 +804,19 @@ static __always_inline int rst_allowed(const struct cookie_state *st)
 	return 1;
 }
 
-/* The occupancy cell of a tuple: 0 = no worker holds state for it. */
-static __always_inline __u64 occupied(const struct cookie_state *st, const struct flow *f)
+/* The occupancy cell of a tuple with hash `h`: 0 = no worker holds state for it. */
+static __always_inline __u64 occupied(__u32 h)
 {
-	__u32 idx = flow_hash(&st->occ, f, 0) & (OCC_CELLS - 1);
+	__u32 idx = h & (OCC_CELLS - 1);
 	__u64 *cell = bpf_map_lookup_elem(&occupancy, &idx);
 	return cell ? *cell : 1;
+}
+
+/* The `recent_cookie` cell of a tuple with hash `h` (never NULL for an index in range). */
+static __always_inline __u64 *recent_cell(__u32 h)
+{
+	__u32 idx = h & (RECENT_CELLS - 1);
+	return bpf_map_lookup_elem(&recent_cookie, &idx);
 }
 
 /* A TCP segment for one of our (address, port) pairs: answer it here, or redirect it. */
@@ -801,6 +829,8 @@ static __always_inline int handle_tcp(struct xdp_md *ctx, const struct layout *l
 	struct cookie_state *st;
 	struct listener *lc;
 	__u8 *tcp, flags;
+	__u64 *recent;
+	__u32 h;
 	__s64 s;
 	int syn, ack, ret;
 
@@ -819,7 +849,8 @@ static __always_inline int handle_tcp(struct xdp_md *ctx, const struct layout *l
 	lc = bpf_map_lookup_elem(&listeners, &lport);
 	if (!st || !st->enabled || !lc || !(lc->flags & LISTENER_OFFLOAD))
 		goto to_user;
-	if (occupied(st, f))
+	h = flow_hash(&st->occ, f, 0);
+	if (occupied(h))
 		goto to_user;
 	/* Only segments whose checksum holds are judged here (userspace drops the rest and
 	 * counts them by reason). */
@@ -837,10 +868,19 @@ static __always_inline int handle_tcp(struct xdp_md *ctx, const struct layout *l
 		__u32 seq = bpf_ntohl(*(__be32 *)(tcp + 4));
 		__u32 seg_ack = bpf_ntohl(*(__be32 *)(tcp + 8));
 		__u32 isn = seq - 1, cookie = seg_ack - 1, counter = cookie_counter(st);
+		__u32 now = (__u32)(bpf_ktime_get_ns() >> RECENT_SHIFT);
 
+		recent = recent_cell(h);
 		if (cookie_ok(&st->cur, f, isn, cookie, counter) ||
 		    (st->has_prev && cookie_ok(&st->prev, f, isn, cookie, counter))) {
+			if (recent)
+				*recent = (__u64)h << 32 | now;
 			count(CNT_COOKIE_ACK_TO_USER);
+			return redirect(ctx, CNT_REDIRECTED);
+		}
+		if (recent && (__u32)(*recent >> 32) == h &&
+		    now - (__u32)*recent <= RECENT_WINDOW) {
+			count(CNT_FOLLOWER_TO_USER);
 			return redirect(ctx, CNT_REDIRECTED);
 		}
 		count(CNT_ACK_DROPPED);

@@ -606,7 +606,9 @@ pub fn run(opts: &GenOptions, stop: Arc<AtomicBool>) -> Result<GenReport> {
     Ok(report)
 }
 
-fn fmt_mac(m: &[u8; 6]) -> String {
+/// A MAC address as `ip` and `ethtool` write it (`02:00:00:00:00:01`); [`parse_mac`] reads
+/// it back.
+pub fn fmt_mac(m: &[u8; 6]) -> String {
     m.iter()
         .map(|b| format!("{b:02x}"))
         .collect::<Vec<_>>()

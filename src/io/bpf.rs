@@ -62,6 +62,7 @@ enum CounterIndex {
     RstsRateLimited = 9,
     CookieAcksToUserspace = 10,
     VlanPassed = 11,
+    CookieFollowersToUserspace = 12,
 }
 
 /// One secret's two Linux cookie keys (`syncookie_secret[0]`, `syncookie_secret[1]`), each
@@ -214,6 +215,10 @@ pub struct BpfCounters {
     /// 802.1ad frames and frames with two tags, passed to the kernel (userspace refuses
     /// them).
     pub vlan_passed: u64,
+    /// Segments of a tuple without state within about a second of a valid cookie ACK of
+    /// that tuple (its data or FIN, before the worker marked the connection in the
+    /// occupancy filter): sent to userspace instead of being reset.
+    pub cookie_followers_to_userspace: u64,
 }
 
 /// The loaded and attached XDP program. Dropping it detaches the program.
@@ -379,6 +384,7 @@ impl XdpProgram {
             rsts_rate_limited: read(CounterIndex::RstsRateLimited)?,
             cookie_acks_to_userspace: read(CounterIndex::CookieAcksToUserspace)?,
             vlan_passed: read(CounterIndex::VlanPassed)?,
+            cookie_followers_to_userspace: read(CounterIndex::CookieFollowersToUserspace)?,
         })
     }
 

@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+use crate::gen::run::{fmt_mac, parse_mac};
+
 /// Longest any one lab command may run before it is killed (by its pid).
 pub const CMD_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -214,7 +216,7 @@ pub fn set_gro(ns: &str, ifname: &str, on: bool) -> Result<()> {
 
 /// A permanent neighbour entry: no resolution delay and no ARP/NDP during a run.
 pub fn neigh(ns: &str, addr: IpAddr, mac: [u8; 6], dev: &str) -> Result<()> {
-    let (addr, mac) = (addr.to_string(), format_mac(mac));
+    let (addr, mac) = (addr.to_string(), fmt_mac(&mac));
     ip_n(
         ns,
         &[
@@ -238,12 +240,7 @@ pub fn neigh(ns: &str, addr: IpAddr, mac: [u8; 6], dev: &str) -> Result<()> {
 /// namespace still sees the sysfs of the one it was mounted in).
 pub fn ns_mac(ns: &str, ifname: &str) -> Result<[u8; 6]> {
     let text = ns_exec(ns, &["cat", &format!("/sys/class/net/{ifname}/address")])?;
-    crate::gen::run::parse_mac(&text).with_context(|| format!("bad MAC {text:?} of {ifname}"))
-}
-
-/// `aa:bb:cc:dd:ee:ff`.
-pub fn format_mac(mac: [u8; 6]) -> String {
-    mac.map(|b| format!("{b:02x}")).join(":")
+    parse_mac(&text).with_context(|| format!("bad MAC {text:?} of {ifname}"))
 }
 
 /// A kernel counter of namespace `ns`: `file` is `snmp` or `netstat` (under `/proc/net`),
@@ -433,45 +430,36 @@ impl VethLab {
         )?;
         let client_mac = ns_mac(&spec.client_ns, &spec.client_if)?;
         let server_mac = ns_mac(&spec.server_ns, &spec.server_if)?;
-        if spec.static_neighbours {
-            for (ns, dev, addrs, mac) in [
-                (
-                    &spec.client_ns,
-                    &spec.client_if,
-                    [spec.server_v4.into(), spec.server_v6.into()],
-                    server_mac,
-                ),
-                (
-                    &spec.server_ns,
-                    &spec.server_if,
-                    [spec.client_v4.into(), spec.client_v6.into()],
-                    client_mac,
-                ),
-            ] {
-                for a in addrs {
-                    neigh(ns, a, mac, dev)?;
-                }
-            }
-        }
         guard.set_keep(spec.keep);
-        Ok(VethLab {
+        let lab = VethLab {
             spec: spec.clone(),
             client_mac,
             server_mac,
             guard,
-        })
+        };
+        if spec.static_neighbours {
+            lab.add_static_neighbours()?;
+        }
+        Ok(lab)
+    }
+
+    /// Permanent neighbour entries both ways (see [`VethSpec::static_neighbours`]).
+    pub fn add_static_neighbours(&self) -> Result<()> {
+        let s = &self.spec;
+        let server = [s.server_v4.into(), s.server_v6.into()];
+        let client = [s.client_v4.into(), s.client_v6.into()];
+        for a in server {
+            neigh(&s.client_ns, a, self.server_mac, &s.client_if)?;
+        }
+        for a in client {
+            neigh(&s.server_ns, a, self.client_mac, &s.server_if)?;
+        }
+        Ok(())
     }
 
     /// Keep (`true`) or delete (`false`) the namespaces on drop.
     pub fn set_keep(&mut self, keep: bool) {
         self.guard.set_keep(keep);
-    }
-
-    /// NAPI on the client veth (GRO on; see [`set_gro`]), so the server's XDP_TX frames
-    /// reach the client in native mode: `veth_xdp_xmit` drops them when the peer has no
-    /// NAPI. This is what an answering XDP program needs on a veth.
-    pub fn give_client_napi(&self) -> Result<()> {
-        set_gro(&self.client_ns, &self.client_if, true)
     }
 
     /// The lab as shell assignments (`CNS=… SNS=… VC=… VS=… CLIENT=… SERVER=… CLIENT6=…
@@ -486,8 +474,8 @@ impl VethLab {
             ("SERVER", self.server_v4.to_string()),
             ("CLIENT6", self.client_v6.to_string()),
             ("SERVER6", self.server_v6.to_string()),
-            ("CMAC", format_mac(self.client_mac)),
-            ("SMAC", format_mac(self.server_mac)),
+            ("CMAC", fmt_mac(&self.client_mac)),
+            ("SMAC", fmt_mac(&self.server_mac)),
         ]
         .iter()
         .map(|(k, v)| format!("{k}={v}\n"))
@@ -562,6 +550,5 @@ mod tests {
             ("sw123456c", "sw123456s")
         );
         assert_eq!(s.server_v4, Ipv4Addr::new(198, 18, 0, 1));
-        assert_eq!(format_mac([2, 0, 0xab, 0, 0, 0xff]), "02:00:ab:00:00:ff");
     }
 }

@@ -153,12 +153,33 @@ impl Lab {
         Lab { inner }
     }
 
-    /// NAPI on the client veth (GRO on), so the server's XDP_TX frames reach the client in
-    /// native mode: `veth_xdp_xmit` drops them when the peer has no NAPI.
-    pub fn give_client_napi(&self) {
+    /// What the XDP SYN offload needs on a veth lab: an XDP program on the client veth (ours,
+    /// with an empty filter, so every frame passes to the client's kernel), returned to be
+    /// held for as long as it is needed. In native mode a veth hands its peer's `XDP_TX`
+    /// frames on promptly only then (kernel `veth_xdp_xmit` needs the peer's NAPI; with GRO
+    /// alone the SYN-ACKs wait in its ring until the client's next retransmission). `None`
+    /// when the client veth already has a program.
+    ///
+    /// Everything the server side sends then shares the client veth's 256-frame ring: under
+    /// a flood the SYN-ACKs fill it, and the kernels' ARP and neighbour replies are lost
+    /// with the rest (`connect: No route to host`). Permanent neighbour entries on both
+    /// sides keep the real clients' addresses resolved, as the benchmark lab does; no test
+    /// that uses this is about address resolution.
+    pub fn give_client_napi(&self) -> Option<synack::io::bpf::XdpProgram> {
+        let prog = (!self.xdp_attached(&self.client_ns, &self.client_if)).then(|| {
+            self.in_ns(&self.client_ns, || {
+                synack::io::bpf::XdpProgram::attach(
+                    &self.client_if,
+                    synack::io::XdpMode::Native,
+                    &synack::io::bpf::Filter::default(),
+                )
+                .expect("a pass-through XDP program on the client veth")
+            })
+        });
         self.inner
-            .give_client_napi()
+            .add_static_neighbours()
             .unwrap_or_else(|e| panic!("{e:#}"));
+        prog
     }
 
     /// `ip netns exec <ns> args...` with a 60 s cap (panics on timeout, not on failure).
@@ -258,6 +279,10 @@ pub struct Endpoint {
     inner: synack::lab::Endpoint,
     /// The directory of its files.
     pub dir: std::path::PathBuf,
+    /// The client veth's pass-through XDP program when the offload is forced on
+    /// ([`Lab::give_client_napi`]); detached when the endpoint goes (after it: fields drop
+    /// in this order).
+    pub client_prog: Option<synack::io::bpf::XdpProgram>,
 }
 
 impl std::ops::Deref for Endpoint {
@@ -282,10 +307,11 @@ impl Endpoint {
         let forced = forced_syn_offload().filter(|_| {
             !toml.contains("syn_offload") && !flags.iter().any(|f| f == "--syn-offload")
         });
+        let mut client_prog = None;
         if let Some(mode) = forced {
             flags.extend(["--syn-offload".to_owned(), mode.to_owned()]);
             if mode == "on" {
-                lab.give_client_napi();
+                client_prog = lab.give_client_napi();
             }
         }
         let spec = EndpointSpec {
@@ -298,7 +324,11 @@ impl Endpoint {
             on_drop: OnDrop::Kill,
         };
         match synack::lab::Endpoint::start(&spec, &NO_STOP) {
-            Ok(inner) => Endpoint { inner, dir },
+            Ok(inner) => Endpoint {
+                inner,
+                dir,
+                client_prog,
+            },
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&dir);
                 panic!("synack run did not come up: {e:#}")
@@ -371,6 +401,19 @@ pub fn event(stats: &serde_json::Value, name: &str) -> u64 {
     stats["total"]["events"][name]
         .as_u64()
         .unwrap_or_else(|| panic!("no event {name} in {stats:#}"))
+}
+
+/// A counter of the XDP program from a stats document (`xdp_program.NAME`).
+pub fn xdp_counter(stats: &serde_json::Value, name: &str) -> u64 {
+    stats["xdp_program"][name]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no xdp_program.{name} in {stats:#}"))
+}
+
+/// SYN-ACKs sent, by the workers (`synack_sent`) and by the XDP SYN offload
+/// (`xdp_program.syn_acks_sent`, which the workers never see).
+pub fn synacks_sent(stats: &serde_json::Value) -> u64 {
+    event(stats, "synack_sent") + xdp_counter(stats, "syn_acks_sent")
 }
 
 /// `ss -tanH` in namespace `ns`: (state, recv-q, send-q, local, peer) per socket.
