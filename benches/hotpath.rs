@@ -21,14 +21,14 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use synack::counters::{DropReason, Event};
 use synack::engine::rss::{Rss, MICROSOFT_KEY};
-use synack::engine::{Stack, Worker};
+use synack::engine::{Stack, StackConfig, Worker};
 use synack::io::memory::MemoryPort;
 use synack::io::{Frame, Port};
 use synack::table::{ConnTable, Key, V4Key};
 use synack::tcp::conn::{Conn, Negotiated};
 use synack::tcp::cookie::{self, CookieFlow, CookieJar};
 use synack::tcp::responder::Mode;
-use synack::tcp::{Flow, Params};
+use synack::tcp::{Flow, Params, Tick, TsVal};
 use synack::wire::{checksum, EthernetFrame, Ipv4Packet, Ipv4Repr, SeqNumber, TcpPacket, TcpRepr};
 
 use common::{clock, Lifecycles};
@@ -159,8 +159,13 @@ fn syn_to_synack(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1));
     let syns = common::syns(FLOWS as u32);
     for (label, in_place) in [("v4_74B", true), ("v4_74B_general", false)] {
-        let mut stack = common::stack(1024, |_| {});
-        stack.rewrite_syn_in_place = in_place;
+        let mut stack = Stack::with_config(
+            common::core(1024, |_| {}),
+            StackConfig {
+                rewrite_syn_in_place: in_place,
+                ..StackConfig::serving(&[IpAddr::V4(common::SERVER)])
+            },
+        );
         let clk = clock(0);
         let mut buf = vec![0u8; FRAME];
         let mut i = 0;
@@ -175,7 +180,7 @@ fn syn_to_synack(c: &mut Criterion) {
         check(&stack, "syn_to_synack", Event::SynAckSent, i as u64);
         assert_eq!(stack.core.active(), 0, "a SYN created state");
         let rewritten = if in_place { i as u64 } else { 0 };
-        assert_eq!(stack.synacks_in_place, rewritten, "{label}: path taken");
+        assert_eq!(stack.synacks_in_place(), rewritten, "{label}: path taken");
     }
     g.finish();
 }
@@ -325,12 +330,12 @@ fn entry(i: u32) -> (V4Key, Conn) {
         snd_wscale: Some(7),
         rcv_wscale: 7,
         sack: true,
-        ts_recent: Some(common::tsval(i)),
+        ts_recent: Some(TsVal(common::tsval(i))),
         mode: Mode::Discard,
     };
     (
         V4Key::of(&flow).expect("v4 flow"),
-        Conn::established(&n, 502, 0, 0),
+        Conn::established(&n, 502, 0, Tick(0)),
     )
 }
 

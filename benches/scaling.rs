@@ -7,7 +7,7 @@
 //! - `syn_steered`: a SYN flood split by the RSS owner of each flow (what a NIC with RSS
 //!   delivers); the handoff queues are connected but stay idle.
 //! - `syn_spread`: the same SYNs dealt round-robin to the two ports regardless of owner,
-//!   so half of them go through `Worker::set_handoff` queues to the other worker.
+//!   so half of them go through `WorkerConfig::handoff` queues to the other worker.
 //! - `lifecycle_steered`: whole connections (SYN, ACK, FIN+ACK, ACK with timestamps, idle
 //!   timer off), four stages in flight per batch, split by owner.
 //!
@@ -16,13 +16,14 @@
 
 mod common;
 
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use synack::counters::{DropReason, Event};
 use synack::engine::rss::{Rss, MICROSOFT_KEY};
-use synack::engine::{HandoffQueue, Steering, Worker};
+use synack::engine::{HandoffQueue, Stack, StackConfig, Steering, Worker, WorkerConfig};
 use synack::io::memory::MemoryPort;
 
 /// Frames per 64-frame batch.
@@ -92,26 +93,37 @@ fn run(setup: Setup, workers: usize, per_port: &[Vec<Vec<u8>>]) -> Result {
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     let mut ws = Vec::new();
     for (me, frames) in per_port.iter().enumerate() {
-        let stack = common::stack(1 << 18, |p| p.idle_timeout_ms = 0);
-        let mut stack = stack;
-        if workers > 1 {
-            stack.steering = Some(Steering {
-                rss: rss.clone(),
-                me,
-                workers,
-            });
-        }
+        let stack = Stack::with_config(
+            common::core(1 << 18, |p| p.idle_timeout_ms = 0),
+            StackConfig {
+                steering: (workers > 1).then(|| Steering {
+                    rss: rss.clone(),
+                    me,
+                    workers,
+                }),
+                ..StackConfig::serving(&[IpAddr::V4(common::SERVER)])
+            },
+        );
         // Room for every injected frame, plus spare frames for handed-in copies.
         let pool = frames.len() + frames.len() / workers + 2 * QUEUE;
         let mut port = MemoryPort::new(pool, FRAME, pool);
         for f in frames {
             assert!(port.inject(f), "port full while injecting");
         }
-        let mut w = Worker::new(stack, port, BATCH);
-        if workers > 1 {
-            w.set_handoff(&queues, me);
-        }
-        ws.push(w);
+        let handoff = if workers > 1 {
+            queues.clone()
+        } else {
+            Vec::new()
+        };
+        ws.push(Worker::with_config(
+            stack,
+            port,
+            WorkerConfig {
+                handoff,
+                index: me,
+                ..WorkerConfig::batches(BATCH)
+            },
+        ));
     }
     let barrier = Arc::new(Barrier::new(workers + 1));
     let rx_done = Arc::new(AtomicUsize::new(0));

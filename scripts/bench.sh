@@ -12,6 +12,7 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 out="$CARGO_TARGET_DIR/bench-results"
 mkdir -p "$out"
+scripts/deps.sh # clang and libbpf-dev build the XDP object; python3 prints the table
 
 mode="${1:-full}"
 criterion_args=()

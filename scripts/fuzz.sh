@@ -53,6 +53,7 @@ case "$runs$secs" in
     *[!0-9]*) echo "fuzz.sh: --runs and --secs take whole numbers" >&2; exit 2 ;;
 esac
 
+scripts/deps.sh # clang (libFuzzer and the XDP object of the synack crate)
 if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "fuzz.sh: installing cargo-fuzz (cargo install --locked cargo-fuzz)"
     cargo install --locked cargo-fuzz

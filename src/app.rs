@@ -6,7 +6,8 @@
 use crate::config::{Config, FullPolicy, LabOptions, ListenMode, SynOffloadMode, View};
 use crate::counters::{Counters, DropReason, Event};
 use crate::engine::{
-    self, rss, Capture, Control, HandoffQueue, Published, Stack, Steering, Worker,
+    self, rss, Capture, Control, HandoffQueue, Published, Stack, StackConfig, Steering, Worker,
+    WorkerConfig,
 };
 use crate::io::afxdp::{AfXdpConfig, AfXdpPort};
 use crate::io::bpf::{clock_origin_ns, Filter, SynAnswer, SynOffload, XdpProgram};
@@ -548,31 +549,40 @@ fn spawn_worker(
     info!(worker = i, cpu, queue, zerocopy, "AF_XDP socket bound");
     let mut core = Core::new(sh.core_cfg, sh.jar.clone(), sh.clock0);
     core.set_occupancy(sh.occupancy.clone());
-    let mut stack = Stack::new(core, &cfg.addresses);
-    stack.verify_checksums = cfg.tcp.verify_checksums;
-    stack.standalone = cfg.xdp.standalone.then_some(sh.mac);
-    if let Some(steering) = sh.steering {
-        stack.steering = Some(Steering {
-            rss: steering.rss.clone(),
-            me: i,
-            workers: cfg.workers.len(),
-        });
-    }
-    let mut worker = Worker::new(stack, port, cfg.xdp.batch_size);
-    worker.clock_origin = sh.start;
-    if !sh.queues.is_empty() {
-        worker.set_handoff(sh.queues, i);
-    }
-    if let Some((mode, tx)) = sh.capture {
-        worker.capture = Some(Capture::new(mode, tx.clone(), i as u16));
-    }
+    let stack = Stack::with_config(
+        core,
+        StackConfig {
+            addrs: cfg.addresses.clone(),
+            verify_checksums: cfg.tcp.verify_checksums,
+            standalone: cfg.xdp.standalone.then_some(sh.mac),
+            steering: sh.steering.map(|steering| Steering {
+                rss: steering.rss.clone(),
+                me: i,
+                workers: cfg.workers.len(),
+            }),
+            rewrite_syn_in_place: true,
+        },
+    );
     let (ctl_tx, ctl_rx) = crossbeam::channel::bounded(16);
-    worker.control = Some(ctl_rx);
+    let mut worker = Worker::with_config(
+        stack,
+        port,
+        WorkerConfig {
+            batch_size: cfg.xdp.batch_size,
+            handoff: sh.queues.to_vec(),
+            index: i,
+            capture: sh
+                .capture
+                .map(|(mode, tx)| Capture::new(mode, tx.clone(), i as u16)),
+            control: Some(ctl_rx),
+            clock_origin: sh.start,
+        },
+    );
     let run = Running {
         cpu,
         queue,
         zerocopy,
-        published: worker.published.clone(),
+        published: worker.published().clone(),
     };
     let stop = sh.stop.clone();
     let priority = cfg.xdp.worker_priority;

@@ -141,8 +141,7 @@ fn fuzz_stack(inputs: u64, seed: u64) -> (u64, f64) {
         (82, Mode::Close),
         (83, Mode::Discard),
     ];
-    let mut net = Net::with_config(cfg);
-    net.stack.standalone = Some(SERVER_MAC);
+    let mut net = Net::with_stack(cfg, |s| s.standalone = Some(SERVER_MAC));
     let mut peers: Vec<Peer> = (0..12)
         .map(|i| {
             let mut p = if i % 3 == 0 {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use support::*;
 use synack::counters::{DropReason, Event};
 use synack::engine::rss::{resolve, KeyChoice, Rss, MICROSOFT_KEY, SYMMETRIC_KEY};
-use synack::engine::{HandoffQueue, Stack, Steering, Worker};
+use synack::engine::{HandoffQueue, Stack, StackConfig, Steering, Worker, WorkerConfig};
 use synack::io::ethtool;
 use synack::io::memory::MemoryPort;
 use synack::table::Core;
@@ -36,15 +36,26 @@ fn worker(me: usize, queues: &[Arc<HandoffQueue>], rss: &Rss) -> Worker<MemoryPo
         CookieJar::new(SECRET),
         &clock(),
     );
-    let mut stack = Stack::new(core, &[IpAddr::V4(SERVER_V4)]);
-    stack.steering = Some(Steering {
-        rss: rss.clone(),
-        me,
-        workers: 2,
-    });
-    let mut w = Worker::new(stack, MemoryPort::new(1024, FRAME, 1024), BATCH);
-    w.set_handoff(queues, me);
-    w
+    let stack = Stack::with_config(
+        core,
+        StackConfig {
+            steering: Some(Steering {
+                rss: rss.clone(),
+                me,
+                workers: 2,
+            }),
+            ..StackConfig::serving(&[IpAddr::V4(SERVER_V4)])
+        },
+    );
+    Worker::with_config(
+        stack,
+        MemoryPort::new(1024, FRAME, 1024),
+        WorkerConfig {
+            handoff: queues.to_vec(),
+            index: me,
+            ..WorkerConfig::batches(BATCH)
+        },
+    )
 }
 
 /// Every buffer is in some pool or some inbox, and no pool holds more than its bound.

@@ -27,10 +27,11 @@ fn answer(net: &mut Net, frame: &[u8]) -> (Outcome, Vec<u8>) {
 /// takes every SYN through the general path.
 fn pair() -> (Net, Net) {
     let fast = Net::new(Params::default(), Mode::Discard);
-    let mut general = Net::new(Params::default(), Mode::Discard);
-    general.stack.rewrite_syn_in_place = false;
+    let general = Net::with_stack(config(Params::default(), Mode::Discard), |s| {
+        s.rewrite_syn_in_place = false
+    });
     assert!(
-        fast.stack.rewrite_syn_in_place,
+        fast.stack.rewrites_syn_in_place(),
         "the rewrite is on by default"
     );
     (fast, general)
@@ -108,10 +109,11 @@ fn rfc9293_3_10_7_2_in_place_synack_is_byte_identical_for_linux_syns() {
         }
     }
     assert_eq!(
-        fast.stack.synacks_in_place, 12,
+        fast.stack.synacks_in_place(),
+        12,
         "every SYN was rewritten in place"
     );
-    assert_eq!(general.stack.synacks_in_place, 0);
+    assert_eq!(general.stack.synacks_in_place(), 0);
     assert_eq!(fast.core().active(), 0, "a SYN created state");
     fast.assert_clean();
     general.assert_clean();
@@ -147,7 +149,8 @@ fn vlan_tagged_syn_takes_the_general_path_with_the_same_answer() {
         "the reply keeps the 802.1Q tag"
     );
     assert_eq!(
-        fast.stack.synacks_in_place, 0,
+        fast.stack.synacks_in_place(),
+        0,
         "a tagged frame is not rewritten"
     );
 }
@@ -166,7 +169,8 @@ fn rfc5961_4_syn_on_established_tuple_is_not_rewritten() {
     assert_eq!(seg.flags, ACK, "challenge ACK");
     assert_eq!(fast.event(Event::SynAckSent), before, "no cookie SYN-ACK");
     assert_eq!(
-        fast.stack.synacks_in_place, 1,
+        fast.stack.synacks_in_place(),
+        1,
         "only the handshake's SYN was rewritten"
     );
     assert_eq!(fast.dropped(DropReason::NotOurs), 0);

@@ -73,11 +73,12 @@ fn corpus() -> Vec<Vec<u8>> {
 /// A server with one ESTABLISHED echo connection from `Peer::v4(7000)` (the corpus'
 /// client), data already exchanged.
 fn established_net(verify: bool) -> Net {
-    let mut net = Net::new(Params::default(), Mode::Echo);
+    let mut net = Net::with_stack(config(Params::default(), Mode::Echo), |s| {
+        s.verify_checksums = verify
+    });
     let mut p = Peer::v4(7000);
     p.connect(&mut net);
     p.tx(&mut net, ACK, b"abc");
-    net.stack.verify_checksums = verify;
     net
 }
 
@@ -130,8 +131,9 @@ proptest! {
         frames in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..200), 1..8),
         verify in any::<bool>(),
     ) {
-        let mut net = Net::new(Params::default(), Mode::Discard);
-        net.stack.verify_checksums = verify;
+        let mut net = Net::with_stack(config(Params::default(), Mode::Discard), |s| {
+            s.verify_checksums = verify
+        });
         for f in &frames {
             let (replies, drops, opened) = feed(&mut net, f);
             prop_assert!(drops <= 1, "frame counted {} times", drops);
@@ -149,8 +151,9 @@ proptest! {
         verify in any::<bool>(),
     ) {
         let corpus = corpus();
-        let mut net = Net::new(Params::default(), Mode::Echo);
-        net.stack.verify_checksums = verify;
+        let mut net = Net::with_stack(config(Params::default(), Mode::Echo), |s| {
+            s.verify_checksums = verify
+        });
         let f = mutate(corpus[pick].clone(), &ms);
         let (replies, drops, opened) = feed(&mut net, &f);
         prop_assert!(drops <= 1, "frame counted {} times", drops);

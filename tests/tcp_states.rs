@@ -252,6 +252,40 @@ fn paws_rejects_old_timestamp_rfc7323_5_3() {
     assert_eq!(net.event(Event::RxBytes), 3);
 }
 
+/// RFC 7323 §5.2 and §5.3 R1 across the wrap of the peer's timestamp clock: TSvals are
+/// compared modulo 2^32, so a TSval that wrapped past 0 is newer than a TS.Recent just
+/// below 2^32 (accepted, and TS.Recent follows it, §4.3), and one from before the wrap is
+/// then older (rejected).
+#[test]
+fn paws_across_the_tsval_wrap_rfc7323_5_2_5_3() {
+    let mut net = Net::new(fast(), Mode::Discard);
+    let mut peer = Peer::v4(40_000);
+    // The peer's TSval is 2^32 - 6 at the handshake.
+    peer.ts_offset = (u32::MAX - 5).wrapping_sub(net.clock.ms as u32);
+    peer.connect(&mut net);
+    assert_eq!(net.conn(&peer).map(|c| c.ts_recent.0), Some(u32::MAX - 5));
+    net.advance(10);
+    assert_eq!(peer.tsval(&net), 4, "the peer's clock wrapped");
+    one(peer.tx(&mut net, ACK, b"new")).expect(ACK, peer.rcv_nxt, peer.snd_nxt);
+    assert_eq!(net.event(Event::RxBytes), 3);
+    assert_eq!(net.conn(&peer).map(|c| c.ts_recent.0), Some(4));
+    let before_wrap = TcpOptions {
+        timestamps: Some((u32::MAX - 2, peer.ts_recent)),
+        ..TcpOptions::default()
+    };
+    let a = one(peer.send(
+        &mut net,
+        ACK,
+        peer.snd_nxt,
+        peer.rcv_nxt,
+        b"old",
+        before_wrap,
+    ));
+    a.expect(ACK, peer.rcv_nxt, peer.snd_nxt);
+    assert_eq!(net.dropped(DropReason::PawsRejected), 1);
+    assert_eq!(net.event(Event::RxBytes), 3);
+}
+
 // ---- closing ----------------------------------------------------------------------------
 
 /// RFC 9293 §3.6 case 2 / §3.10.7.4: the client closes: ESTABLISHED → CLOSE-WAIT (FIN

@@ -140,6 +140,11 @@ pub fn syn(i: u32) -> Vec<u8> {
 /// The server as it runs: discard on port 80, FIN piggybacked on the ACK of the peer's
 /// FIN, checksums verified, one IPv4 address. `tweak` edits the parameters.
 pub fn stack(capacity: usize, tweak: impl FnOnce(&mut Params)) -> Stack {
+    Stack::new(core(capacity, tweak), &[IpAddr::V4(SERVER)])
+}
+
+/// The core of [`stack`], for a stack set up otherwise (steering).
+pub fn core(capacity: usize, tweak: impl FnOnce(&mut Params)) -> Core {
     let mut params = Params::default();
     tweak(&mut params);
     let cfg = CoreConfig {
@@ -150,8 +155,7 @@ pub fn stack(capacity: usize, tweak: impl FnOnce(&mut Params)) -> Stack {
         listeners: vec![(PORT, Mode::Discard)],
         ..CoreConfig::default()
     };
-    let core = Core::new(&cfg, CookieJar::new(SECRET), &clock(0));
-    Stack::new(core, &[IpAddr::V4(SERVER)])
+    Core::new(&cfg, CookieJar::new(SECRET), &clock(0))
 }
 
 /// Parse a server frame: (flags, seq, ack, TSval) of its TCP segment.

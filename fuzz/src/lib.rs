@@ -17,7 +17,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::OnceLock;
 
 use synack::counters::DropReason;
-use synack::engine::{Outcome, Stack};
+use synack::engine::{Outcome, Stack, StackConfig};
 use synack::table::{Core, CoreConfig};
 use synack::tcp::cookie::CookieJar;
 use synack::tcp::responder::{HttpResponses, Mode};
@@ -223,9 +223,14 @@ impl Server {
             unix_secs: UNIX_START,
         };
         let core = Core::new(&cfg, CookieJar::new(SECRET), &clock);
-        let mut stack = Stack::new(core, &[SERVER_V4.into(), SERVER_V6.into()]);
-        stack.verify_checksums = verify_checksums;
-        stack.standalone = Some(SERVER_MAC);
+        let stack = Stack::with_config(
+            core,
+            StackConfig {
+                verify_checksums,
+                standalone: Some(SERVER_MAC),
+                ..StackConfig::serving(&[SERVER_V4.into(), SERVER_V6.into()])
+            },
+        );
         Server {
             stack,
             clock,

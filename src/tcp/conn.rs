@@ -8,7 +8,7 @@
 
 use super::responder::{self, BufferPool, HttpResponses, Mode, Wait, NO_BUF};
 use super::timer::Timer;
-use super::{tick_reached, Params, Payload, Segment};
+use super::{Params, Payload, Segment, Tick, TsVal};
 use crate::counters::{Counters, DropReason, Event};
 use crate::wire::{SeqNumber, TcpFlags, TcpOptions, TcpRepr};
 
@@ -34,8 +34,11 @@ pub enum State {
 }
 
 impl State {
+    /// Number of states (TIME-WAIT is the last).
+    pub const COUNT: usize = State::TimeWait as usize + 1;
+
     /// Every state, for per-state gauges.
-    pub const ALL: [State; 7] = [
+    pub const ALL: [State; State::COUNT] = [
         State::Established,
         State::FinWait1,
         State::FinWait2,
@@ -116,15 +119,15 @@ pub struct Conn {
     pub bytes_acked: u32,
     /// Tick of the last ACK sent under the per-connection limit (Linux
     /// `tp->last_oow_ack_time`); meaningful when the `OOW` flag is set.
-    pub last_oow_ack: u32,
+    pub last_oow_ack: Tick,
     /// TS.Recent (RFC 7323 §4.3).
-    pub ts_recent: u32,
+    pub ts_recent: TsVal,
     /// Tick of the last acceptable segment (idle timer).
-    pub last_active: u32,
+    pub last_active: Tick,
     /// Retransmission deadline, the end of TIME-WAIT, or the request-header deadline.
-    pub rto_at: u32,
+    pub rto_at: Tick,
     /// The deadline the table scheduled on the wheel for this connection.
-    pub timer_at: u32,
+    pub timer_at: Tick,
     /// Pool buffer (echo, http) or [`NO_BUF`].
     pub buf: u32,
     /// Send MSS (from the cookie, capped by ours).
@@ -194,9 +197,9 @@ impl ChallengeLimiter {
     /// Whether one more challenge ACK may go out at `now` (ms tick): each new second draws
     /// a budget uniform in `[half, limit + half - 1]`, `half = ceil(limit / 2)`, so the
     /// mean is `limit` and no second's budget is predictable.
-    pub fn allow(&mut self, now: u32, limit: u32, key: &[u8; 16]) -> bool {
+    pub fn allow(&mut self, now: Tick, limit: u32, key: &[u8; 16]) -> bool {
         use std::hash::Hasher;
-        let second = now / 1000;
+        let second = now.0 / 1000;
         if !self.drawn || second != self.second {
             let mut h = siphasher::sip::SipHasher24::new_with_key(key);
             h.write_u32(second);
@@ -218,7 +221,7 @@ impl ChallengeLimiter {
 /// Everything an event handler may touch besides the TCB.
 pub struct Ctx<'a> {
     /// The 32-bit ms tick of the batch.
-    pub now: u32,
+    pub now: Tick,
     /// Protocol parameters.
     pub params: &'a Params,
     /// Echo/http buffers.
@@ -249,7 +252,7 @@ pub struct Negotiated {
     /// SACK permitted.
     pub sack: bool,
     /// Timestamps negotiated: the peer's TSval from the ACK.
-    pub ts_recent: Option<u32>,
+    pub ts_recent: Option<TsVal>,
     /// The responder mode.
     pub mode: Mode,
 }
@@ -258,7 +261,7 @@ impl Conn {
     /// The TCB of a connection whose handshake just completed (RFC 9293 §3.10.7.3: in
     /// SYN-RECEIVED, an acceptable ACK "enter[s] ESTABLISHED state"). `window` is the raw
     /// window field of the completing ACK.
-    pub fn established(n: &Negotiated, window: u16, link: u16, now: u32) -> Conn {
+    pub fn established(n: &Negotiated, window: u16, link: u16, now: Tick) -> Conn {
         let snd_wscale = n.snd_wscale.unwrap_or(0);
         let rcv_wscale = if n.snd_wscale.is_some() {
             n.rcv_wscale
@@ -281,10 +284,10 @@ impl Conn {
             snd_wnd,
             max_snd_wnd: snd_wnd,
             bytes_acked: 0,
-            last_oow_ack: 0,
-            ts_recent: n.ts_recent.unwrap_or(0),
+            last_oow_ack: Tick(0),
+            ts_recent: n.ts_recent.unwrap_or_default(),
             last_active: now,
-            rto_at: 0,
+            rto_at: Tick(0),
             timer_at: now,
             buf: NO_BUF,
             mss: n.mss,
@@ -370,7 +373,7 @@ impl Conn {
     fn segment(&self, ctx: &Ctx<'_>, flags: TcpFlags, seq: SeqNumber, payload: Payload) -> Segment {
         let mut options = TcpOptions::default();
         if self.timestamps() && !flags.contains(TcpFlags::RST) {
-            options.timestamps = Some((ctx.now, self.ts_recent));
+            options.timestamps = Some((ctx.now.tsval().0, self.ts_recent.0));
         }
         Segment {
             flags: flags | TcpFlags::ACK,
@@ -405,7 +408,7 @@ impl Conn {
     /// ```
     fn oow_rate_limited(&mut self, ctx: &mut Ctx<'_>) -> bool {
         if self.flags & flag::OOW != 0 {
-            let elapsed = ctx.now.wrapping_sub(self.last_oow_ack) as i32;
+            let elapsed = ctx.now.diff(self.last_oow_ack);
             if (0..INVALID_RATELIMIT_MS as i32).contains(&elapsed) {
                 ctx.counters.event(Event::AckRateLimited);
                 return true;
@@ -476,12 +479,12 @@ impl Conn {
             (_, ms) => ms,
         };
         Some(Timer::Idle {
-            at: self.last_active.wrapping_add(limit),
+            at: self.last_active.add(limit),
         })
     }
 
     /// The deadline of [`Self::wheel_timer`], if any.
-    pub fn next_deadline(&self) -> Option<u32> {
+    pub fn next_deadline(&self) -> Option<Tick> {
         self.wheel_timer().map(|t| t.at())
     }
 
@@ -523,7 +526,8 @@ impl Conn {
         self.last_active = ctx.now;
         // RFC 7323 §4.3: update TS.Recent when the segment covers Last.ACK.sent.
         if let (true, Some((tsval, _))) = (self.timestamps(), seg.options.timestamps) {
-            if !seg.seq.gt(self.rcv_nxt) && (tsval.wrapping_sub(self.ts_recent) as i32) >= 0 {
+            let tsval = TsVal(tsval);
+            if !seg.seq.gt(self.rcv_nxt) && tsval.ge(self.ts_recent) {
                 self.ts_recent = tsval;
             }
         }
@@ -563,7 +567,7 @@ impl Conn {
             return true;
         }
         match seg.options.timestamps {
-            Some((tsval, _)) if (tsval.wrapping_sub(self.ts_recent) as i32) < 0 => {
+            Some((tsval, _)) if TsVal(tsval).lt(self.ts_recent) => {
                 ctx.counters.drop(DropReason::PawsRejected);
                 if seg.flags.contains(TcpFlags::SYN) {
                     // Linux tcp_validate_incoming: `if (th->syn) goto syn_challenge;`
@@ -908,10 +912,10 @@ impl Conn {
     }
 
     /// RFC 6298 §5.1/§5.5: (re)start the timer with the current, backed-off RTO.
-    fn arm_rto(&mut self, now: u32, params: &Params) {
+    fn arm_rto(&mut self, now: Tick, params: &Params) {
         let rto = (params.rto_initial_ms as u64) << self.retries.min(20);
         let rto = rto.min(params.rto_max_ms as u64) as u32;
-        self.rto_at = now.wrapping_add(rto);
+        self.rto_at = now.add(rto);
         self.flags |= flag::RTO;
     }
 
@@ -919,7 +923,7 @@ impl Conn {
     fn enter_time_wait(&mut self, ctx: &mut Ctx<'_>) {
         self.state = State::TimeWait;
         self.flags &= !flag::RTO;
-        self.rto_at = ctx.now.wrapping_add(ctx.params.time_wait_ms);
+        self.rto_at = ctx.now.add(ctx.params.time_wait_ms);
         ctx.pool.release(self.buf);
         self.buf = NO_BUF;
         ctx.counters.event(Event::TimeWait);
@@ -940,7 +944,7 @@ impl Conn {
             return Verdict::Keep;
         }
         if seg.flags.contains(TcpFlags::FIN) && seg.seq.add(seg.segment_len()) == self.rcv_nxt {
-            self.rto_at = ctx.now.wrapping_add(ctx.params.time_wait_ms);
+            self.rto_at = ctx.now.add(ctx.params.time_wait_ms);
             self.send_oow_ack(ctx, seg);
         } else if seg.segment_len() > 0 {
             ctx.counters.drop(DropReason::OutOfWindow);
@@ -964,11 +968,11 @@ impl Conn {
     /// connection used them (Linux parses them only with `tw_ts_recent_stamp` set).
     pub fn syn_may_reopen(&self, seg: &TcpRepr<'_>) -> bool {
         let tsval = match (self.timestamps(), seg.options.timestamps) {
-            (true, Some((tsval, _))) => Some(tsval),
+            (true, Some((tsval, _))) => Some(TsVal(tsval)),
             _ => None,
         };
-        let paws_reject = tsval.is_some_and(|v| (v.wrapping_sub(self.ts_recent) as i32) < 0);
-        let ts_newer = tsval.is_some_and(|v| (self.ts_recent.wrapping_sub(v) as i32) < 0);
+        let paws_reject = tsval.is_some_and(|v| v.lt(self.ts_recent));
+        let ts_newer = tsval.is_some_and(|v| v.gt(self.ts_recent));
         !paws_reject && (seg.seq.gt(self.rcv_nxt) || ts_newer)
     }
 
@@ -1013,7 +1017,7 @@ impl Conn {
             return;
         }
         if let Some(since) = responder::head_since(self.mode, ctx.pool, self.buf) {
-            self.rto_at = since.wrapping_add(timeout);
+            self.rto_at = since.add(timeout);
             self.flags |= flag::HEAD;
         }
     }
@@ -1029,7 +1033,7 @@ impl Conn {
                 && ctx
                     .pool
                     .wait_since(self.buf, w)
-                    .is_some_and(|t| tick_reached(ctx.now, t.wrapping_add(limit)))
+                    .is_some_and(|t| ctx.now.reached(t.add(limit)))
         };
         if over(Wait::Close, ctx.params.close_timeout_ms) {
             Some(Event::CloseTimedOut)
@@ -1064,7 +1068,7 @@ impl Conn {
         self.flags &= !flag::HEAD;
         let limit = ctx.params.header_timeout_ms;
         let due = responder::head_since(self.mode, ctx.pool, self.buf)
-            .is_some_and(|t| limit > 0 && tick_reached(ctx.now, t.wrapping_add(limit)));
+            .is_some_and(|t| limit > 0 && ctx.now.reached(t.add(limit)));
         if !due || self.state != State::Established || self.flags & flag::CLOSE != 0 {
             self.track_waits(ctx);
             return Verdict::Keep;
@@ -1078,7 +1082,7 @@ impl Conn {
     /// Run the wheel timer if it is due at `ctx.now`.
     pub fn on_timer(&mut self, ctx: &mut Ctx<'_>) -> Verdict {
         match self.wheel_timer() {
-            Some(t) if tick_reached(ctx.now, t.at()) => match t {
+            Some(t) if ctx.now.reached(t.at()) => match t {
                 Timer::TimeWait { .. } => Verdict::Remove(Event::Closed),
                 Timer::Retransmit { .. } => self.retransmit(ctx).unwrap_or(Verdict::Keep),
                 Timer::Header { .. } => self.on_header_timeout(ctx),
@@ -1092,7 +1096,7 @@ impl Conn {
     pub fn on_idle(&mut self, ctx: &mut Ctx<'_>) -> Verdict {
         let due = self
             .idle_timer(ctx.params)
-            .is_some_and(|t| tick_reached(ctx.now, t.at()));
+            .is_some_and(|t| ctx.now.reached(t.at()));
         if !due {
             return Verdict::Keep;
         }
@@ -1180,7 +1184,7 @@ enum AckResult {
 
 #[cfg(test)]
 mod tests {
-    use super::ChallengeLimiter;
+    use super::{ChallengeLimiter, Tick};
 
     /// Allowed challenge ACKs in each of `seconds` seconds, asking `ask` times a second.
     fn budgets(key: [u8; 16], limit: u32, seconds: u32, ask: u32) -> Vec<u32> {
@@ -1188,7 +1192,7 @@ mod tests {
         (0..seconds)
             .map(|s| {
                 (0..ask)
-                    .filter(|_| l.allow(s * 1000 + 7, limit, &key))
+                    .filter(|_| l.allow(Tick(s * 1000 + 7), limit, &key))
                     .count() as u32
             })
             .collect()
@@ -1231,6 +1235,6 @@ mod tests {
     fn tcp_send_challenge_ack_budget_limits() {
         assert_eq!(budgets([0; 16], 1, 5, 10), vec![1; 5]);
         let mut l = ChallengeLimiter::default();
-        assert!((0..1000).all(|_| l.allow(0, u32::MAX, &[1; 16])));
+        assert!((0..1000).all(|_| l.allow(Tick(0), u32::MAX, &[1; 16])));
     }
 }

@@ -10,7 +10,7 @@
 use super::conn::Negotiated;
 use super::cookie::{self, CookieError, CookieJar, TsCookieOptions};
 use super::responder::Mode;
-use super::{Clock, Flow, Params, Payload, Segment};
+use super::{Clock, Flow, Params, Payload, Segment, TsVal};
 use crate::counters::DropReason;
 use crate::wire::{SeqNumber, TcpFlags, TcpOptions, TcpRepr};
 
@@ -213,7 +213,7 @@ pub fn on_syn(
     if let (true, Some((tsval, _))) = (params.timestamps, seg.options.timestamps) {
         let wscale = rcv_wscale(params, mode);
         let ts = cookie::ts_encode(
-            clock.tick(),
+            clock.tick().tsval().0,
             TsCookieOptions {
                 snd_wscale: seg.options.window_scale,
                 sack_ok: seg.options.sack_permitted,
@@ -265,7 +265,7 @@ pub fn on_cookie_ack(
     let mss = cookie::mss_from_index(mss_index, v6).min(our_mss(params, v6));
     let (ts_recent, ts_opts) = match (params.timestamps, seg.options.timestamps) {
         (true, Some((tsval, tsecr))) => match cookie::ts_decode(tsecr) {
-            Some(o) => (Some(tsval), Some(o)),
+            Some(o) => (Some(TsVal(tsval)), Some(o)),
             None => return Err(DropReason::CookieInvalid),
         },
         _ => (None, None),

@@ -8,6 +8,7 @@
 //! - [`conn`]: the transmission control block and one function per RFC 9293 §3.10.7 step.
 //! - [`responder`]: what the server does with a connection (discard, echo, http, close).
 //! - [`timer`]: timer kinds with their deadlines, and the per-core timer wheel.
+//! - [`time`]: the millisecond [`Tick`] and the RFC 7323 [`TsVal`], compared modulo 2^32.
 
 #![forbid(unsafe_code)]
 
@@ -15,7 +16,10 @@ pub mod conn;
 pub mod cookie;
 pub mod listen;
 pub mod responder;
+pub mod time;
 pub mod timer;
+
+pub use time::{Tick, TsVal};
 
 use crate::wire::{SeqNumber, TcpFlags, TcpOptions};
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -32,17 +36,11 @@ pub struct Clock {
 
 impl Clock {
     /// The 32-bit millisecond tick stored in connection fields (wraps every 49.7 days;
-    /// all comparisons use wrapping arithmetic).
+    /// [`Tick`] compares modulo 2^32).
     #[inline(always)]
-    pub fn tick(&self) -> u32 {
-        self.ms as u32
+    pub fn tick(&self) -> Tick {
+        Tick::from_ms(self.ms)
     }
-}
-
-/// True when tick `a` is at or after tick `b` (wrapping, like sequence numbers).
-#[inline(always)]
-pub fn tick_reached(now: u32, deadline: u32) -> bool {
-    (now.wrapping_sub(deadline) as i32) >= 0
 }
 
 /// The largest IPv4 MSS a link of `mtu` bytes carries (RFC 9293 §3.7.1, RFC 879: the MTU

@@ -13,6 +13,8 @@
 //! it ends. The receive window we offer is the free space of that buffer, so a full pool or
 //! a slow reader turns into TCP flow control, never into lost bytes.
 
+use super::Tick;
+
 /// How a listening port treats its connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[repr(u8)]
@@ -52,9 +54,9 @@ struct BufMeta {
     /// A complete request waits for send space (its response does not fit yet).
     blocked: bool,
     /// Tick at which the request head being received began (the header timeout).
-    head_since: Option<u32>,
+    head_since: Option<Tick>,
     /// Ticks at which the connection began to wait (see [`Wait`]).
-    waits: [Option<u32>; Wait::COUNT],
+    waits: [Option<Tick>; Wait::COUNT],
 }
 
 /// What a connection with queued data can wait for, each bounded in time by the TCP layer.
@@ -171,7 +173,7 @@ impl BufferPool {
     }
 
     /// Since when the connection on buffer `b` waits for `w` (`None`: it does not).
-    pub fn wait_since(&self, b: u32, w: Wait) -> Option<u32> {
+    pub fn wait_since(&self, b: u32, w: Wait) -> Option<Tick> {
         if b == NO_BUF {
             None
         } else {
@@ -180,7 +182,7 @@ impl BufferPool {
     }
 
     /// Start (`Some(now)`, kept if already started) or end (`None`) a wait.
-    pub fn set_wait(&mut self, b: u32, w: Wait, now: Option<u32>) {
+    pub fn set_wait(&mut self, b: u32, w: Wait, now: Option<Tick>) {
         if b == NO_BUF {
             return;
         }
@@ -353,7 +355,7 @@ pub fn on_data(
     http: &HttpResponses,
     buf: u32,
     data: &[u8],
-    now: u32,
+    now: Tick,
 ) -> Taken {
     match mode {
         Mode::Discard | Mode::Close => Taken {
@@ -383,7 +385,7 @@ pub fn on_send_space(
     pool: &mut BufferPool,
     http: &HttpResponses,
     buf: u32,
-    now: u32,
+    now: Tick,
 ) -> Served {
     match mode {
         Mode::Http if buf != NO_BUF => serve_http(pool, http, buf, now),
@@ -403,7 +405,7 @@ pub fn blocked(mode: Mode, pool: &BufferPool, buf: u32) -> bool {
 /// clock of the request-header timeout. It starts with the first byte after the previous
 /// request (leading empty lines included, as nginx counts them) and stops when a head is
 /// complete, when the request waits only for send space, or while a body is skipped.
-pub fn head_since(mode: Mode, pool: &BufferPool, buf: u32) -> Option<u32> {
+pub fn head_since(mode: Mode, pool: &BufferPool, buf: u32) -> Option<Tick> {
     if mode == Mode::Http && buf != NO_BUF {
         pool.meta[buf as usize].head_since
     } else {
@@ -431,7 +433,7 @@ pub fn time_out(pool: &mut BufferPool, http: &HttpResponses, buf: u32) -> bool {
 }
 
 /// Answer every complete request in the receive half for which the send half has room.
-fn serve_http(pool: &mut BufferPool, http: &HttpResponses, buf: u32, now: u32) -> Served {
+fn serve_http(pool: &mut BufferPool, http: &HttpResponses, buf: u32, now: Tick) -> Served {
     let mut served = Served::default();
     let b = buf as usize;
     pool.meta[b].blocked = false;
@@ -662,7 +664,7 @@ mod tests {
         let mut pool = BufferPool::new(1, 8);
         let b = pool.alloc().unwrap();
         let h = HttpResponses::default();
-        let t = on_data(Mode::Echo, &mut pool, &h, b, b"hello world", 0);
+        let t = on_data(Mode::Echo, &mut pool, &h, b, b"hello world", Tick(0));
         assert_eq!(t.bytes, 8);
         assert_eq!(tx(&pool, b), "hello wo");
         pool.tx_consume(b, 6);
@@ -676,7 +678,7 @@ mod tests {
         let b = pool.alloc().unwrap();
         let h = HttpResponses::new(200, "text/plain", "hi\n");
         let req = b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\n";
-        let t = on_data(Mode::Http, &mut pool, &h, b, req, 0);
+        let t = on_data(Mode::Http, &mut pool, &h, b, req, Tick(0));
         assert_eq!(
             t,
             Taken {
@@ -698,7 +700,17 @@ mod tests {
         let mut pool = BufferPool::new(1, 4096);
         let b = pool.alloc().unwrap();
         let h = HttpResponses::default();
-        assert!(!on_data(Mode::Http, &mut pool, &h, b, b"GET / HTTP/1.1\r\nHo", 0).close);
+        assert!(
+            !on_data(
+                Mode::Http,
+                &mut pool,
+                &h,
+                b,
+                b"GET / HTTP/1.1\r\nHo",
+                Tick(0)
+            )
+            .close
+        );
         assert_eq!(pool.tx_len(b), 0);
         let t = on_data(
             Mode::Http,
@@ -706,7 +718,7 @@ mod tests {
             &h,
             b,
             b"st: x\r\nConnection: close\r\n\r\n",
-            0,
+            Tick(0),
         );
         assert!(t.close);
         assert!(tx(&pool, b).contains("Connection: close"));
@@ -717,7 +729,17 @@ mod tests {
         let h = HttpResponses::default();
         let mut pool = BufferPool::new(2, 4096);
         let b = pool.alloc().unwrap();
-        assert!(on_data(Mode::Http, &mut pool, &h, b, b"GET / HTTP/1.0\r\n\r\n", 0).close);
+        assert!(
+            on_data(
+                Mode::Http,
+                &mut pool,
+                &h,
+                b,
+                b"GET / HTTP/1.0\r\n\r\n",
+                Tick(0)
+            )
+            .close
+        );
         let b2 = pool.alloc().unwrap();
         assert!(
             !on_data(
@@ -726,7 +748,7 @@ mod tests {
                 &h,
                 b2,
                 b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n",
-                0
+                Tick(0)
             )
             .close
         );
@@ -743,7 +765,7 @@ mod tests {
             &h,
             b,
             b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nab",
-            0,
+            Tick(0),
         );
         assert!(!t.close);
         assert_eq!(pool.tx_len(b), h.keep_alive.len());
@@ -753,7 +775,7 @@ mod tests {
             &h,
             b,
             b"cdeGET / HTTP/1.1\r\nHost: x\r\n\r\n",
-            0,
+            Tick(0),
         );
         assert_eq!(pool.tx_len(b), 2 * h.keep_alive.len());
     }
@@ -763,11 +785,11 @@ mod tests {
         let h = HttpResponses::default();
         let mut pool = BufferPool::new(1, 512);
         let b = pool.alloc().unwrap();
-        assert!(on_data(Mode::Http, &mut pool, &h, b, b"garbage\r\n\r\n", 0).close);
+        assert!(on_data(Mode::Http, &mut pool, &h, b, b"garbage\r\n\r\n", Tick(0)).close);
         assert!(tx(&pool, b).starts_with("HTTP/1.1 400"));
         let mut pool2 = BufferPool::new(1, 512);
         let b3 = pool2.alloc().unwrap();
-        let t = on_data(Mode::Http, &mut pool2, &h, b3, &[b'a'; 600], 0);
+        let t = on_data(Mode::Http, &mut pool2, &h, b3, &[b'a'; 600], Tick(0));
         assert_eq!(t.bytes, 512);
         assert!(t.close);
         assert!(tx(&pool2, b3).starts_with("HTTP/1.1 431"));
@@ -785,11 +807,11 @@ mod tests {
             &h,
             b,
             b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n",
-            0,
+            Tick(0),
         );
         assert_eq!(pool.tx_len(b), len);
         pool.tx_consume(b, len);
-        let served = on_send_space(Mode::Http, &mut pool, &h, b, 0);
+        let served = on_send_space(Mode::Http, &mut pool, &h, b, Tick(0));
         assert_eq!(
             served,
             Served {
@@ -806,7 +828,7 @@ mod tests {
         let h = HttpResponses::default();
         let mut pool = BufferPool::new(1, 4096);
         let b = pool.alloc().unwrap();
-        let t = on_data(Mode::Http, &mut pool, &h, b, req, 0);
+        let t = on_data(Mode::Http, &mut pool, &h, b, req, Tick(0));
         (t, tx(&pool, b))
     }
 
@@ -901,7 +923,7 @@ mod tests {
         let mut pool = BufferPool::new(1, 4096);
         let b = pool.alloc().unwrap();
         for (i, byte) in req.iter().enumerate() {
-            let t = on_data(Mode::Http, &mut pool, &h, b, &[*byte], 0);
+            let t = on_data(Mode::Http, &mut pool, &h, b, &[*byte], Tick(0));
             assert_eq!(t.responses, u32::from(i == req.len() - 1), "byte {i}");
             if i < req.len() - 1 {
                 assert_eq!(pool.meta[b as usize].scanned as usize, i + 1);
@@ -917,18 +939,32 @@ mod tests {
         let mut pool = BufferPool::new(1, 4096);
         let b = pool.alloc().unwrap();
         assert_eq!(head_since(Mode::Http, &pool, b), None);
-        on_data(Mode::Http, &mut pool, &h, b, b"\r\n", 10);
+        on_data(Mode::Http, &mut pool, &h, b, b"\r\n", Tick(10));
         assert_eq!(
             head_since(Mode::Http, &pool, b),
-            Some(10),
+            Some(Tick(10)),
             "empty lines count"
         );
-        on_data(Mode::Http, &mut pool, &h, b, b"GET / HTTP/1.1\r\n", 20);
-        assert_eq!(head_since(Mode::Http, &pool, b), Some(10));
-        on_data(Mode::Http, &mut pool, &h, b, b"Host: x\r\n\r\nGET", 30);
+        on_data(
+            Mode::Http,
+            &mut pool,
+            &h,
+            b,
+            b"GET / HTTP/1.1\r\n",
+            Tick(20),
+        );
+        assert_eq!(head_since(Mode::Http, &pool, b), Some(Tick(10)));
+        on_data(
+            Mode::Http,
+            &mut pool,
+            &h,
+            b,
+            b"Host: x\r\n\r\nGET",
+            Tick(30),
+        );
         assert_eq!(
             head_since(Mode::Http, &pool, b),
-            Some(30),
+            Some(Tick(30)),
             "the next head began"
         );
         assert!(time_out(&mut pool, &h, b));
@@ -944,7 +980,7 @@ mod tests {
         let mut pool = BufferPool::new(1, len + 10);
         let b = pool.alloc().unwrap();
         let two = b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n";
-        on_data(Mode::Http, &mut pool, &h, b, two, 0);
+        on_data(Mode::Http, &mut pool, &h, b, two, Tick(0));
         assert!(blocked(Mode::Http, &pool, b));
         assert_eq!(
             head_since(Mode::Http, &pool, b),
@@ -952,7 +988,7 @@ mod tests {
             "not the client's delay"
         );
         pool.tx_consume(b, len);
-        on_send_space(Mode::Http, &mut pool, &h, b, 0);
+        on_send_space(Mode::Http, &mut pool, &h, b, Tick(0));
         assert!(!blocked(Mode::Http, &pool, b));
     }
 
@@ -960,9 +996,9 @@ mod tests {
     fn waits_start_once_and_end() {
         let mut pool = BufferPool::new(1, 512);
         let b = pool.alloc().unwrap();
-        pool.set_wait(b, Wait::Persist, Some(5));
-        pool.set_wait(b, Wait::Persist, Some(9));
-        assert_eq!(pool.wait_since(b, Wait::Persist), Some(5));
+        pool.set_wait(b, Wait::Persist, Some(Tick(5)));
+        pool.set_wait(b, Wait::Persist, Some(Tick(9)));
+        assert_eq!(pool.wait_since(b, Wait::Persist), Some(Tick(5)));
         assert_eq!(pool.wait_since(b, Wait::Close), None);
         pool.set_wait(b, Wait::Persist, None);
         assert_eq!(pool.wait_since(b, Wait::Persist), None);

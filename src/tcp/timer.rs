@@ -7,7 +7,7 @@
 //! its deadline no longer matching). So an ACK that extends the idle timer never touches
 //! the wheel.
 
-use super::tick_reached;
+use super::Tick;
 
 /// The timers a connection can run, each carrying its own deadline (a 32-bit ms tick).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,22 +16,22 @@ pub enum Timer {
     /// data or FIN.
     Retransmit {
         /// When it fires.
-        at: u32,
+        at: Tick,
     },
     /// TIME-WAIT ends: the connection is forgotten (RFC 9293 §3.10.8).
     TimeWait {
         /// When it fires.
-        at: u32,
+        at: Tick,
     },
     /// No segment for the idle timeout: the server closes (or aborts) the connection.
     Idle {
         /// When it fires.
-        at: u32,
+        at: Tick,
     },
     /// An http request head is still incomplete: 408 and close (slowloris bound).
     Header {
         /// When it fires.
-        at: u32,
+        at: Tick,
     },
 }
 
@@ -40,7 +40,7 @@ impl Timer {
     pub const KINDS: usize = 4;
 
     /// The deadline this timer carries.
-    pub fn at(&self) -> u32 {
+    pub fn at(&self) -> Tick {
         match *self {
             Timer::Retransmit { at }
             | Timer::TimeWait { at }
@@ -65,7 +65,7 @@ pub struct Entry {
     /// Generation of the slot when scheduled: a reused slot does not inherit timers.
     pub gen: u32,
     /// The deadline tick this entry stands for.
-    pub at: u32,
+    pub at: Tick,
 }
 
 /// A hashed timer wheel with a fixed tick. Entries further ahead than one turn stay in
@@ -124,7 +124,7 @@ impl Wheel {
     /// Schedule an entry for `entry.at` (a 32-bit tick of `now_ms`'s clock).
     pub fn schedule(&mut self, now_ms: u64, entry: Entry) {
         // Expand the 32-bit deadline to the 64-bit clock near `now_ms`.
-        let delta = entry.at.wrapping_sub(now_ms as u32) as i32 as i64;
+        let delta = i64::from(entry.at.diff(Tick::from_ms(now_ms)));
         let at_ms = (now_ms as i64 + delta.max(0)) as u64;
         // Never into a slot the cursor has passed: due entries go to the cursor's slot.
         let tick = (at_ms / self.tick_ms as u64).max(self.cursor);
@@ -142,13 +142,13 @@ impl Wheel {
         // The cursor's own slot is visited again next time: entries due later within the
         // same tick wait there. Visiting more than one turn would see slots twice.
         let steps = (target - self.cursor + 1).min(self.slots.len() as u64);
-        let now = now_ms as u32;
+        let now = Tick::from_ms(now_ms);
         for i in 0..steps {
             let idx = ((self.cursor + i) & self.mask) as usize;
             let slot = &mut self.slots[idx];
             let mut j = 0;
             while j < slot.len() {
-                if tick_reached(now, slot[j].at) {
+                if now.reached(slot[j].at) {
                     let e = slot.swap_remove(j);
                     self.len -= 1;
                     fire(e);
@@ -181,7 +181,11 @@ mod tests {
     use super::*;
 
     fn e(slot: u32, at: u32) -> Entry {
-        Entry { slot, gen: 0, at }
+        Entry {
+            slot,
+            gen: 0,
+            at: Tick(at),
+        }
     }
 
     #[test]

@@ -9,91 +9,102 @@
 //! has no `PartialOrd`: comparisons are the explicit [`lt`](SeqNumber::lt) family, and
 //! windows are tested with [`in_range`](SeqNumber::in_range).
 
-use core::fmt;
-
 /// A TCP sequence or acknowledgment number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct SeqNumber(pub u32);
 
-// `add`/`sub` take a `u32` distance, not another sequence number (adding two sequence
-// numbers is meaningless), so they are not `ops::Add`/`ops::Sub`.
-#[allow(clippy::should_implement_trait)]
+/// Modular arithmetic and RFC 1982 order for a `u32` newtype `$t(pub u32)`: `add`/`sub`
+/// of a distance, the signed `diff`, the explicit `lt`/`le`/`gt`/`ge` and `max`/`min`.
+/// One definition for every 32-bit serial number of the crate: sequence numbers here,
+/// the millisecond tick and the RFC 7323 timestamps in `tcp::time`.
+macro_rules! serial_number {
+    ($t:ident) => {
+        // `add`/`sub` take a `u32` distance, not another serial number (adding two of them
+        // is meaningless), so they are not `ops::Add`/`ops::Sub`.
+        #[allow(clippy::should_implement_trait)]
+        impl $t {
+            /// `self + n` modulo 2^32.
+            #[inline(always)]
+            pub fn add(self, n: u32) -> $t {
+                $t(self.0.wrapping_add(n))
+            }
+
+            /// `self - n` modulo 2^32.
+            #[inline(always)]
+            pub fn sub(self, n: u32) -> $t {
+                $t(self.0.wrapping_sub(n))
+            }
+
+            /// Signed distance `self - other`, in `-2^31..2^31`: positive iff `self` is
+            /// after `other`. Inverse of `add`: `b.add(a.diff(b) as u32) == a`.
+            #[inline(always)]
+            pub fn diff(self, other: $t) -> i32 {
+                self.0.wrapping_sub(other.0) as i32
+            }
+
+            /// `self` is strictly before `o` (RFC 1982 §3.2).
+            #[inline(always)]
+            pub fn lt(self, o: $t) -> bool {
+                self.diff(o) < 0
+            }
+
+            /// `self` is before or equal to `o`.
+            #[inline(always)]
+            pub fn le(self, o: $t) -> bool {
+                self.diff(o) <= 0
+            }
+
+            /// `self` is strictly after `o`.
+            #[inline(always)]
+            pub fn gt(self, o: $t) -> bool {
+                self.diff(o) > 0
+            }
+
+            /// `self` is after or equal to `o`.
+            #[inline(always)]
+            pub fn ge(self, o: $t) -> bool {
+                self.diff(o) >= 0
+            }
+
+            /// The later of the two (`self` if equal).
+            #[inline(always)]
+            pub fn max(self, o: $t) -> $t {
+                if o.gt(self) {
+                    o
+                } else {
+                    self
+                }
+            }
+
+            /// The earlier of the two (`self` if equal).
+            #[inline(always)]
+            pub fn min(self, o: $t) -> $t {
+                if o.lt(self) {
+                    o
+                } else {
+                    self
+                }
+            }
+        }
+
+        impl core::fmt::Display for $t {
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                core::fmt::Display::fmt(&self.0, f)
+            }
+        }
+    };
+}
+pub(crate) use serial_number;
+
+serial_number!(SeqNumber);
+
 impl SeqNumber {
-    /// `self + n` modulo 2^32.
-    #[inline(always)]
-    pub fn add(self, n: u32) -> SeqNumber {
-        SeqNumber(self.0.wrapping_add(n))
-    }
-
-    /// `self - n` modulo 2^32.
-    #[inline(always)]
-    pub fn sub(self, n: u32) -> SeqNumber {
-        SeqNumber(self.0.wrapping_sub(n))
-    }
-
-    /// Signed distance `self - other`, in `-2^31..2^31`: positive iff `self` is after
-    /// `other`. Inverse of [`add`](SeqNumber::add): `b.add(a.diff(b) as u32) == a`.
-    #[inline(always)]
-    pub fn diff(self, other: SeqNumber) -> i32 {
-        self.0.wrapping_sub(other.0) as i32
-    }
-
-    /// `self` is strictly before `o` (RFC 1982 §3.2).
-    #[inline(always)]
-    pub fn lt(self, o: SeqNumber) -> bool {
-        self.diff(o) < 0
-    }
-
-    /// `self` is before or equal to `o`.
-    #[inline(always)]
-    pub fn le(self, o: SeqNumber) -> bool {
-        self.diff(o) <= 0
-    }
-
-    /// `self` is strictly after `o`.
-    #[inline(always)]
-    pub fn gt(self, o: SeqNumber) -> bool {
-        self.diff(o) > 0
-    }
-
-    /// `self` is after or equal to `o`.
-    #[inline(always)]
-    pub fn ge(self, o: SeqNumber) -> bool {
-        self.diff(o) >= 0
-    }
-
     /// `start <= self < end` in modular order: `self` lies in the half-open window that
     /// starts at `start` and is `end - start` long (RFC 9293 §3.4, e.g. "RCV.NXT =<
     /// SEG.SEQ < RCV.NXT+RCV.WND"). An empty window (`start == end`) contains nothing.
     #[inline(always)]
     pub fn in_range(self, start: SeqNumber, end: SeqNumber) -> bool {
         self.0.wrapping_sub(start.0) < end.0.wrapping_sub(start.0)
-    }
-
-    /// The later of the two (`self` if equal).
-    #[inline(always)]
-    pub fn max(self, o: SeqNumber) -> SeqNumber {
-        if o.gt(self) {
-            o
-        } else {
-            self
-        }
-    }
-
-    /// The earlier of the two (`self` if equal).
-    #[inline(always)]
-    pub fn min(self, o: SeqNumber) -> SeqNumber {
-        if o.lt(self) {
-            o
-        } else {
-            self
-        }
-    }
-}
-
-impl fmt::Display for SeqNumber {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.0, f)
     }
 }
 

@@ -17,7 +17,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use synack::counters::{DropReason, Event};
-use synack::engine::{Outcome, Stack};
+use synack::engine::{Outcome, Stack, StackConfig};
 use synack::table::{Core, CoreConfig, Key};
 use synack::tcp::conn::{Conn, State};
 use synack::tcp::cookie::CookieJar;
@@ -214,22 +214,30 @@ pub struct Net {
 impl Net {
     /// A server on 198.18.0.2 and 2001:2::2 with `cfg`, cookie secret [`SECRET`].
     pub fn with_config(cfg: CoreConfig) -> Net {
-        Self::with_jar(
-            cfg,
-            CookieJar::new(SECRET),
-            &[SERVER_V4.into(), SERVER_V6.into()],
-        )
+        Self::with_stack(cfg, |_| {})
+    }
+
+    /// A server on 198.18.0.2 and 2001:2::2 with `cfg`, its stack set up by `tweak`
+    /// (checksums, standalone neighbour answers, the in-place SYN-ACK).
+    pub fn with_stack(cfg: CoreConfig, tweak: impl FnOnce(&mut StackConfig)) -> Net {
+        let mut stack = StackConfig::serving(&[SERVER_V4.into(), SERVER_V6.into()]);
+        tweak(&mut stack);
+        Self::build(cfg, CookieJar::new(SECRET), stack)
     }
 
     /// A server with its own cookie jar and addresses.
     pub fn with_jar(cfg: CoreConfig, jar: CookieJar, addrs: &[IpAddr]) -> Net {
+        Self::build(cfg, jar, StackConfig::serving(addrs))
+    }
+
+    fn build(cfg: CoreConfig, jar: CookieJar, stack: StackConfig) -> Net {
         let clock = Clock {
             ms: 1_000_000,
             unix_secs: UNIX_START,
         };
         let core = Core::new(&cfg, jar, &clock);
         Net {
-            stack: Stack::new(core, addrs),
+            stack: Stack::with_config(core, stack),
             clock,
             buffers: cfg.buffers,
             sent: 0,
