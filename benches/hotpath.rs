@@ -189,7 +189,7 @@ fn syn_to_synack(c: &mut Criterion) {
 /// drop their now stale entries: advances the virtual clock `ms` past every deadline.
 fn recycle(stack: &mut Stack, capacity: usize, ms: &mut u64) {
     for pos in 0..capacity as u32 {
-        stack.core.v4.remove(pos);
+        let _ = stack.core.v4.remove(pos);
     }
     *ms += 400_000;
     stack.on_timers(&clock(*ms));
@@ -232,7 +232,7 @@ fn cookie_ack_to_established(c: &mut Criterion) {
                         let f = acks.get(next);
                         next = if next + 1 == n { 0 } else { next + 1 };
                         buf[..f.len()].copy_from_slice(f);
-                        black_box(stack.handle(&clk, &mut buf, f.len()));
+                        let _ = black_box(stack.handle(&clk, &mut buf, f.len()));
                     }
                     spent += t.elapsed();
                     left -= k;
@@ -272,7 +272,7 @@ impl LifecycleDriver<'_> {
         let clk = clock(self.ms);
         for f in self.lc.steps(self.i % self.lc.count()) {
             self.buf[..f.len()].copy_from_slice(f);
-            black_box(self.stack.handle(&clk, &mut self.buf, f.len()));
+            let _ = black_box(self.stack.handle(&clk, &mut self.buf, f.len()));
         }
         self.i += 1;
     }
@@ -412,7 +412,7 @@ fn table(c: &mut Criterion) {
                 let ids: Vec<u32> = (0..k).map(|j| order[(cursor + j) & (N - 1)]).collect();
                 for &id in &ids {
                     let p = t.find(&keys[id as usize]).expect("present");
-                    t.remove(p);
+                    let _ = t.remove(p);
                 }
                 let entries: Vec<(V4Key, Conn)> = ids.iter().map(|&id| entry(id)).collect();
                 let s = Instant::now();

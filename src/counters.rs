@@ -35,8 +35,13 @@ macro_rules! counter_enum {
     };
 }
 
+/// The counter enums of other layers (the generator's drop reasons) are declared with the
+/// same macro, so their `ALL`, `COUNT` and labels are derived from the one variant list.
+pub(crate) use counter_enum;
+
 counter_enum! {
     /// Why a received frame was dropped (or a connection refused). One counter each.
+    #[must_use = "a drop reason is counted, or the drop is invisible"]
     DropReason {
         /// Frame shorter than the headers it claims, or a length field that lies.
         Malformed => "malformed",

@@ -26,109 +26,178 @@ use std::time::Duration;
 /// Render a report in the Prometheus text exposition format (version 0.0.4).
 pub fn prometheus_text(rep: &Report) -> String {
     let mut out = String::with_capacity(16 * 1024);
-    let _ = writeln!(
-        out,
-        "# HELP synack_up 1 while the endpoint runs.\n# TYPE synack_up gauge\nsynack_up 1"
-    );
-    let _ = writeln!(
-        out,
-        "# HELP synack_uptime_seconds Seconds since start.\n# TYPE synack_uptime_seconds gauge\nsynack_uptime_seconds {:.3}",
-        rep.uptime_secs
-    );
-    let _ = writeln!(
-        out,
-        "# HELP synack_xdp_native 1 when the XDP program runs in native (driver) mode, 0 in generic mode.\n# TYPE synack_xdp_native gauge\nsynack_xdp_native {}",
-        u8::from(rep.xdp_mode == crate::io::XdpMode::Native)
-    );
-    let _ = writeln!(out, "# HELP synack_active_connections Connections in the table.\n# TYPE synack_active_connections gauge");
-    for w in &rep.workers {
-        let _ = writeln!(
-            out,
-            "synack_active_connections{{worker=\"{}\"}} {}",
-            w.queue, w.active
-        );
-    }
-    let _ = writeln!(out, "# HELP synack_xdp_zerocopy 1 when the worker's AF_XDP socket is in zero-copy mode, 0 in copy mode.\n# TYPE synack_xdp_zerocopy gauge");
-    for w in &rep.workers {
-        let _ = writeln!(
-            out,
-            "synack_xdp_zerocopy{{worker=\"{}\"}} {}",
-            w.queue,
-            u8::from(w.zerocopy)
-        );
-    }
-    let _ = writeln!(out, "# HELP synack_busy_ratio Share of loop time spent on non-empty batches.\n# TYPE synack_busy_ratio gauge");
-    for w in &rep.workers {
-        let _ = writeln!(
-            out,
-            "synack_busy_ratio{{worker=\"{}\"}} {:.6}",
-            w.queue, w.busy_fraction
-        );
-    }
-    let _ = writeln!(out, "# HELP synack_events_total Things that happened, by kind.\n# TYPE synack_events_total counter");
-    for w in &rep.workers {
-        for e in Event::ALL {
-            let v = w.counters.events.get(e.label()).copied().unwrap_or(0);
-            let _ = writeln!(
-                out,
-                "synack_events_total{{worker=\"{}\",event=\"{}\"}} {v}",
-                w.queue,
-                e.label()
-            );
-        }
-    }
-    let _ = writeln!(out, "# HELP synack_drops_total Frames dropped or refused, by reason.\n# TYPE synack_drops_total counter");
-    for w in &rep.workers {
-        for r in DropReason::ALL {
-            let v = w.counters.drops.get(r.label()).copied().unwrap_or(0);
-            let _ = writeln!(
-                out,
-                "synack_drops_total{{worker=\"{}\",reason=\"{}\"}} {v}",
-                w.queue,
-                r.label()
-            );
-        }
-    }
-    let _ = writeln!(out, "# HELP synack_xdp_socket AF_XDP socket statistics (XDP_STATISTICS and TX kicks).\n# TYPE synack_xdp_socket counter");
-    for w in &rep.workers {
-        let s = &w.xdp_socket;
-        for (name, v) in [
-            ("rx_dropped", s.rx_dropped),
-            ("rx_invalid_descs", s.rx_invalid_descs),
-            ("tx_invalid_descs", s.tx_invalid_descs),
-            ("rx_ring_full", s.rx_ring_full),
-            ("rx_fill_ring_empty_descs", s.rx_fill_ring_empty_descs),
-            ("tx_ring_empty_descs", s.tx_ring_empty_descs),
-            ("tx_kicks", s.tx_kicks),
-            ("tx_kick_errors", s.tx_kick_errors),
-            ("tx_ring_full", s.tx_ring_full),
-        ] {
-            let _ = writeln!(
-                out,
-                "synack_xdp_socket{{worker=\"{}\",stat=\"{name}\"}} {v}",
-                w.queue
-            );
-        }
-    }
+    process_metrics(&mut out, rep);
+    worker_gauges(&mut out, &rep.workers);
+    worker_counters(&mut out, &rep.workers);
     if let Some(p) = &rep.xdp_program {
-        let _ = writeln!(out, "# HELP synack_xdp_program_total Verdicts of the XDP program, all CPUs.\n# TYPE synack_xdp_program_total counter");
-        for (name, v) in [
-            ("redirected", p.redirected),
-            ("passed", p.passed),
-            ("redirect_failed", p.redirect_failed),
-            ("arp_redirected", p.arp_redirected),
-            ("ndp_redirected", p.ndp_redirected),
-            ("vlan_passed", p.vlan_passed),
-        ] {
-            let _ = writeln!(out, "synack_xdp_program_total{{verdict=\"{name}\"}} {v}");
-        }
-        let _ = writeln!(out, "# HELP synack_xdp_offload_total The XDP SYN offload: SYNs answered and sent on, stateless ACKs dropped and sent on, resets sent and held back by the rate.\n# TYPE synack_xdp_offload_total counter");
-        for (name, v) in xdp_offload_counters(p) {
-            let _ = writeln!(out, "synack_xdp_offload_total{{event=\"{name}\"}} {v}");
+        xdp_program_metrics(&mut out, p);
+    }
+    family(
+        &mut out,
+        "synack_capture_lost_total",
+        "counter",
+        "Captured frames lost to a full capture queue.",
+    );
+    let _ = writeln!(out, "synack_capture_lost_total {}", rep.capture_lost);
+    out
+}
+
+/// The `# HELP` and `# TYPE` lines that open one metric family.
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// The process-wide gauges: up, uptime, native XDP.
+fn process_metrics(out: &mut String, rep: &Report) {
+    family(out, "synack_up", "gauge", "1 while the endpoint runs.");
+    let _ = writeln!(out, "synack_up 1");
+    family(
+        out,
+        "synack_uptime_seconds",
+        "gauge",
+        "Seconds since start.",
+    );
+    let _ = writeln!(out, "synack_uptime_seconds {:.3}", rep.uptime_secs);
+    family(
+        out,
+        "synack_xdp_native",
+        "gauge",
+        "1 when the XDP program runs in native (driver) mode, 0 in generic mode.",
+    );
+    let native = u8::from(rep.xdp_mode == XdpMode::Native);
+    let _ = writeln!(out, "synack_xdp_native {native}");
+}
+
+/// One gauge family with a sample per worker, `name{worker="Q"} value`.
+fn worker_gauge(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    workers: &[WorkerReport],
+    value: impl Fn(&WorkerReport) -> String,
+) {
+    family(out, name, "gauge", help);
+    for w in workers {
+        let _ = writeln!(out, "{name}{{worker=\"{}\"}} {}", w.queue, value(w));
+    }
+}
+
+/// The per-worker gauges: connections, zero-copy, busy ratio.
+fn worker_gauges(out: &mut String, workers: &[WorkerReport]) {
+    worker_gauge(
+        out,
+        "synack_active_connections",
+        "Connections in the table.",
+        workers,
+        |w| w.active.to_string(),
+    );
+    worker_gauge(
+        out,
+        "synack_xdp_zerocopy",
+        "1 when the worker's AF_XDP socket is in zero-copy mode, 0 in copy mode.",
+        workers,
+        |w| u8::from(w.zerocopy).to_string(),
+    );
+    worker_gauge(
+        out,
+        "synack_busy_ratio",
+        "Share of loop time spent on non-empty batches.",
+        workers,
+        |w| format!("{:.6}", w.busy_fraction),
+    );
+}
+
+/// One counter family with a sample per worker and label value,
+/// `name{worker="Q",label="L"} value`.
+fn worker_counter<'a>(
+    out: &mut String,
+    (name, label, help): (&str, &str, &str),
+    workers: &'a [WorkerReport],
+    samples: impl Fn(&'a WorkerReport) -> Vec<(&'static str, u64)>,
+) {
+    family(out, name, "counter", help);
+    for w in workers {
+        for (l, v) in samples(w) {
+            let _ = writeln!(out, "{name}{{worker=\"{}\",{label}=\"{l}\"}} {v}", w.queue);
         }
     }
-    let _ = writeln!(out, "# HELP synack_capture_lost_total Captured frames lost to a full capture queue.\n# TYPE synack_capture_lost_total counter\nsynack_capture_lost_total {}", rep.capture_lost);
-    out
+}
+
+/// The per-worker counters: events, drops by reason, AF_XDP socket statistics.
+fn worker_counters(out: &mut String, workers: &[WorkerReport]) {
+    let events = (
+        "synack_events_total",
+        "event",
+        "Things that happened, by kind.",
+    );
+    worker_counter(out, events, workers, |w| {
+        let get = |e: &Event| w.counters.events.get(e.label()).copied().unwrap_or(0);
+        Event::ALL.iter().map(|e| (e.label(), get(e))).collect()
+    });
+    let drops = (
+        "synack_drops_total",
+        "reason",
+        "Frames dropped or refused, by reason.",
+    );
+    worker_counter(out, drops, workers, |w| {
+        let get = |r: &DropReason| w.counters.drops.get(r.label()).copied().unwrap_or(0);
+        DropReason::ALL
+            .iter()
+            .map(|r| (r.label(), get(r)))
+            .collect()
+    });
+    let socket = (
+        "synack_xdp_socket",
+        "stat",
+        "AF_XDP socket statistics (XDP_STATISTICS and TX kicks).",
+    );
+    worker_counter(out, socket, workers, |w| {
+        xdp_socket_stats(&w.xdp_socket).to_vec()
+    });
+}
+
+/// A port's socket statistics by name, for the metrics.
+fn xdp_socket_stats(s: &PortStats) -> [(&'static str, u64); 9] {
+    [
+        ("rx_dropped", s.rx_dropped),
+        ("rx_invalid_descs", s.rx_invalid_descs),
+        ("tx_invalid_descs", s.tx_invalid_descs),
+        ("rx_ring_full", s.rx_ring_full),
+        ("rx_fill_ring_empty_descs", s.rx_fill_ring_empty_descs),
+        ("tx_ring_empty_descs", s.tx_ring_empty_descs),
+        ("tx_kicks", s.tx_kicks),
+        ("tx_kick_errors", s.tx_kick_errors),
+        ("tx_ring_full", s.tx_ring_full),
+    ]
+}
+
+/// The XDP program's verdicts and its SYN offload's counters (all CPUs).
+fn xdp_program_metrics(out: &mut String, p: &BpfCounters) {
+    family(
+        out,
+        "synack_xdp_program_total",
+        "counter",
+        "Verdicts of the XDP program, all CPUs.",
+    );
+    for (name, v) in [
+        ("redirected", p.redirected),
+        ("passed", p.passed),
+        ("redirect_failed", p.redirect_failed),
+        ("arp_redirected", p.arp_redirected),
+        ("ndp_redirected", p.ndp_redirected),
+        ("vlan_passed", p.vlan_passed),
+    ] {
+        let _ = writeln!(out, "synack_xdp_program_total{{verdict=\"{name}\"}} {v}");
+    }
+    family(
+        out,
+        "synack_xdp_offload_total",
+        "counter",
+        "The XDP SYN offload: SYNs answered and sent on, stateless ACKs dropped and sent on, resets sent and held back by the rate.",
+    );
+    for (name, v) in xdp_offload_counters(p) {
+        let _ = writeln!(out, "synack_xdp_offload_total{{event=\"{name}\"}} {v}");
+    }
 }
 
 /// The SYN offload's counters by name, for the metrics and the live view.

@@ -41,6 +41,7 @@ impl Steering {
 }
 
 /// What became of one received frame.
+#[must_use = "a reply or handoff must be sent, or the frame released"]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     /// Nothing to send from this frame (dropped, or only state changed).
@@ -400,6 +401,7 @@ impl Stack {
 
     /// Write `tx` as a complete frame into `buf`. Returns its length, or `None` when it does
     /// not fit or its link path is unknown.
+    #[must_use = "`None` means no frame was written: release the buffer and count it"]
     pub fn emit(&self, tx: &Tx, buf: &mut [u8]) -> Option<usize> {
         let path = match tx.link {
             Link::Reply => &self.reply_path,
@@ -523,6 +525,7 @@ fn l2_len(l2: &L2Path) -> usize {
 }
 
 /// Write one segment as an Ethernet frame (padded to the 60-byte minimum).
+#[must_use = "`None` means no frame was written"]
 pub fn emit_frame(tx: &Tx, path: &L2Path, payload: &[u8], buf: &mut [u8]) -> Option<usize> {
     let seg = &tx.seg;
     TcpFrame {

@@ -32,6 +32,7 @@ use serde::Serialize;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::net::{IpAddr, Ipv4Addr};
+use std::ops::ControlFlow;
 
 /// IP protocol number of TCP.
 const PROTO_TCP: u8 = 6;
@@ -112,51 +113,23 @@ impl ClientConfig {
     }
 }
 
-/// Why the generator dropped a received frame. `Copy`, indexes [`GenStats::drops`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum GenDrop {
-    /// Did not parse (truncated, bad checksum, bad options, fragment).
-    Malformed,
-    /// Not TCP, and not an ARP request for a source address.
-    NotTcp,
-    /// TCP not from the target to one of our tuples.
-    NotOurs,
-    /// No connection for the tuple (late after a timeout, or a duplicate).
-    NoConnection,
-    /// SYN-SENT: an ACK that does not acknowledge our SYN (answered with RST).
-    BadAck,
-    /// A segment that does not fit the connection's state.
-    Unexpected,
-    /// Data not at RCV.NXT (answered with a duplicate ACK).
-    OutOfOrder,
-}
-
-impl GenDrop {
-    /// Every reason, in index order.
-    pub const ALL: [GenDrop; 7] = [
-        GenDrop::Malformed,
-        GenDrop::NotTcp,
-        GenDrop::NotOurs,
-        GenDrop::NoConnection,
-        GenDrop::BadAck,
-        GenDrop::Unexpected,
-        GenDrop::OutOfOrder,
-    ];
-    /// Number of reasons.
-    pub const COUNT: usize = Self::ALL.len();
-
-    /// snake_case name for the JSON report.
-    pub const fn label(self) -> &'static str {
-        match self {
-            GenDrop::Malformed => "malformed",
-            GenDrop::NotTcp => "not_tcp",
-            GenDrop::NotOurs => "not_ours",
-            GenDrop::NoConnection => "no_connection",
-            GenDrop::BadAck => "bad_ack",
-            GenDrop::Unexpected => "unexpected",
-            GenDrop::OutOfOrder => "out_of_order",
-        }
+crate::counters::counter_enum! {
+    /// Why the generator dropped a received frame. `Copy`, indexes [`GenStats::drops`].
+    GenDrop {
+        /// Did not parse (truncated, bad checksum, bad options, fragment).
+        Malformed => "malformed",
+        /// Not TCP, and not an ARP request for a source address.
+        NotTcp => "not_tcp",
+        /// TCP not from the target to one of our tuples.
+        NotOurs => "not_ours",
+        /// No connection for the tuple (late after a timeout, or a duplicate).
+        NoConnection => "no_connection",
+        /// SYN-SENT: an ACK that does not acknowledge our SYN (answered with RST).
+        BadAck => "bad_ack",
+        /// A segment that does not fit the connection's state.
+        Unexpected => "unexpected",
+        /// Data not at RCV.NXT (answered with a duplicate ACK).
+        OutOfOrder => "out_of_order",
     }
 }
 
@@ -741,43 +714,84 @@ impl Client {
         conn: &mut Conn,
         seg: &TcpRepr<'_>,
     ) -> Option<End> {
+        if let ControlFlow::Break(end) = self.check_control(key, conn, seg) {
+            return end;
+        }
+        if let Some(end) = self.ack_of_our_fin(conn, seg) {
+            return Some(end);
+        }
+        let text = self.accept_text(key, conn, seg)?;
+        let hold = self.holding();
+        self.note_reply(now_us, conn, hold.is_some());
+        if seg.flags.contains(TcpFlags::FIN) {
+            if let Some(end) = self.on_fin(key, conn) {
+                return Some(end);
+            }
+        } else if text > 0 {
+            self.ack_text(key, conn, hold.is_none());
+        }
+        match hold {
+            Some(h) if conn.state == State::Established => self.hold_deadline(now_us, key, conn, h),
+            _ => self.set_deadline(key, conn, now_us + self.cfg.idle_timeout_us),
+        }
+        None
+    }
+
+    /// The control checks of RFC 9293 §3.10.7.4 before the ACK: a RST, a SYN, no ACK.
+    /// `Break` ends the segment's processing (with how the connection ended, if it did).
+    fn check_control(
+        &mut self,
+        key: Key,
+        conn: &Conn,
+        seg: &TcpRepr<'_>,
+    ) -> ControlFlow<Option<End>> {
         // RFC 9293 §3.10.7.4 second check (RFC 5961 §3.2): a RST is accepted when its
         // sequence number is exactly RCV.NXT; in the window otherwise it asks for a
         // challenge ACK, which a generator can skip: the server will send an exact one.
         if seg.flags.contains(TcpFlags::RST) {
             if seg.seq == conn.rcv_nxt {
-                return Some(End::Reset);
+                return ControlFlow::Break(Some(End::Reset));
             }
             self.drop(GenDrop::Unexpected);
-            return None;
+            return ControlFlow::Break(None);
         }
         if seg.flags.contains(TcpFlags::SYN) {
             // Our ACK of the SYN-ACK was lost and the server retransmitted: RFC 9293
             // §3.10.7.4 first check, an unacceptable segment gets <SEQ=SND.NXT><ACK=RCV.NXT>.
             self.drop(GenDrop::Unexpected);
             self.tcp(key, TcpFlags::ACK, conn.snd_nxt, conn.rcv_nxt);
-            return None;
+            return ControlFlow::Break(None);
         }
         if !seg.flags.contains(TcpFlags::ACK) {
             // RFC 9293 §3.10.7.4 fifth check: "if the ACK bit is off, drop the segment".
             self.drop(GenDrop::Unexpected);
-            return None;
+            return ControlFlow::Break(None);
         }
-        // Our FIN is acknowledged when SEG.ACK reaches SND.NXT after it was sent.
+        ControlFlow::Continue(())
+    }
+
+    /// RFC 9293 §3.10.7.4 fifth check, for our FIN: acknowledged when SEG.ACK reaches
+    /// SND.NXT after it was sent. In LAST-ACK that ends the connection.
+    fn ack_of_our_fin(&self, conn: &mut Conn, seg: &TcpRepr<'_>) -> Option<End> {
         let fin_acked = seg.ack == conn.snd_nxt;
         match conn.state {
-            // RFC 9293 §3.10.7.4 FIN-WAIT-1: "if the FIN segment is now acknowledged, then
-            // enter FIN-WAIT-2 and continue processing in that state."
+            // FIN-WAIT-1: "if the FIN segment is now acknowledged, then enter FIN-WAIT-2
+            // and continue processing in that state."
             State::FinWait1 if fin_acked => conn.state = State::FinWait2,
             // LAST-ACK: "The only thing that can arrive in this state is an acknowledgment of
             // our FIN. If our FIN is now acknowledged, delete the TCB".
             State::LastAck if fin_acked => return Some(self.clean_close(conn)),
             _ => {}
         }
-        // RFC 9293 §3.10.7.4 seventh check, segment text: in order only.
+        None
+    }
+
+    /// RFC 9293 §3.10.7.4 seventh check, segment text: in order only. Returns the text
+    /// length taken, or `None` for a segment out of order (dropped, answered with a
+    /// duplicate ACK).
+    fn accept_text(&mut self, key: Key, conn: &mut Conn, seg: &TcpRepr<'_>) -> Option<u32> {
         let text = seg.payload.len() as u32;
-        let fin = seg.flags.contains(TcpFlags::FIN);
-        if text > 0 || fin {
+        if text > 0 || seg.flags.contains(TcpFlags::FIN) {
             if seg.seq != conn.rcv_nxt {
                 self.drop(GenDrop::OutOfOrder);
                 self.tcp(key, TcpFlags::ACK, conn.snd_nxt, conn.rcv_nxt);
@@ -786,61 +800,66 @@ impl Client {
             conn.rcv_nxt = conn.rcv_nxt.add(text);
             conn.got = conn.got.saturating_add(text);
         }
-        let hold = self.holding();
-        if hold.is_some() && conn.awaiting && conn.got >= self.cfg.expect_bytes {
+        Some(text)
+    }
+
+    /// Count a reply once the expected bytes have arrived: in steady mode each awaited
+    /// reply (with its request latency), otherwise the connection's one reply.
+    fn note_reply(&mut self, now_us: u64, conn: &mut Conn, steady: bool) {
+        if conn.got < self.cfg.expect_bytes {
+            return;
+        }
+        if steady && conn.awaiting {
             conn.awaiting = false;
             conn.replied = true;
             self.stats.replies += 1;
             let _ = self
                 .request
                 .record(now_us.saturating_sub(conn.t_req).max(1));
-        } else if hold.is_none()
-            && !conn.replied
-            && self.cfg.request.is_some()
-            && conn.got >= self.cfg.expect_bytes
-        {
+        } else if !steady && !conn.replied && self.cfg.request.is_some() {
             conn.replied = true;
             self.stats.replies += 1;
         }
-        if fin {
-            // RFC 9293 §3.10.7.4 eighth check: "advance RCV.NXT over the FIN, and send an
-            // acknowledgment for the FIN."
-            conn.rcv_nxt = conn.rcv_nxt.add(1);
-            match conn.state {
-                // The server closed first: acknowledge its FIN on ours (CLOSE-WAIT →
-                // LAST-ACK in one segment: a CLOSE-WAIT client has nothing left to send).
-                State::Established => self.send_fin(key, conn, State::LastAck),
-                // FIN-WAIT-2: "Enter the TIME-WAIT state" — the tuple is never reused, so
-                // acknowledge and forget (no client TIME-WAIT).
-                State::FinWait2 => {
-                    self.tcp(key, TcpFlags::ACK, conn.snd_nxt, conn.rcv_nxt);
-                    return Some(self.clean_close(conn));
-                }
-                // FIN-WAIT-1 with our FIN not yet acknowledged: simultaneous close
-                // (CLOSING); what is left is the ACK of our FIN, as in LAST-ACK.
-                State::FinWait1 => {
-                    self.tcp(key, TcpFlags::ACK, conn.snd_nxt, conn.rcv_nxt);
-                    conn.state = State::LastAck;
-                }
-                State::LastAck | State::SynSent => {
-                    self.tcp(key, TcpFlags::ACK, conn.snd_nxt, conn.rcv_nxt);
-                }
+    }
+
+    /// RFC 9293 §3.10.7.4 eighth check, the server's FIN: "advance RCV.NXT over the FIN,
+    /// and send an acknowledgment for the FIN." Returns how the connection ended, if it did.
+    fn on_fin(&mut self, key: Key, conn: &mut Conn) -> Option<End> {
+        conn.rcv_nxt = conn.rcv_nxt.add(1);
+        match conn.state {
+            // The server closed first: acknowledge its FIN on ours (CLOSE-WAIT →
+            // LAST-ACK in one segment: a CLOSE-WAIT client has nothing left to send).
+            State::Established => self.send_fin(key, conn, State::LastAck),
+            // FIN-WAIT-2: "Enter the TIME-WAIT state" — the tuple is never reused, so
+            // acknowledge and forget (no client TIME-WAIT).
+            State::FinWait2 => {
+                self.tcp(key, TcpFlags::ACK, conn.snd_nxt, conn.rcv_nxt);
+                return Some(self.clean_close(conn));
             }
-        } else if text > 0 {
-            self.tcp(key, TcpFlags::ACK, conn.snd_nxt, conn.rcv_nxt);
-            if hold.is_none()
-                && conn.replied
-                && conn.state == State::Established
-                && self.cfg.close == CloseOrder::ClientFirst
-            {
-                self.send_fin(key, conn, State::FinWait1);
+            // FIN-WAIT-1 with our FIN not yet acknowledged: simultaneous close
+            // (CLOSING); what is left is the ACK of our FIN, as in LAST-ACK.
+            State::FinWait1 => {
+                self.tcp(key, TcpFlags::ACK, conn.snd_nxt, conn.rcv_nxt);
+                conn.state = State::LastAck;
             }
-        }
-        match hold {
-            Some(h) if conn.state == State::Established => self.hold_deadline(now_us, key, conn, h),
-            _ => self.set_deadline(key, conn, now_us + self.cfg.idle_timeout_us),
+            State::LastAck | State::SynSent => {
+                self.tcp(key, TcpFlags::ACK, conn.snd_nxt, conn.rcv_nxt);
+            }
         }
         None
+    }
+
+    /// Acknowledge in-order text; once a one-shot connection has its reply and we close
+    /// first, close it (FIN-WAIT-1).
+    fn ack_text(&mut self, key: Key, conn: &mut Conn, one_shot: bool) {
+        self.tcp(key, TcpFlags::ACK, conn.snd_nxt, conn.rcv_nxt);
+        if one_shot
+            && conn.replied
+            && conn.state == State::Established
+            && self.cfg.close == CloseOrder::ClientFirst
+        {
+            self.send_fin(key, conn, State::FinWait1);
+        }
     }
 
     /// A clean close: completed, unless a request went unanswered.
@@ -915,6 +934,7 @@ impl Client {
 
     /// Write `out` as a complete Ethernet frame into `buf`, on the path `l2` (our MAC, the
     /// target's MAC). Returns its length, or `None` when it does not fit.
+    #[must_use = "`None` means no frame was written"]
     pub fn emit(&self, out: &Out, l2: &L2Path, buf: &mut [u8]) -> Option<usize> {
         match *out {
             Out::Tcp {

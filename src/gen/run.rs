@@ -2,7 +2,7 @@
 //! the AF_XDP socket, find the target's MAC, run the [`Driver`] loop pinned to one CPU,
 //! and report (a human table on stdout, JSON on request).
 
-use crate::gen::client::{Client, ClientConfig, CloseOrder, GenStats};
+use crate::gen::client::{Client, ClientConfig, CloseOrder, GenStats, Hold};
 use crate::gen::driver::{Driver, Pace};
 use crate::gen::SourceRange;
 use crate::io::afxdp::{AfXdpConfig, AfXdpPort};
@@ -206,25 +206,39 @@ pub struct GenReport {
     pub xdp_socket: PortStats,
 }
 
+/// The human table being written: one `  key  value` line at a time.
+#[derive(Default)]
+struct Lines(String);
+
+impl Lines {
+    fn line(&mut self, k: &str, v: String) {
+        self.0.push_str(&format!("  {k:<26} {v}\n"));
+    }
+}
+
 impl GenReport {
     /// The human table.
     pub fn table(&self) -> String {
-        let s = &self.stats;
-        let h = &self.handshake_us;
-        let l = &self.lifetime_us;
-        let mut t = String::new();
-        let mut line = |k: &str, v: String| t.push_str(&format!("  {k:<26} {v}\n"));
-        line("mode", format!("{} -> {}", self.mode, self.target));
-        line(
+        let mut t = Lines::default();
+        self.run_lines(&mut t);
+        if let Some(st) = &self.steady {
+            steady_lines(&mut t, st, &self.stats);
+        }
+        self.outcome_lines(&mut t);
+        self.latency_lines(&mut t);
+        self.frames_line(&mut t);
+        t.0
+    }
+
+    /// What ran where, for how long, and how many were started.
+    fn run_lines(&self, t: &mut Lines) {
+        t.line("mode", format!("{} -> {}", self.mode, self.target));
+        let cpu = self.cpu.map_or("any".into(), |c| c.to_string());
+        t.line(
             "where",
-            format!(
-                "{} ({:?} XDP), cpu {}",
-                self.interface,
-                self.xdp_mode,
-                self.cpu.map_or("any".into(), |c| c.to_string())
-            ),
+            format!("{} ({:?} XDP), cpu {cpu}", self.interface, self.xdp_mode),
         );
-        line(
+        t.line(
             "time",
             format!(
                 "{:.3} s opening, {:.3} s in all, loop busy {:.0}%",
@@ -233,63 +247,36 @@ impl GenReport {
                 self.busy_fraction * 100.0
             ),
         );
-        line(
+        let off_rate = self
+            .rate_error
+            .map_or(String::new(), |e| format!(", {:+.1}% of --rate", e * 100.0));
+        t.line(
             "attempted",
             format!(
-                "{} ({:.0}/s{})",
-                s.attempted,
-                self.rates.attempted_per_sec,
-                self.rate_error
-                    .map_or(String::new(), |e| format!(", {:+.1}% of --rate", e * 100.0))
+                "{} ({:.0}/s{off_rate})",
+                self.stats.attempted, self.rates.attempted_per_sec
             ),
         );
-        if let Some(st) = &self.steady {
-            line(
-                "held",
-                format!(
-                    "{} wanted; established mean {:.1} min {} max {} ({} samples, ramp {})",
-                    st.connections,
-                    st.active_mean,
-                    st.active_min,
-                    st.active_max,
-                    st.samples,
-                    st.ramp_secs
-                        .map_or("never reached".into(), |r| format!("{r:.3} s"))
-                ),
-            );
-            line(
-                "opens, closes",
-                format!(
-                    "{:.1}/s, {:.1}/s; requests {} replies {}",
-                    st.opens_per_sec, st.closes_per_sec, s.requests, s.replies
-                ),
-            );
-            let r = &st.request_us;
-            if r.count > 0 {
-                line(
-                    "request us p50/90/99",
-                    format!(
-                        "{}/{}/{} (max {}, n {})",
-                        r.p50, r.p90, r.p99, r.max, r.count
-                    ),
-                );
-            }
-        }
-        line(
+    }
+
+    /// SYN-ACKs, established, replies, completed, failed and retransmitted.
+    fn outcome_lines(&self, t: &mut Lines) {
+        let s = &self.stats;
+        t.line(
             "SYN-ACKs received",
             format!("{} ({:.0}/s)", s.synack_received, self.rates.synack_per_sec),
         );
         if self.mode != "syn-flood" {
-            line("established", s.established.to_string());
+            t.line("established", s.established.to_string());
             if self.mode == "request" {
-                line("replies", s.replies.to_string());
+                t.line("replies", s.replies.to_string());
             }
-            line(
+            t.line(
                 "completed",
                 format!("{} ({:.0}/s)", s.completed, self.rates.completed_per_sec),
             );
         }
-        line(
+        t.line(
             "failed",
             format!(
                 "{} (reset {}, timeout {}, no reply {}), unfinished {}",
@@ -300,12 +287,17 @@ impl GenReport {
                 s.unfinished
             ),
         );
-        line(
+        t.line(
             "SYN retransmits",
             format!("{} of {} SYNs sent", s.syn_retransmits, s.syn_sent),
         );
+    }
+
+    /// Handshake and connection latency percentiles, when there are samples.
+    fn latency_lines(&self, t: &mut Lines) {
+        let h = &self.handshake_us;
         if h.count > 0 {
-            line(
+            t.line(
                 "handshake us p50/90/99/99.9",
                 format!(
                     "{}/{}/{}/{} (max {}, n {})",
@@ -313,19 +305,25 @@ impl GenReport {
                 ),
             );
         }
+        let l = &self.lifetime_us;
         if l.count > 0 {
-            line(
+            t.line(
                 "connection us p50/90/99",
                 format!("{}/{}/{} (max {})", l.p50, l.p90, l.p99, l.max),
             );
         }
-        let drops: Vec<String> = s
+    }
+
+    /// Frames, socket drops and the generator's own drops by reason.
+    fn frames_line(&self, t: &mut Lines) {
+        let drops: Vec<String> = self
+            .stats
             .drops_by_name()
             .into_iter()
             .filter(|(_, n)| *n > 0)
             .map(|(k, n)| format!("{k}={n}"))
             .collect();
-        line(
+        t.line(
             "frames",
             format!(
                 "rx {} tx {}; xsk rx_dropped {} fill_empty {}; drops [{}]",
@@ -336,7 +334,37 @@ impl GenReport {
                 drops.join(" ")
             ),
         );
-        t
+    }
+}
+
+/// What a steady run held, its opens and closes, and its request latency.
+fn steady_lines(t: &mut Lines, st: &SteadyReport, s: &GenStats) {
+    let ramp = st
+        .ramp_secs
+        .map_or("never reached".into(), |r| format!("{r:.3} s"));
+    t.line(
+        "held",
+        format!(
+            "{} wanted; established mean {:.1} min {} max {} ({} samples, ramp {ramp})",
+            st.connections, st.active_mean, st.active_min, st.active_max, st.samples,
+        ),
+    );
+    t.line(
+        "opens, closes",
+        format!(
+            "{:.1}/s, {:.1}/s; requests {} replies {}",
+            st.opens_per_sec, st.closes_per_sec, s.requests, s.replies
+        ),
+    );
+    let r = &st.request_us;
+    if r.count > 0 {
+        t.line(
+            "request us p50/90/99",
+            format!(
+                "{}/{}/{} (max {}, n {})",
+                r.p50, r.p90, r.p99, r.max, r.count
+            ),
+        );
     }
 }
 
@@ -428,15 +456,37 @@ pub fn source_filter(sources: &SourceRange) -> Filter {
 /// Run the generator until the count is started and finished, or the duration and drain
 /// have passed, or `stop` is set.
 pub fn run(opts: &GenOptions, stop: Arc<AtomicBool>) -> Result<GenReport> {
-    if let Some(cpu) = opts.cpu {
+    pin_to_cpu(opts.cpu)?;
+    let (prog, port) = open_socket(opts)?;
+    let mode = prog.mode();
+    let l2 = target_path(opts, mode)?;
+    let mut driver = Driver::new(Client::new(opts.client.clone()), port, l2, opts.pace);
+    let run = RunLoop::drive(opts, &mut driver, &stop);
+    let report = report(opts, mode, &driver, &run);
+    if let Some(path) = &opts.json {
+        write_json_atomic(path, &report)
+            .with_context(|| format!("writing --json {}", path.display()))?;
+    }
+    drop(driver);
+    drop(prog);
+    Ok(report)
+}
+
+/// Pin the calling thread (the generator's loop) to `cpu`, if given.
+fn pin_to_cpu(cpu: Option<usize>) -> Result<()> {
+    if let Some(cpu) = cpu {
         if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
             bail!("could not pin the generator to CPU {cpu}: does it exist?");
         }
     }
+    Ok(())
+}
+
+/// Attach the XDP program for the source range and open the AF_XDP socket it redirects to.
+fn open_socket(opts: &GenOptions) -> Result<(XdpProgram, AfXdpPort)> {
     let filter = source_filter(&opts.client.sources);
     let mut prog = XdpProgram::attach(&opts.interface, opts.xdp_mode, &filter)
         .with_context(|| format!("attaching the XDP program to {}", opts.interface))?;
-    let mode = prog.mode();
     let port = AfXdpPort::open(
         &opts.interface,
         opts.queue,
@@ -445,7 +495,7 @@ pub fn run(opts: &GenOptions, stop: Arc<AtomicBool>) -> Result<GenReport> {
             frame_count: opts.frame_count,
             ring_size: opts.ring_size,
             busy_poll: false,
-            mode,
+            mode: prog.mode(),
             zerocopy: crate::io::ZeroCopy::Auto,
         },
     )
@@ -456,15 +506,16 @@ pub fn run(opts: &GenOptions, stop: Arc<AtomicBool>) -> Result<GenReport> {
         )
     })?;
     prog.register_socket(opts.queue, port.fd())?;
+    Ok((prog, port))
+}
+
+/// The link-layer path to the target (our MAC, its MAC given or resolved), logged with the
+/// rest of what the generator is about to do.
+fn target_path(opts: &GenOptions, mode: XdpMode) -> Result<L2Path> {
     let local_mac = interface_mac(&opts.interface)?;
     let remote_mac = match opts.target_mac {
         Some(m) => m,
         None => resolve_mac(opts.client.target, &opts.interface)?,
-    };
-    let l2 = L2Path {
-        local_mac,
-        remote_mac,
-        vlan: None,
     };
     tracing::info!(
         interface = %opts.interface,
@@ -474,104 +525,185 @@ pub fn run(opts: &GenOptions, stop: Arc<AtomicBool>) -> Result<GenReport> {
         tuples = opts.client.sources.len(),
         "generator ready"
     );
-    let mut driver = Driver::new(Client::new(opts.client.clone()), port, l2, opts.pace);
-    let start = Instant::now();
-    let us = |t: Instant| t.duration_since(start).as_micros() as u64;
-    let duration_us = opts.duration.as_micros() as u64;
-    let drain_us = opts.drain.as_micros() as u64;
-    let mut open_end: Option<u64> = None;
-    let steady = opts.client.hold.is_some();
-    let mut samples = ActiveSamples::default();
-    let mut at_open_end = None;
-    let mut last_rx = 0u64;
-    let mut idle_polls = 0u32;
-    let mut busy = Duration::ZERO;
-    loop {
-        let t0 = Instant::now();
-        let now = us(t0);
-        let opening = open_end.is_none() && !stop.load(Ordering::Relaxed) && now < duration_us;
-        if opening && driver.all_started() {
-            open_end = Some(now);
+    Ok(L2Path {
+        local_mac,
+        remote_mac,
+        vlan: None,
+    })
+}
+
+/// The generator's loop and what it measured: when the opening window ended, what a steady
+/// run sampled, how busy the loop was. Times are µs since `start`.
+struct RunLoop {
+    start: Instant,
+    /// When new connections stopped being started.
+    open_end: Option<u64>,
+    /// When the loop ended.
+    end_us: u64,
+    samples: ActiveSamples,
+    /// Steady mode: the counts when the opening window ended (before the final closes).
+    at_open_end: Option<GenStats>,
+    last_rx: u64,
+    idle_polls: u32,
+    busy: Duration,
+}
+
+impl RunLoop {
+    /// Poll `driver` until the run is over (see [`RunLoop::done`]), then finish the client.
+    fn drive<P: Port>(opts: &GenOptions, driver: &mut Driver<P>, stop: &AtomicBool) -> RunLoop {
+        let mut run = RunLoop {
+            start: Instant::now(),
+            open_end: None,
+            end_us: 0,
+            samples: ActiveSamples::default(),
+            at_open_end: None,
+            last_rx: 0,
+            idle_polls: 0,
+            busy: Duration::ZERO,
+        };
+        loop {
+            let t0 = Instant::now();
+            let now = run.us(t0);
+            let opening = run.opening(now, opts, driver, stop);
+            if opts.client.hold.is_some() {
+                run.steady(now, opening, opts, driver);
+            }
+            run.poll(t0, now, opening, driver);
+            if run.done(now, opts, driver, stop) {
+                break;
+            }
         }
-        let opening = opening && open_end.is_none();
-        if !opening && open_end.is_none() {
-            open_end = Some(now);
+        run.end_us = run.us(Instant::now());
+        driver.client.finish();
+        run
+    }
+
+    fn us(&self, t: Instant) -> u64 {
+        t.duration_since(self.start).as_micros() as u64
+    }
+
+    /// Whether new connections may still be started at `now` (not stopped, within the
+    /// duration, not all started); the first time not, the opening window ends.
+    fn opening<P: Port>(
+        &mut self,
+        now: u64,
+        opts: &GenOptions,
+        driver: &Driver<P>,
+        stop: &AtomicBool,
+    ) -> bool {
+        let opening = self.open_end.is_none()
+            && !stop.load(Ordering::Relaxed)
+            && now < opts.duration.as_micros() as u64
+            && !driver.all_started();
+        if !opening && self.open_end.is_none() {
+            self.open_end = Some(now);
         }
-        if steady && opening {
+        opening
+    }
+
+    /// Steady mode: sample the established count while opening; when opening ends, keep
+    /// the counts of the hold window and close every connection.
+    fn steady<P: Port>(
+        &mut self,
+        now: u64,
+        opening: bool,
+        opts: &GenOptions,
+        driver: &mut Driver<P>,
+    ) {
+        if opening {
             let first = driver.first_open_us();
-            samples.sample(now, first, driver.client.active(), opts.pace.max_in_flight);
-        }
-        if steady && !opening && at_open_end.is_none() {
-            at_open_end = Some(driver.client.stats().clone());
+            let active = driver.client.active();
+            self.samples
+                .sample(now, first, active, opts.pace.max_in_flight);
+        } else if self.at_open_end.is_none() {
+            self.at_open_end = Some(driver.client.stats().clone());
             driver.client.close_all(now);
         }
+    }
+
+    /// One poll of the driver; the loop was busy when it received or sent anything.
+    fn poll<P: Port>(&mut self, t0: Instant, now: u64, opening: bool, driver: &mut Driver<P>) {
         let before_tx = driver.tx_frames;
         let n = driver.poll(now, opening);
         let t1 = Instant::now();
         if n > 0 || driver.tx_frames > before_tx {
-            busy += t1 - t0;
-            idle_polls = 0;
+            self.busy += t1 - t0;
+            self.idle_polls = 0;
         } else {
-            idle_polls = idle_polls.saturating_add(1);
+            self.idle_polls = self.idle_polls.saturating_add(1);
         }
         if n > 0 {
-            last_rx = now;
-        }
-        if let Some(end) = open_end {
-            let flood = opts.client.syn_flood;
-            let quiet = now.saturating_sub(last_rx.max(end)) > 200_000;
-            if (flood && quiet) || (!flood && driver.idle()) || now >= end + drain_us {
-                break;
-            }
-            if stop.load(Ordering::Relaxed) && now >= end + 100_000 {
-                break;
-            }
-            if idle_polls > 64 {
-                driver.port.wait(Duration::from_millis(1));
-            }
+            self.last_rx = now;
         }
     }
-    let end_us = us(Instant::now());
-    driver.client.finish();
-    let first = driver.first_open_us().unwrap_or(0);
-    let open_secs = (open_end.unwrap_or(end_us).saturating_sub(first)) as f64 / 1e6;
-    let elapsed_secs = end_us.saturating_sub(first) as f64 / 1e6;
-    let stats = driver.client.stats().clone();
-    let per = |n: u64, secs: f64| if secs > 0.0 { n as f64 / secs } else { 0.0 };
-    let done_secs = driver.client.last_done_us().saturating_sub(first) as f64 / 1e6;
-    let steady_report = opts.client.hold.map(|hold| {
-        let at_end = at_open_end.clone().unwrap_or_else(|| stats.clone());
-        SteadyReport {
-            connections: opts.pace.max_in_flight,
-            interval_ms: hold.interval_us.map(|us| us / 1000),
-            ramp_secs: samples.ramp_us.map(|us| us as f64 / 1e6),
-            active_mean: if samples.n > 0 {
-                samples.sum as f64 / samples.n as f64
-            } else {
-                0.0
-            },
-            active_min: samples.min,
-            active_max: samples.max,
-            samples: samples.n,
-            opens_per_sec: per(at_end.attempted, open_secs),
-            closes_per_sec: per(at_end.completed + at_end.failed(), open_secs),
-            request_us: Percentiles::of(driver.client.request_histogram()),
+
+    /// Whether the run is over once the opening window has ended: a flood when no reply
+    /// came for 200 ms, otherwise when every connection is done, or after the drain time,
+    /// or 100 ms after `stop`. Waits up to 1 ms for frames after 64 idle polls.
+    fn done<P: Port>(
+        &self,
+        now: u64,
+        opts: &GenOptions,
+        driver: &mut Driver<P>,
+        stop: &AtomicBool,
+    ) -> bool {
+        let Some(end) = self.open_end else {
+            return false;
+        };
+        let flood = opts.client.syn_flood;
+        let quiet = now.saturating_sub(self.last_rx.max(end)) > 200_000;
+        let drain_us = opts.drain.as_micros() as u64;
+        if (flood && quiet) || (!flood && driver.idle()) || now >= end + drain_us {
+            return true;
         }
-    });
-    let attempted_per_sec = per(stats.attempted, open_secs);
-    let report = GenReport {
+        if stop.load(Ordering::Relaxed) && now >= end + 100_000 {
+            return true;
+        }
+        if self.idle_polls > 64 {
+            driver.port.wait(Duration::from_millis(1));
+        }
+        false
+    }
+
+    /// Seconds from the first SYN to the end of the opening window, and to the end.
+    fn windows(&self, first_us: u64) -> (f64, f64) {
+        let open_end = self.open_end.unwrap_or(self.end_us);
+        let open_secs = open_end.saturating_sub(first_us) as f64 / 1e6;
+        let elapsed_secs = self.end_us.saturating_sub(first_us) as f64 / 1e6;
+        (open_secs, elapsed_secs)
+    }
+}
+
+/// `n` per second over `secs` (0 for an empty window).
+fn per_sec(n: u64, secs: f64) -> f64 {
+    if secs > 0.0 {
+        n as f64 / secs
+    } else {
+        0.0
+    }
+}
+
+/// The report of a finished run.
+fn report<P: Port>(
+    opts: &GenOptions,
+    mode: XdpMode,
+    driver: &Driver<P>,
+    run: &RunLoop,
+) -> GenReport {
+    let first = driver.first_open_us().unwrap_or(0);
+    let (open_secs, elapsed_secs) = run.windows(first);
+    let stats = driver.client.stats().clone();
+    let done_secs = driver.client.last_done_us().saturating_sub(first) as f64 / 1e6;
+    let steady = opts
+        .client
+        .hold
+        .map(|hold| steady_report(opts, hold, driver, run, open_secs));
+    let attempted_per_sec = per_sec(stats.attempted, open_secs);
+    GenReport {
         rate_target: opts.pace.rate,
         rate_error: opts.pace.rate.map(|r| attempted_per_sec / r as f64 - 1.0),
-        steady: steady_report,
-        mode: if opts.client.syn_flood {
-            "syn-flood"
-        } else if steady {
-            "steady"
-        } else if opts.client.request.is_some() {
-            "request"
-        } else {
-            "connect"
-        },
+        steady,
+        mode: mode_name(opts),
         target: match opts.client.target {
             IpAddr::V4(a) => format!("{a}:{}", opts.client.target_port),
             IpAddr::V6(a) => format!("[{a}]:{}", opts.client.target_port),
@@ -583,12 +715,12 @@ pub fn run(opts: &GenOptions, stop: Arc<AtomicBool>) -> Result<GenReport> {
         source_tuples: opts.client.sources.len(),
         open_secs,
         elapsed_secs,
-        busy_fraction: busy.as_secs_f64() / start.elapsed().as_secs_f64().max(1e-9),
+        busy_fraction: run.busy.as_secs_f64() / run.start.elapsed().as_secs_f64().max(1e-9),
         rates: Rates {
             attempted_per_sec,
-            synack_per_sec: per(stats.synack_received, open_secs),
-            completed_per_sec: per(stats.completed, done_secs),
-            failed_per_sec: per(stats.failed(), elapsed_secs),
+            synack_per_sec: per_sec(stats.synack_received, open_secs),
+            completed_per_sec: per_sec(stats.completed, done_secs),
+            failed_per_sec: per_sec(stats.failed(), elapsed_secs),
         },
         handshake_us: Percentiles::of(driver.client.handshake_histogram()),
         lifetime_us: Percentiles::of(driver.client.lifetime_histogram()),
@@ -596,14 +728,52 @@ pub fn run(opts: &GenOptions, stop: Arc<AtomicBool>) -> Result<GenReport> {
         tx_frames: driver.tx_frames,
         xdp_socket: driver.port.stats(),
         stats,
-    };
-    if let Some(path) = &opts.json {
-        write_json_atomic(path, &report)
-            .with_context(|| format!("writing --json {}", path.display()))?;
     }
-    drop(driver);
-    drop(prog);
-    Ok(report)
+}
+
+/// The report's mode: "syn-flood", "steady", "request" or "connect".
+fn mode_name(opts: &GenOptions) -> &'static str {
+    if opts.client.syn_flood {
+        "syn-flood"
+    } else if opts.client.hold.is_some() {
+        "steady"
+    } else if opts.client.request.is_some() {
+        "request"
+    } else {
+        "connect"
+    }
+}
+
+/// What a steady run held: the established samples after the ramp, and the opens and
+/// closes of the hold window (counted when it ended, before the final closes).
+fn steady_report<P: Port>(
+    opts: &GenOptions,
+    hold: Hold,
+    driver: &Driver<P>,
+    run: &RunLoop,
+    open_secs: f64,
+) -> SteadyReport {
+    let at_end = run
+        .at_open_end
+        .clone()
+        .unwrap_or_else(|| driver.client.stats().clone());
+    let samples = &run.samples;
+    SteadyReport {
+        connections: opts.pace.max_in_flight,
+        interval_ms: hold.interval_us.map(|us| us / 1000),
+        ramp_secs: samples.ramp_us.map(|us| us as f64 / 1e6),
+        active_mean: if samples.n > 0 {
+            samples.sum as f64 / samples.n as f64
+        } else {
+            0.0
+        },
+        active_min: samples.min,
+        active_max: samples.max,
+        samples: samples.n,
+        opens_per_sec: per_sec(at_end.attempted, open_secs),
+        closes_per_sec: per_sec(at_end.completed + at_end.failed(), open_secs),
+        request_us: Percentiles::of(driver.client.request_histogram()),
+    }
 }
 
 /// A MAC address as `ip` and `ethtool` write it (`02:00:00:00:00:01`); [`parse_mac`] reads

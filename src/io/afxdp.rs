@@ -172,6 +172,28 @@ struct Frames {
 }
 
 impl Frames {
+    /// Every chunk of `mem` free; the pool pops from the end, so high chunks are pushed
+    /// first and low ones go out first.
+    fn new(mem: FrameMem, cfg: &AfXdpConfig) -> Frames {
+        let count = cfg.frame_count;
+        let mut frames = Frames {
+            mem,
+            frame_size: cfg.frame_size,
+            shift: cfg.frame_size.trailing_zeros(),
+            count,
+            owner: vec![Owner::Free; count as usize],
+            free: Vec::with_capacity(count as usize),
+            pending_fill: Vec::with_capacity(count as usize),
+            bad_descs: 0,
+            tx_inflight: 0,
+        };
+        for c in (0..count as usize).rev() {
+            let base = frames.base(c);
+            frames.free.push(base);
+        }
+        frames
+    }
+
     fn capacity(&self) -> usize {
         self.frame_size as usize - DATA_OFFSET as usize
     }
@@ -307,61 +329,17 @@ impl AfXdpPort {
     /// need_wakeup, fill the fill ring with half the frames and keep the rest as the TX free
     /// pool. The interface is looked up in the calling thread's network namespace.
     pub fn open(ifname: &str, queue: u32, cfg: &AfXdpConfig) -> anyhow::Result<AfXdpPort> {
-        if cfg.frame_size != 2048 && cfg.frame_size != 4096 {
-            bail!(
-                "AF_XDP frame_size must be 2048 or 4096, not {}",
-                cfg.frame_size
-            );
-        }
-        if !cfg.ring_size.is_power_of_two() || !(64..=65536).contains(&cfg.ring_size) {
-            bail!(
-                "AF_XDP ring_size must be a power of two in 64..=65536, not {}",
-                cfg.ring_size
-            );
-        }
-        if !(64..=1 << 20).contains(&cfg.frame_count) {
-            bail!(
-                "AF_XDP frame_count must be in 64..=1048576, not {}",
-                cfg.frame_count
-            );
-        }
+        check_geometry(cfg)?;
         let c_name = CString::new(ifname)
             .map_err(|_| anyhow::anyhow!("interface name {ifname:?} contains a NUL byte"))?;
-
         let mem = FrameMem::new(cfg.frame_size as usize * cfg.frame_count as usize)?;
-        let umem_cfg = UmemConfig {
-            fill_size: cfg.ring_size,
-            complete_size: cfg.ring_size,
-            frame_size: cfg.frame_size,
-            headroom: 0,
-            flags: 0,
-        };
-        let area = NonNull::slice_from_raw_parts(mem.ptr, mem.len);
-        // SAFETY: `area` is a page-aligned mapping of `frame_size * frame_count` bytes that
-        // lives in `frames.mem`, which the struct drops after the `Umem` and all rings.
-        let umem = unsafe { Umem::new(umem_cfg, area) }
-            .map_err(os_err)
-            .map_err(|e| {
-                let hint = match e.raw_os_error() {
-                    Some(libc::EPERM) | Some(libc::EACCES) => {
-                        "run as root (AF_XDP needs CAP_NET_RAW, and the locked-memory limit \
-                         must cover the UMEM)"
-                    }
-                    Some(libc::EAFNOSUPPORT) => "the kernel has no AF_XDP (CONFIG_XDP_SOCKETS)",
-                    Some(libc::ENOMEM) => "not enough lockable memory: lower frame_count",
-                    _ => "see the error",
-                };
-                anyhow::Error::new(e).context(format!(
-                    "creating the AF_XDP socket and UMEM for {ifname}: {hint}"
-                ))
-            })?;
+        let umem = new_umem(ifname, cfg, &mem)?;
 
         let mut info = IfInfo::invalid();
         info.from_name(&c_name)
             .map_err(os_err)
             .with_context(|| format!("interface {ifname} not found (in this network namespace)"))?;
         info.set_queue(queue);
-
         let sock = Socket::with_shared(&info, &umem)
             .map_err(os_err)
             .with_context(|| format!("AF_XDP socket for {ifname}"))?;
@@ -369,81 +347,13 @@ impl AfXdpPort {
             .fq_cq(&sock)
             .map_err(os_err)
             .with_context(|| format!("fill/completion rings for {ifname} queue {queue}"))?;
-
-        let mut bind_flags = SocketConfig::XDP_BIND_NEED_WAKEUP;
-        match (cfg.zerocopy, cfg.mode) {
-            (ZeroCopy::Require, XdpMode::Generic) => bail!(
-                "xdp.zerocopy = \"require\", but the XDP program runs in generic mode on \
-                 {ifname} (driver {}), which is copy mode only: use a NIC driver with native \
-                 XDP and AF_XDP zero-copy (xdp.mode = \"native\"), or set xdp.zerocopy = \
-                 \"auto\"",
-                driver_name(ifname)
-            ),
-            (ZeroCopy::Require, _) => bind_flags |= SocketConfig::XDP_BIND_ZEROCOPY,
-            (ZeroCopy::Off, _) | (_, XdpMode::Generic) => bind_flags |= SocketConfig::XDP_BIND_COPY,
-            (ZeroCopy::Auto, _) => {}
-        }
-        let ring = NonZeroU32::new(cfg.ring_size);
-        let user = umem
-            .rx_tx(
-                &sock,
-                &SocketConfig {
-                    rx_size: ring,
-                    tx_size: ring,
-                    bind_flags,
-                },
-            )
-            .map_err(os_err)
-            .with_context(|| format!("RX/TX rings for {ifname} queue {queue}"))?;
-        let rx = user
-            .map_rx()
-            .map_err(os_err)
-            .context("mapping the RX ring")?;
-        let tx = user
-            .map_tx()
-            .map_err(os_err)
-            .context("mapping the TX ring")?;
-        umem.bind(&user).map_err(os_err).map_err(|e| {
-            if cfg.zerocopy == ZeroCopy::Require && e.raw_os_error() == Some(libc::EOPNOTSUPP) {
-                return require_failed(ifname, queue);
-            }
-            let hint = match e.raw_os_error() {
-                Some(libc::EBUSY) => "the queue already has an AF_XDP socket bound",
-                Some(libc::EINVAL) => {
-                    "the queue does not exist (a veth needs `numrxqueues N numtxqueues N` at \
-                     creation) or the ring/frame sizes are invalid"
-                }
-                Some(libc::EPERM) => "run as root",
-                Some(libc::EOPNOTSUPP) => "the driver does not support this bind mode",
-                _ => "see the error",
-            };
-            anyhow::Error::new(e).context(format!(
-                "binding the AF_XDP socket to {ifname} queue {queue} failed: {hint}"
-            ))
-        })?;
+        let (user, rx, tx) = rx_tx_rings(ifname, queue, cfg, &umem, &sock)?;
+        bind(ifname, queue, cfg, &umem, &user)?;
         let fd = user.as_raw_fd();
         let zerocopy = bound_zerocopy(fd)
             .with_context(|| format!("reading XDP_OPTIONS of the socket on {ifname}"))?;
         if cfg.zerocopy == ZeroCopy::Require && !zerocopy {
             return Err(require_failed(ifname, queue));
-        }
-
-        let count = cfg.frame_count;
-        let mut frames = Frames {
-            mem,
-            frame_size: cfg.frame_size,
-            shift: cfg.frame_size.trailing_zeros(),
-            count,
-            owner: vec![Owner::Free; count as usize],
-            free: Vec::with_capacity(count as usize),
-            pending_fill: Vec::with_capacity(count as usize),
-            bad_descs: 0,
-            tx_inflight: 0,
-        };
-        // The free pool pops from the end: push high chunks first so low ones go out first.
-        for c in (0..count as usize).rev() {
-            let base = frames.base(c);
-            frames.free.push(base);
         }
 
         let mut port = AfXdpPort {
@@ -452,8 +362,8 @@ impl AfXdpPort {
             device,
             user,
             _umem: umem,
-            frames,
-            tx_reserve: tx_reserve(cfg.ring_size, count),
+            frames: Frames::new(mem, cfg),
+            tx_reserve: tx_reserve(cfg.ring_size, cfg.frame_count),
             busy_poll: cfg.busy_poll,
             zerocopy,
             fd,
@@ -466,21 +376,26 @@ impl AfXdpPort {
             tx_kick_errors: 0,
             tx_ring_full: 0,
         };
-        port.set_tx_budget(cfg.ring_size);
+        port.start(cfg);
+        Ok(port)
+    }
+
+    /// Socket options, then half the frames to the fill ring (bounded by its size); the
+    /// rest stay free for TX.
+    fn start(&mut self, cfg: &AfXdpConfig) {
+        self.set_tx_budget(cfg.ring_size);
         if cfg.busy_poll {
-            port.set_busy_poll();
+            self.set_busy_poll();
         }
-        // Half the frames to the fill ring (bounded by its size), the rest stay free for TX.
-        let half = (count / 2).min(cfg.ring_size) as usize;
-        let moved = port.fill_from_free(half);
+        let half = (cfg.frame_count / 2).min(cfg.ring_size) as usize;
+        let moved = self.fill_from_free(half);
         tracing::debug!(
-            interface = ifname,
-            queue,
+            interface = self.ifname,
+            queue = self.queue,
             fill = moved,
-            free = port.frames.free.len(),
+            free = self.frames.free.len(),
             "AF_XDP socket bound"
         );
-        Ok(port)
     }
 
     /// The socket's file descriptor, for [`XdpProgram::register_socket`](crate::io::bpf::XdpProgram::register_socket).
@@ -847,6 +762,135 @@ impl Port for AfXdpPort {
             tx_ring_full: self.tx_ring_full,
         }
     }
+}
+
+/// The UMEM and ring geometry the kernel accepts (and aligned chunks need).
+fn check_geometry(cfg: &AfXdpConfig) -> anyhow::Result<()> {
+    if cfg.frame_size != 2048 && cfg.frame_size != 4096 {
+        bail!(
+            "AF_XDP frame_size must be 2048 or 4096, not {}",
+            cfg.frame_size
+        );
+    }
+    if !cfg.ring_size.is_power_of_two() || !(64..=65536).contains(&cfg.ring_size) {
+        bail!(
+            "AF_XDP ring_size must be a power of two in 64..=65536, not {}",
+            cfg.ring_size
+        );
+    }
+    if !(64..=1 << 20).contains(&cfg.frame_count) {
+        bail!(
+            "AF_XDP frame_count must be in 64..=1048576, not {}",
+            cfg.frame_count
+        );
+    }
+    Ok(())
+}
+
+/// Register `mem` as the UMEM (the first AF_XDP socket, shared by the rings), with a hint
+/// for the usual failures.
+fn new_umem(ifname: &str, cfg: &AfXdpConfig, mem: &FrameMem) -> anyhow::Result<Umem> {
+    let umem_cfg = UmemConfig {
+        fill_size: cfg.ring_size,
+        complete_size: cfg.ring_size,
+        frame_size: cfg.frame_size,
+        headroom: 0,
+        flags: 0,
+    };
+    let area = NonNull::slice_from_raw_parts(mem.ptr, mem.len);
+    // SAFETY: `area` is a page-aligned mapping of `frame_size * frame_count` bytes that
+    // lives in `frames.mem`, which the port drops after the `Umem` and all rings.
+    let umem = unsafe { Umem::new(umem_cfg, area) };
+    umem.map_err(os_err).map_err(|e| {
+        let hint = match e.raw_os_error() {
+            Some(libc::EPERM) | Some(libc::EACCES) => {
+                "run as root (AF_XDP needs CAP_NET_RAW, and the locked-memory limit \
+                 must cover the UMEM)"
+            }
+            Some(libc::EAFNOSUPPORT) => "the kernel has no AF_XDP (CONFIG_XDP_SOCKETS)",
+            Some(libc::ENOMEM) => "not enough lockable memory: lower frame_count",
+            _ => "see the error",
+        };
+        anyhow::Error::new(e).context(format!(
+            "creating the AF_XDP socket and UMEM for {ifname}: {hint}"
+        ))
+    })
+}
+
+/// The bind flags for the zero-copy policy and XDP mode: need_wakeup always, XDP_ZEROCOPY
+/// when required, XDP_COPY when off or in generic mode (which is copy mode only).
+fn bind_flags(ifname: &str, cfg: &AfXdpConfig) -> anyhow::Result<u16> {
+    let mut flags = SocketConfig::XDP_BIND_NEED_WAKEUP;
+    match (cfg.zerocopy, cfg.mode) {
+        (ZeroCopy::Require, XdpMode::Generic) => bail!(
+            "xdp.zerocopy = \"require\", but the XDP program runs in generic mode on \
+             {ifname} (driver {}), which is copy mode only: use a NIC driver with native \
+             XDP and AF_XDP zero-copy (xdp.mode = \"native\"), or set xdp.zerocopy = \
+             \"auto\"",
+            driver_name(ifname)
+        ),
+        (ZeroCopy::Require, _) => flags |= SocketConfig::XDP_BIND_ZEROCOPY,
+        (ZeroCopy::Off, _) | (_, XdpMode::Generic) => flags |= SocketConfig::XDP_BIND_COPY,
+        (ZeroCopy::Auto, _) => {}
+    }
+    Ok(flags)
+}
+
+/// The RX and TX rings of the socket, created and mapped.
+fn rx_tx_rings(
+    ifname: &str,
+    queue: u32,
+    cfg: &AfXdpConfig,
+    umem: &Umem,
+    sock: &Socket,
+) -> anyhow::Result<(User, RingRx, RingTx)> {
+    let ring = NonZeroU32::new(cfg.ring_size);
+    let socket_cfg = SocketConfig {
+        rx_size: ring,
+        tx_size: ring,
+        bind_flags: bind_flags(ifname, cfg)?,
+    };
+    let user = umem
+        .rx_tx(sock, &socket_cfg)
+        .map_err(os_err)
+        .with_context(|| format!("RX/TX rings for {ifname} queue {queue}"))?;
+    let rx = user
+        .map_rx()
+        .map_err(os_err)
+        .context("mapping the RX ring")?;
+    let tx = user
+        .map_tx()
+        .map_err(os_err)
+        .context("mapping the TX ring")?;
+    Ok((user, rx, tx))
+}
+
+/// Bind the socket to its queue, with a hint for the usual failures.
+fn bind(
+    ifname: &str,
+    queue: u32,
+    cfg: &AfXdpConfig,
+    umem: &Umem,
+    user: &User,
+) -> anyhow::Result<()> {
+    umem.bind(user).map_err(os_err).map_err(|e| {
+        if cfg.zerocopy == ZeroCopy::Require && e.raw_os_error() == Some(libc::EOPNOTSUPP) {
+            return require_failed(ifname, queue);
+        }
+        let hint = match e.raw_os_error() {
+            Some(libc::EBUSY) => "the queue already has an AF_XDP socket bound",
+            Some(libc::EINVAL) => {
+                "the queue does not exist (a veth needs `numrxqueues N numtxqueues N` at \
+                 creation) or the ring/frame sizes are invalid"
+            }
+            Some(libc::EPERM) => "run as root",
+            Some(libc::EOPNOTSUPP) => "the driver does not support this bind mode",
+            _ => "see the error",
+        };
+        anyhow::Error::new(e).context(format!(
+            "binding the AF_XDP socket to {ifname} queue {queue} failed: {hint}"
+        ))
+    })
 }
 
 /// The error of `xdp.zerocopy = "require"` when the kernel offers only copy mode.

@@ -248,4 +248,58 @@ mod tests {
             "a rolled-back frame is never sent"
         );
     }
+
+    #[test]
+    fn reserved_but_unsent_frames_return_when_the_batch_is_dropped() {
+        let mut p = MemoryPort::new(4, 64, 4);
+        {
+            let mut tx = TxBatch::new(&mut p);
+            let a = tx.alloc().expect("free frame");
+            let b = tx.alloc().expect("free frame");
+            tx.buffer(a)[0] = 1;
+            assert!(tx.send(a, 1));
+            tx.buffer(b)[0] = 2;
+            // `b` is written but never sent; the batch is dropped uncommitted.
+        }
+        assert_eq!(p.staged(), 0);
+        assert_eq!(
+            p.free_frames(),
+            4,
+            "the staged and the reserved frame came back"
+        );
+        p.flush();
+        assert!(p.take_sent().is_empty());
+    }
+
+    #[test]
+    fn commit_gives_back_reserved_frames_it_did_not_send() {
+        let mut p = MemoryPort::new(4, 64, 4);
+        let mut tx = TxBatch::new(&mut p);
+        let a = tx.alloc().expect("free frame");
+        let _unsent = tx.alloc().expect("free frame");
+        tx.buffer(a)[0] = 7;
+        assert!(tx.send(a, 1));
+        assert_eq!(tx.commit(), 1);
+        assert_eq!(p.take_sent(), vec![vec![7]]);
+        assert_eq!(p.free_frames(), 4, "the unsent reservation is free again");
+    }
+
+    #[test]
+    fn a_frame_refused_by_a_full_ring_is_returned_once() {
+        let mut p = MemoryPort::new(4, 64, 1);
+        {
+            let mut tx = TxBatch::new(&mut p);
+            let a = tx.alloc().expect("free frame");
+            let b = tx.alloc().expect("free frame");
+            assert!(tx.send(a, 1));
+            assert!(!tx.send(b, 1), "a ring of one is full");
+            // Dropped: `a` rolls back, `b` is already in the free pool.
+        }
+        assert_eq!(p.stats().tx_ring_full, 1);
+        assert_eq!(p.free_frames(), 4, "every frame free, none twice");
+        let mut seen: Vec<u64> = std::iter::from_fn(|| p.alloc_tx()).collect();
+        seen.sort_unstable();
+        seen.dedup();
+        assert_eq!(seen.len(), 4, "no frame is in the pool twice");
+    }
 }

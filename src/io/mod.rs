@@ -112,11 +112,13 @@ pub trait Port {
     fn buffer(&mut self, addr: u64) -> &mut [u8];
 
     /// A free frame for an extra transmission, or `None` when none is free.
+    #[must_use = "an allocated frame is lost unless it is sent or released"]
     fn alloc_tx(&mut self) -> Option<u64>;
 
     /// Stage a frame of `len` bytes in the open TX batch; nothing reaches the ring until
     /// [`Port::commit_tx`] (or `flush`). Returns `false` (and takes the frame back into the
     /// free pool) when the TX ring has no room for it beside the frames already staged.
+    #[must_use = "`false` means the frame was not sent (count it)"]
     fn send(&mut self, addr: u64, len: u32) -> bool;
 
     /// Publish every staged frame to the TX ring in one commit; returns how many. Does not
@@ -130,7 +132,8 @@ pub trait Port {
     /// not sleep while this is non-zero).
     fn rx_ready(&mut self) -> usize;
 
-    /// Give a received frame back without sending it.
+    /// Give a frame back without sending it: a received one (it returns to the fill ring),
+    /// or one from `alloc_tx`.
     fn release(&mut self, addr: u64);
 
     /// Commit the TX batch, kick TX, reap completions into the free pool, refill the fill
@@ -147,24 +150,35 @@ pub trait Port {
     }
 }
 
-/// One TX transaction on a port: frames sent through it are staged and reach the TX ring
-/// together at [`TxBatch::commit`] (one ring commit for the batch); dropped without a
-/// commit, it rolls back and its frames return to the free pool (xdpilone's `WriteTx`).
-/// The transaction owns whatever the port has staged while it lives.
+/// One TX transaction on a port: reserve frames ([`TxBatch::alloc`]), write them, stage
+/// them ([`TxBatch::send`]); the staged frames reach the TX ring together at
+/// [`TxBatch::commit`] (one ring commit for the batch). Dropped without a commit, it rolls
+/// back: the staged frames return to the free pool (xdpilone's `WriteTx`). Either way, a
+/// frame reserved through it and never sent is given back to the port
+/// ([`Port::release`]), so a transaction cannot leak a frame. The transaction owns whatever
+/// the port has staged while it lives.
 #[must_use = "a TX batch that is not committed is rolled back"]
 pub struct TxBatch<'p, P: Port + ?Sized> {
     port: &'p mut P,
+    /// Frames reserved by `alloc` and not yet sent (no allocation until the first).
+    reserved: Vec<u64>,
 }
 
 impl<'p, P: Port + ?Sized> TxBatch<'p, P> {
     /// Open a transaction on `port`.
     pub fn new(port: &'p mut P) -> Self {
-        TxBatch { port }
+        TxBatch {
+            port,
+            reserved: Vec::new(),
+        }
     }
 
     /// Reserve a free frame to write a transmission into.
+    #[must_use = "a reserved frame is only sent by `send`"]
     pub fn alloc(&mut self) -> Option<u64> {
-        self.port.alloc_tx()
+        let addr = self.port.alloc_tx()?;
+        self.reserved.push(addr);
+        Some(addr)
     }
 
     /// The writable buffer of a frame reserved with [`TxBatch::alloc`].
@@ -174,11 +188,17 @@ impl<'p, P: Port + ?Sized> TxBatch<'p, P> {
 
     /// Stage a written frame of `len` bytes; `false` when the ring has no room (the frame
     /// went back to the free pool).
+    #[must_use = "a refused frame was not sent"]
     pub fn send(&mut self, addr: u64, len: u32) -> bool {
+        // Usually the frame just reserved: search from the end.
+        if let Some(i) = self.reserved.iter().rposition(|&a| a == addr) {
+            self.reserved.swap_remove(i);
+        }
         self.port.send(addr, len)
     }
 
     /// Publish the staged frames in one commit and kick the kernel; returns how many.
+    /// Frames reserved and not sent are given back.
     pub fn commit(self) -> usize {
         let n = self.port.commit_tx();
         self.port.flush();
@@ -189,5 +209,8 @@ impl<'p, P: Port + ?Sized> TxBatch<'p, P> {
 impl<P: Port + ?Sized> Drop for TxBatch<'_, P> {
     fn drop(&mut self) {
         self.port.rollback_tx();
+        for addr in self.reserved.drain(..) {
+            self.port.release(addr);
+        }
     }
 }

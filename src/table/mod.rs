@@ -24,6 +24,7 @@ use crate::wire::TcpRepr;
 use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
 use std::hash::{BuildHasher, Hash};
 use std::net::{Ipv4Addr, Ipv6Addr};
+use strum::EnumCount as _;
 
 /// The link-layer path of a connection: whom we talk to on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -87,6 +88,7 @@ impl LinkTable {
 
     /// The index of `path` for one more connection, adding it if new; `None` when the
     /// table is full of paths that live connections use.
+    #[must_use = "an acquired path is referenced until released"]
     pub fn acquire(&mut self, path: &L2Path) -> Option<u16> {
         if let Some(&id) = self.ids.get(path) {
             self.refs[usize::from(id)] += 1;
@@ -329,6 +331,7 @@ impl<K: Key> ConnTable<K> {
     }
 
     /// Remove the connection at `pos`, returning its TCB.
+    #[must_use = "the removed TCB holds a buffer and a link path to release"]
     pub fn remove(&mut self, pos: u32) -> Option<Conn> {
         let slot = self.slots.get_mut(pos as usize)?;
         let conn = slot.conn.take()?;
@@ -550,6 +553,7 @@ impl Core {
     /// 4-tuple has no connection: the cookie SYN-ACK, counted exactly as
     /// [`Core::on_segment`] counts it, for the caller to write itself. `None` (nothing
     /// counted, nothing changed) for every other segment: it must take `on_segment`.
+    #[must_use = "the SYN-ACK is counted as sent: write it"]
     pub fn syn_without_state(
         &mut self,
         clock: &Clock,

@@ -11,10 +11,11 @@ use super::timer::Timer;
 use super::{Params, Payload, Segment, Tick, TsVal};
 use crate::counters::{Counters, DropReason, Event};
 use crate::wire::{SeqNumber, TcpFlags, TcpOptions, TcpRepr};
+use strum::EnumCount as _;
 
 /// Connection states that have a TCB (RFC 9293 §3.3.2). LISTEN, SYN-RECEIVED and CLOSED
 /// have none: SYN cookies keep the first two stateless.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::EnumCount)]
 #[repr(u8)]
 pub enum State {
     /// Data flows both ways.
@@ -34,10 +35,8 @@ pub enum State {
 }
 
 impl State {
-    /// Number of states (TIME-WAIT is the last).
-    pub const COUNT: usize = State::TimeWait as usize + 1;
-
-    /// Every state, for per-state gauges.
+    /// Every state, for per-state gauges (its length is the derived number of states, so
+    /// a new state does not compile until it is listed here).
     pub const ALL: [State; State::COUNT] = [
         State::Established,
         State::FinWait1,
@@ -151,6 +150,7 @@ pub struct Conn {
 }
 
 /// What the table must do with a connection after an event.
+#[must_use = "a removed connection must leave the table (and its timers and buffer)"]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     /// Keep it.
@@ -197,6 +197,7 @@ impl ChallengeLimiter {
     /// Whether one more challenge ACK may go out at `now` (ms tick): each new second draws
     /// a budget uniform in `[half, limit + half - 1]`, `half = ceil(limit / 2)`, so the
     /// mean is `limit` and no second's budget is predictable.
+    #[must_use = "a challenge ACK the budget refused must not be sent"]
     pub fn allow(&mut self, now: Tick, limit: u32, key: &[u8; 16]) -> bool {
         use std::hash::Hasher;
         let second = now.0 / 1000;

@@ -93,6 +93,7 @@ impl ResetLimiter {
     }
 
     /// Refill for the time passed up to `now_ms`; whether a reset may go out now.
+    #[must_use]
     pub fn ready(&mut self, now_ms: u64) -> bool {
         let full = u64::from(self.rate) * 1000;
         let elapsed = now_ms.saturating_sub(self.last_ms);
@@ -111,6 +112,7 @@ impl ResetLimiter {
     }
 
     /// [`ready`](Self::ready) and, if so, [`take`](Self::take).
+    #[must_use = "a reset the budget refused must not be sent"]
     pub fn allow(&mut self, now_ms: u64) -> bool {
         let ok = self.ready(now_ms);
         if ok {

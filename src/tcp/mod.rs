@@ -234,6 +234,7 @@ pub enum Link {
 }
 
 /// One TCP segment to transmit.
+#[must_use = "a segment is only sent once queued or written"]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Segment {
     /// Control bits.

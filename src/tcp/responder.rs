@@ -14,6 +14,7 @@
 //! a slow reader turns into TCP flow control, never into lost bytes.
 
 use super::Tick;
+use strum::EnumCount as _;
 
 /// How a listening port treats its connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -61,17 +62,13 @@ struct BufMeta {
 
 /// What a connection with queued data can wait for, each bounded in time by the TCP layer.
 /// The start ticks live with the buffer: only a connection holding data can wait.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::EnumCount)]
 #[repr(u8)]
 pub enum Wait {
     /// The peer's window is zero while we have data (persist, RFC 9293 §3.8.6.1).
     Persist,
     /// We decided to close and our FIN is not yet acknowledged.
     Close,
-}
-
-impl Wait {
-    const COUNT: usize = 2;
 }
 
 /// A per-core pool of connection buffers, allocated once.
@@ -105,6 +102,7 @@ impl BufferPool {
     }
 
     /// Take a buffer, or `None` when the pool is empty.
+    #[must_use = "a buffer not attached to a connection is lost to the pool"]
     pub fn alloc(&mut self) -> Option<u32> {
         let b = self.free.pop()?;
         self.meta[b as usize] = BufMeta::default();
@@ -163,6 +161,7 @@ impl BufferPool {
     }
 
     /// Append to the send half; returns bytes taken.
+    #[must_use = "bytes beyond the free space are not taken"]
     pub fn tx_push(&mut self, b: u32, data: &[u8]) -> usize {
         let n = data.len().min(self.tx_free(b));
         let r = self.tx_range(b);
@@ -324,6 +323,7 @@ impl Default for HttpResponses {
 }
 
 /// What the responder did with in-order data.
+#[must_use = "the bytes taken are what may be acknowledged"]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Taken {
     /// Bytes accepted (acknowledged); the rest is left for the peer to retransmit.
@@ -337,6 +337,7 @@ pub struct Taken {
 }
 
 /// What one run of the HTTP responder queued.
+#[must_use = "a closing response must close the connection"]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Served {
     /// A response that closes the connection was queued.
@@ -425,7 +426,8 @@ pub fn time_out(pool: &mut BufferPool, http: &HttpResponses, buf: u32) -> bool {
     pool.rx_consume(buf, len);
     pool.meta[buf as usize].head_since = None;
     if http.timeout.len() <= pool.tx_free(buf) {
-        pool.tx_push(buf, &http.timeout);
+        let pushed = pool.tx_push(buf, &http.timeout);
+        debug_assert_eq!(pushed, http.timeout.len(), "checked to fit");
         true
     } else {
         false
@@ -505,7 +507,8 @@ fn queue(
     consumed: usize,
     body: u32,
 ) -> u32 {
-    pool.tx_push(buf, resp);
+    let pushed = pool.tx_push(buf, resp);
+    debug_assert_eq!(pushed, resp.len(), "the caller checked it fits");
     pool.rx_consume(buf, consumed);
     pool.meta[buf as usize].skip = body;
     pool.meta[buf as usize].head_since = None;
@@ -769,13 +772,10 @@ mod tests {
         );
         assert!(!t.close);
         assert_eq!(pool.tx_len(b), h.keep_alive.len());
-        on_data(
-            Mode::Http,
-            &mut pool,
-            &h,
-            b,
-            b"cdeGET / HTTP/1.1\r\nHost: x\r\n\r\n",
-            Tick(0),
+        let rest = b"cdeGET / HTTP/1.1\r\nHost: x\r\n\r\n";
+        assert_eq!(
+            on_data(Mode::Http, &mut pool, &h, b, rest, Tick(0)).bytes,
+            rest.len()
         );
         assert_eq!(pool.tx_len(b), 2 * h.keep_alive.len());
     }
@@ -801,13 +801,10 @@ mod tests {
         let len = h.keep_alive.len();
         let mut pool = BufferPool::new(1, len + 10);
         let b = pool.alloc().unwrap();
-        on_data(
-            Mode::Http,
-            &mut pool,
-            &h,
-            b,
-            b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n",
-            Tick(0),
+        let two = b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n";
+        assert_eq!(
+            on_data(Mode::Http, &mut pool, &h, b, two, Tick(0)).bytes,
+            two.len()
         );
         assert_eq!(pool.tx_len(b), len);
         pool.tx_consume(b, len);
@@ -939,28 +936,25 @@ mod tests {
         let mut pool = BufferPool::new(1, 4096);
         let b = pool.alloc().unwrap();
         assert_eq!(head_since(Mode::Http, &pool, b), None);
-        on_data(Mode::Http, &mut pool, &h, b, b"\r\n", Tick(10));
+        assert_eq!(
+            on_data(Mode::Http, &mut pool, &h, b, b"\r\n", Tick(10)).bytes,
+            2
+        );
         assert_eq!(
             head_since(Mode::Http, &pool, b),
             Some(Tick(10)),
             "empty lines count"
         );
-        on_data(
-            Mode::Http,
-            &mut pool,
-            &h,
-            b,
-            b"GET / HTTP/1.1\r\n",
-            Tick(20),
+        let line = b"GET / HTTP/1.1\r\n";
+        assert_eq!(
+            on_data(Mode::Http, &mut pool, &h, b, line, Tick(20)).bytes,
+            line.len()
         );
         assert_eq!(head_since(Mode::Http, &pool, b), Some(Tick(10)));
-        on_data(
-            Mode::Http,
-            &mut pool,
-            &h,
-            b,
-            b"Host: x\r\n\r\nGET",
-            Tick(30),
+        let next = b"Host: x\r\n\r\nGET";
+        assert_eq!(
+            on_data(Mode::Http, &mut pool, &h, b, next, Tick(30)).bytes,
+            next.len()
         );
         assert_eq!(
             head_since(Mode::Http, &pool, b),
@@ -980,7 +974,10 @@ mod tests {
         let mut pool = BufferPool::new(1, len + 10);
         let b = pool.alloc().unwrap();
         let two = b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n";
-        on_data(Mode::Http, &mut pool, &h, b, two, Tick(0));
+        assert_eq!(
+            on_data(Mode::Http, &mut pool, &h, b, two, Tick(0)).bytes,
+            two.len()
+        );
         assert!(blocked(Mode::Http, &pool, b));
         assert_eq!(
             head_since(Mode::Http, &pool, b),
@@ -988,7 +985,10 @@ mod tests {
             "not the client's delay"
         );
         pool.tx_consume(b, len);
-        on_send_space(Mode::Http, &mut pool, &h, b, Tick(0));
+        assert_eq!(
+            on_send_space(Mode::Http, &mut pool, &h, b, Tick(0)).responses,
+            1
+        );
         assert!(!blocked(Mode::Http, &pool, b));
     }
 

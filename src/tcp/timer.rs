@@ -8,9 +8,10 @@
 //! the wheel.
 
 use super::Tick;
+use strum::EnumCount as _;
 
 /// The timers a connection can run, each carrying its own deadline (a 32-bit ms tick).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::EnumCount)]
 pub enum Timer {
     /// Retransmission (RFC 6298) or zero-window probe (RFC 9293 §3.8.6.1) of unacknowledged
     /// data or FIN.
@@ -36,9 +37,6 @@ pub enum Timer {
 }
 
 impl Timer {
-    /// Number of timer kinds.
-    pub const KINDS: usize = 4;
-
     /// The deadline this timer carries.
     pub fn at(&self) -> Tick {
         match *self {
@@ -52,7 +50,9 @@ impl Timer {
     /// The longest time ahead each kind can be set on the wheel, given the parameters:
     /// the wheel's horizon is the largest of these, so every kind fits in one turn. The
     /// idle timer is not kept on the wheel (the table sweeps for it), so its horizon is 0.
-    pub fn horizons(p: &super::Params) -> [u32; Self::KINDS] {
+    /// One per kind: the length is the derived number of kinds, so a new kind does not
+    /// compile until it has its horizon here.
+    pub fn horizons(p: &super::Params) -> [u32; Self::COUNT] {
         [p.rto_max_ms, p.time_wait_ms, 0, p.header_timeout_ms]
     }
 }

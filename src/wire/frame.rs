@@ -64,6 +64,7 @@ impl TcpFrame<'_> {
 
     /// Write the frame at the start of `buf`, checksums filled, padding zeroed. Returns its
     /// length, or `None` when `buf` is too short or the two addresses differ in family.
+    #[must_use = "`None` means no frame was written"]
     #[inline(always)]
     pub fn emit(&self, buf: &mut [u8]) -> Option<usize> {
         let eth = self.eth();
