@@ -1,6 +1,7 @@
 //! Compiles the XDP programs under `src/bpf/` with clang into `$OUT_DIR/<name>.bpf.o`:
-//! `synack.bpf.c` (embedded by `io::bpf`) and `flood.bpf.c` (embedded by `io::flood`),
-//! each with `aya::include_bytes_aligned!`.
+//! `synack.bpf.c` (embedded by `io::bpf`, also built a second time as
+//! `synack_fixed.bpf.o` with `-DSYNACK_FIXED_LEN`) and `flood.bpf.c` (embedded by
+//! `io::flood`), each with `aya::include_bytes_aligned!`.
 //!
 //! Needs `clang` and the libbpf headers (`bpf/bpf_helpers.h`); the multiarch include dir
 //! (`/usr/include/<triple>`) provides `asm/types.h`. Set `CLANG` to use another clang.
@@ -10,6 +11,15 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const SRCS: &[&str] = &["src/bpf/synack.bpf.c", "src/bpf/flood.bpf.c"];
+
+/// Second builds of a source with a define: (source, output stem, define).
+/// `synack_fixed.bpf.o` never resizes frames (for libxdp dispatcher slots that must not
+/// change packet data; `io::bpf` falls back to it when the kernel refuses the first).
+const VARIANTS: &[(&str, &str, &str)] = &[(
+    "src/bpf/synack.bpf.c",
+    "synack_fixed.bpf",
+    "-DSYNACK_FIXED_LEN",
+)];
 
 fn main() {
     for src in SRCS {
@@ -52,14 +62,20 @@ fn main() {
             multiarch.as_deref(),
             src,
             &out_dir.join(format!("{stem}.o")),
+            None,
         );
+    }
+    for (src, stem, define) in VARIANTS {
+        let out = out_dir.join(format!("{stem}.o"));
+        compile(&clang, multiarch.as_deref(), src, &out, Some(define));
     }
 }
 
-/// Compile one BPF C source into `out`.
-fn compile(clang: &str, multiarch: Option<&str>, src: &str, out: &Path) {
+/// Compile one BPF C source into `out`, with `define` (`-DNAME`) if given.
+fn compile(clang: &str, multiarch: Option<&str>, src: &str, out: &Path, define: Option<&str>) {
     let mut cmd = Command::new(clang);
     cmd.args(["-O2", "-g", "-Wall", "-Werror", "-target", "bpf"]);
+    cmd.args(define);
     if let Some(dir) = multiarch {
         cmd.arg(format!("-I{dir}"));
     }

@@ -8,7 +8,8 @@
 #
 # Groups (each line: a check, then the Debian package that satisfies it):
 #   core   clang, libbpf headers, the multiarch asm/ headers, ethtool, iproute2, python3,
-#          curl, tshark: the build (build.rs compiles the XDP programs) and the test suite
+#          curl, tshark, libxdp + xdp-loader: the build (build.rs compiles the XDP programs)
+#          and the test suite (xdp.attach = "dispatcher" loads libxdp at run time)
 #   lab    core + procps (kill)
 #   bench  core + gcc, taskset, trafgen, wrk, nftables
 #   sweep  core + gcc, taskset, chrt (scripts/bench-sweep.sh)
@@ -33,7 +34,8 @@ group() {
         core)
             echo "clang:clang /usr/include/bpf/bpf_helpers.h:libbpf-dev" \
                 "/usr/include/$(multiarch)/asm/types.h:linux-libc-dev" \
-                "ethtool:ethtool ip:iproute2 ss:iproute2 python3:python3 curl:curl tshark:tshark" ;;
+                "ethtool:ethtool ip:iproute2 ss:iproute2 python3:python3 curl:curl tshark:tshark" \
+                "/usr/lib/$(multiarch)/libxdp.so.1:libxdp1 xdp-loader:xdp-tools" ;;
         lab) group core; echo "kill:procps" ;;
         bench) group core; echo "cc:gcc taskset:util-linux trafgen:netsniff-ng wrk:wrk nft:nftables" ;;
         sweep) group core; echo "cc:gcc taskset:util-linux chrt:util-linux" ;;

@@ -3,7 +3,7 @@
 
 #![forbid(unsafe_code)]
 
-use crate::config::{Config, FullPolicy, LabOptions, ListenMode, SynOffloadMode, View};
+use crate::config::{Config, FullPolicy, LabOptions, SynOffloadMode, View};
 use crate::counters::{Counters, DropReason, Event};
 use crate::engine::{
     self, rss, Capture, Control, HandoffQueue, Published, Stack, StackConfig, Steering, Worker,
@@ -17,7 +17,7 @@ use crate::ops::{write_json_atomic, Report, WorkerReport};
 use crate::table::occupancy::Occupancy;
 use crate::table::{Core, CoreConfig};
 use crate::tcp::cookie::{self, CookieJar};
-use crate::tcp::responder::{HttpResponses, Mode};
+use crate::tcp::responder::HttpResponses;
 use crate::tcp::{Clock, Params};
 use anyhow::{Context, Result};
 use std::net::IpAddr;
@@ -28,16 +28,6 @@ use tracing::{info, warn};
 
 /// How long workers keep serving after a stop signal so that our FINs complete.
 pub const DRAIN: Duration = Duration::from_secs(2);
-
-/// The responder mode of a configured listener.
-pub fn mode_of(m: ListenMode) -> Mode {
-    match m {
-        ListenMode::Discard => Mode::Discard,
-        ListenMode::Echo => Mode::Echo,
-        ListenMode::Http => Mode::Http,
-        ListenMode::Close => Mode::Close,
-    }
-}
 
 /// The per-core settings a config resolves to.
 pub fn core_config(cfg: &Config) -> CoreConfig {
@@ -68,11 +58,7 @@ pub fn core_config(cfg: &Config) -> CoreConfig {
         buffer_size: t.buffer_size,
         http: HttpResponses::new(cfg.http.status, &cfg.http.content_type, &cfg.http.body),
         reset_limit: t.reset_limit,
-        listeners: cfg
-            .listen
-            .iter()
-            .map(|l| (l.port, mode_of(l.mode)))
-            .collect(),
+        listeners: cfg.listen.iter().map(|l| (l.port, l.mode)).collect(),
     }
 }
 
@@ -269,10 +255,7 @@ fn reload_messages(old: &Config, new: &Config) -> (Vec<Control>, Vec<String>) {
     let mut ignored = Vec::new();
     if old.listen != new.listen {
         msgs.push(Control::Listeners(
-            new.listen
-                .iter()
-                .map(|l| (l.port, mode_of(l.mode)))
-                .collect(),
+            new.listen.iter().map(|l| (l.port, l.mode)).collect(),
         ));
     }
     if old.http != new.http {
@@ -320,8 +303,7 @@ pub fn run_until(
 ) -> Result<()> {
     let start = Instant::now();
     let mut plan = setup(cfg)?;
-    let capture_mode = crate::config::parse_capture_mode(&plan.cfg.ops.capture_mode)
-        .map_err(|e| anyhow::anyhow!("ops.capture_mode: {e}"))?;
+    let capture_mode = plan.cfg.ops.capture_mode;
     let (capture_tx, capture_writer) = match &plan.cfg.ops.capture {
         Some(path) => {
             let (tx, rx) = crossbeam::channel::bounded(65_536);

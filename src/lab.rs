@@ -43,6 +43,8 @@ use std::time::{Duration, SystemTime};
 use anyhow::{bail, Context, Result};
 
 use crate::config::{Config, LabOptions};
+use crate::forms::Named;
+use crate::tcp::responder::Mode;
 
 pub mod cli;
 pub mod clients;
@@ -86,55 +88,25 @@ pub(crate) const NS_PREFIX: &str = "synack-lab";
 /// Stats file period asked of the endpoint, so that before/after readings are fresh.
 pub(crate) const STATS_INTERVAL_MS: u64 = 100;
 
-/// Listener modes the lab exercises, with their ports in `config/lab.toml`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LabMode {
-    /// Port 9: send data, close client-first.
-    Discard,
-    /// Port 7: send, read back exactly, close client-first.
-    Echo,
-    /// Port 80: keep-alive requests, then `Connection: close` (server closes first).
-    Http,
-    /// Port 13: the server closes right after the handshake.
-    Close,
+/// Port of the listener of each mode in `config/lab.toml`, and what the lab's clients do
+/// there: discard (9) and echo (7) send data and close client-first, http (80) sends
+/// keep-alive requests, then `Connection: close` (the server closes first), close (13)
+/// sees the server close right after the handshake.
+pub const fn lab_port(mode: Mode) -> u16 {
+    match mode {
+        Mode::Discard => 9,
+        Mode::Echo => 7,
+        Mode::Http => 80,
+        Mode::Close => 13,
+    }
 }
 
-impl LabMode {
-    /// All modes, in the order connections are spread over them.
-    pub const ALL: [LabMode; 4] = [
-        LabMode::Discard,
-        LabMode::Echo,
-        LabMode::Http,
-        LabMode::Close,
-    ];
-
-    /// Port of the listener in `config/lab.toml`.
-    pub const fn port(self) -> u16 {
-        match self {
-            LabMode::Discard => 9,
-            LabMode::Echo => 7,
-            LabMode::Http => 80,
-            LabMode::Close => 13,
-        }
-    }
-
-    /// Name as in the config.
-    pub const fn name(self) -> &'static str {
-        match self {
-            LabMode::Discard => "discard",
-            LabMode::Echo => "echo",
-            LabMode::Http => "http",
-            LabMode::Close => "close",
-        }
-    }
-
-    /// Mode and address family of connection number `i`: modes round-robin, and every
-    /// fourth round goes over IPv6.
-    pub fn of_connection(i: u32) -> (LabMode, bool) {
-        let mode = LabMode::ALL[(i % 4) as usize];
-        let v6 = (i / 4) % 4 == 3;
-        (mode, v6)
-    }
+/// Mode and address family of connection number `i`: modes round-robin over
+/// [`Mode::ALL`], and every fourth round goes over IPv6.
+pub fn connection_plan(i: u32) -> (Mode, bool) {
+    let mode = Mode::ALL[i as usize % Mode::ALL.len()];
+    let v6 = (i / 4) % 4 == 3;
+    (mode, v6)
 }
 
 /// Build the endpoint's config: `config/lab.toml` with the lab's workers and XDP mode and
@@ -165,6 +137,7 @@ pub(crate) fn start_endpoint(
         tag: tag.to_owned(),
         config: toml::to_string(cfg).context("rendering the lab config")?,
         flags: Vec::new(),
+        env: Vec::new(),
         on_drop: OnDrop::Interrupt,
     };
     Endpoint::start(&spec, stop)
@@ -493,9 +466,9 @@ mod tests {
             vec![IpAddr::V4(SERVER_V4), IpAddr::V6(SERVER_V6)]
         );
         assert_eq!(cfg.xdp.mode, XdpMode::Native);
-        for m in LabMode::ALL {
-            let l = cfg.listen.iter().find(|l| l.port == m.port()).unwrap();
-            assert_eq!(l.mode.name(), m.name());
+        for &m in Mode::ALL {
+            let l = cfg.listen.iter().find(|l| l.port == lab_port(m)).unwrap();
+            assert_eq!(l.mode, m);
         }
         // The rendered TOML is what the child reads: it must round-trip.
         let text = toml::to_string(&cfg).unwrap();
@@ -507,7 +480,7 @@ mod tests {
         let mut per_mode = [0; 4];
         let mut v6 = 0;
         for i in 0..100 {
-            let (m, six) = LabMode::of_connection(i);
+            let (m, six) = connection_plan(i);
             per_mode[m as usize] += 1;
             v6 += six as u32;
         }

@@ -9,9 +9,16 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use synack::config::rules::flag_help;
+use synack::config::LabOptions;
+use synack::config::{CaptureMode, SynOffloadMode};
+use synack::forms::Named;
+use synack::io::{XdpAttach, XdpMode};
 use tracing_subscriber::EnvFilter;
 
-use synack::config::{Config, ConfigError, LabOverrides, Overrides, DEFAULT_CONFIG};
+use synack::config::{
+    check_flag, check_flag_secs, Config, ConfigError, LabOverrides, Overrides, DEFAULT_CONFIG,
+};
 
 /// Exit code for invalid settings and flags (the same as clap's usage errors).
 const EXIT_CONFIG: u8 = 2;
@@ -72,8 +79,17 @@ struct RunArgs {
 #[derive(Args, Debug)]
 struct CheckArgs {
     /// TOML config file to check.
-    #[arg(long, short, value_name = "PATH")]
-    config: PathBuf,
+    #[arg(
+        long,
+        short,
+        value_name = "PATH",
+        required_unless_present = "print_default"
+    )]
+    config: Option<PathBuf>,
+    /// Print the configuration reference (config/default.toml, generated from the
+    /// settings table: every setting at its default, with its allowed values) and exit.
+    #[arg(long, conflicts_with = "config")]
+    print_default: bool,
     #[command(flatten)]
     overrides: OverrideArgs,
 }
@@ -88,19 +104,25 @@ struct OverrideArgs {
     /// Address to serve, repeatable (replaces the file's `addresses`), e.g. 198.18.0.1.
     #[arg(long = "address", value_name = "IP")]
     addresses: Vec<String>,
-    /// Listener PORT[:MODE], MODE one of discard (default), echo, http, close; repeatable
-    /// (replaces the file's `listen`), e.g. 80:http.
-    #[arg(long, value_name = "PORT[:MODE]")]
+    #[arg(long, value_name = "PORT[:MODE]", help = format!(
+        "Listener PORT[:MODE], MODE one of {} (default {}); repeatable (replaces the file's `listen`), e.g. 80:http.",
+        synack::forms::alternatives(synack::config::ListenMode::NAMES),
+        synack::config::ListenMode::default()
+    ))]
     listen: Vec<String>,
     /// Worker CPUs as a list like 0, 0-1 or 0,2-3 (replaces `workers`).
     #[arg(long, value_name = "CPU_LIST")]
     workers: Option<String>,
-    /// XDP attach mode: auto, native or generic (replaces `xdp.mode`).
-    #[arg(long, value_name = "MODE")]
-    xdp_mode: Option<String>,
-    /// Answer SYNs in the XDP program: auto, on or off (replaces `xdp.syn_offload`).
-    #[arg(long, value_name = "MODE")]
-    syn_offload: Option<String>,
+    /// XDP attach mode (replaces `xdp.mode`).
+    #[arg(long, value_name = "MODE", value_parser = named::<XdpMode>())]
+    xdp_mode: Option<XdpMode>,
+    /// Answer SYNs in the XDP program (replaces `xdp.syn_offload`).
+    #[arg(long, value_name = "MODE", value_parser = named::<SynOffloadMode>())]
+    syn_offload: Option<SynOffloadMode>,
+    /// When the interface already has an XDP program: exclusive, replace, or dispatcher to
+    /// join libxdp's multi-program dispatcher (replaces `xdp.attach`).
+    #[arg(long, value_name = "POLICY", value_parser = named::<XdpAttach>())]
+    xdp_attach: Option<XdpAttach>,
     /// SYN-cookie secret, 32 hex digits (replaces `tcp.cookie_secret`). Visible in the
     /// process list: prefer the config file.
     #[arg(long, value_name = "HEX")]
@@ -119,7 +141,7 @@ struct OverrideArgs {
     capture: Option<PathBuf>,
     /// What to capture: dropped (default), all, or sample:N (replaces `ops.capture_mode`).
     #[arg(long, value_name = "MODE")]
-    capture_mode: Option<String>,
+    capture_mode: Option<CaptureMode>,
     /// Print a per-core table every second instead of a log line (`ops.view = "table"`).
     #[arg(long, conflicts_with_all = ["quiet", "json_lines"])]
     table: bool,
@@ -140,6 +162,7 @@ impl From<OverrideArgs> for Overrides {
             workers: a.workers,
             xdp_mode: a.xdp_mode,
             syn_offload: a.syn_offload,
+            xdp_attach: a.xdp_attach,
             cookie_secret: a.cookie_secret,
             ready_file: a.ready_file,
             stats_json: a.stats_json,
@@ -166,18 +189,15 @@ struct LabArgs {
     /// `synack lab` runs the demo).
     #[command(subcommand)]
     action: Option<LabAction>,
-    /// Client connections to open and close, 1..=100000 [default: 2000].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", help = flag_help("--connections", &format!("Client connections to open and close [default: {}].", LabOptions::default().connections)))]
     connections: Option<String>,
-    /// Most SYN-flood packets to send, 0..=10000000; 0 skips the flood [default: 200000].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", help = flag_help("--flood-packets", &format!("Most SYN-flood packets to send; 0 skips the flood [default: {}].", LabOptions::default().flood_packets)))]
     flood_packets: Option<String>,
-    /// Longest the flood may run, in seconds, 1..=60 [default: 5].
-    #[arg(long, value_name = "S")]
+    #[arg(long, value_name = "S", help = flag_help("--flood-secs", &format!("Longest the flood may run [default: {}].", LabOptions::default().flood_secs)))]
     flood_secs: Option<String>,
-    /// XDP attach mode of the server: auto, native or generic [default: auto].
-    #[arg(long, value_name = "MODE")]
-    xdp_mode: Option<String>,
+    /// XDP attach mode of the server [default: auto].
+    #[arg(long, value_name = "MODE", value_parser = named::<XdpMode>())]
+    xdp_mode: Option<XdpMode>,
     /// Server worker CPUs, a list like 0, 0-1 or 0,2-3; more than one gives the veth as
     /// many queues [default: the first two CPUs available, or the one].
     #[arg(long, value_name = "CPU_LIST")]
@@ -185,10 +205,8 @@ struct LabArgs {
     /// Keep the namespaces and veth pair afterwards, for inspection.
     #[arg(long)]
     keep: bool,
-    /// Run N server nodes (2..=8) behind a router namespace with a resilient ECMP
-    /// nexthop group instead of one server; `--nodes` alone means 2. Connections then
-    /// default to 1000 per phase.
-    #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "2")]
+    #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "2",
+          help = flag_help("--nodes", "Run N server nodes behind a router namespace with a resilient ECMP nexthop group instead of one server; `--nodes` alone means 2. Connections then default to 1000 per phase."))]
     nodes: Option<String>,
 }
 
@@ -314,19 +332,14 @@ struct GenArgs {
     /// New connections (or SYNs) per second; 0 = as fast as possible.
     #[arg(long, value_name = "N", default_value_t = 0)]
     rate: u64,
-    /// Most connections (or SYNs) to start, 1..=100000000 (alias --packets).
-    #[arg(
-        long,
-        visible_alias = "packets",
-        value_name = "N",
-        default_value_t = 100_000
-    )]
+    #[arg(long, visible_alias = "packets", value_name = "N", default_value_t = 100_000,
+          help = flag_help("--count", "Most connections (or SYNs) to start (alias --packets, whose rule applies with --live-flood)."))]
     count: u64,
-    /// Longest time to start new connections (or send), seconds, 0 < S <= 600 (alias --secs).
-    #[arg(long, visible_alias = "secs", value_name = "S", default_value_t = 10.0)]
+    #[arg(long, visible_alias = "secs", value_name = "S", default_value_t = 10.0,
+          help = flag_help("--duration", "Longest time to start new connections (or send) (alias --secs)."))]
     duration: f64,
-    /// Longest time open connections may still finish afterwards, milliseconds (<= 60000).
-    #[arg(long, value_name = "MS", default_value_t = 2000)]
+    #[arg(long, value_name = "MS", default_value_t = 2000,
+          help = flag_help("--drain-ms", "Longest time open connections may still finish afterwards."))]
     drain_ms: u64,
     /// Send SYNs only and count the SYN-ACKs (no state, no handshake completion).
     #[arg(long)]
@@ -340,19 +353,17 @@ struct GenArgs {
     /// the rate, which covers the gap between two live calls].
     #[arg(long, value_name = "N", requires = "live_flood")]
     burst: Option<u64>,
-    /// Steady concurrency: keep N connections open for --duration, replacing any that
-    /// close; report the established count, opens and closes per second and latency.
-    #[arg(long, value_name = "N", conflicts_with_all = ["syn_flood", "live_flood", "server_first"])]
+    #[arg(long, value_name = "N", conflicts_with_all = ["syn_flood", "live_flood", "server_first"],
+          help = flag_help("--concurrency", "Steady concurrency: keep N connections open for --duration, replacing any that close; report the established count, opens and closes per second and latency."))]
     concurrency: Option<usize>,
-    /// With --concurrency: send the request (--request or --http-get) on each connection
-    /// every MS milliseconds and time the reply; without it connections stay idle.
-    #[arg(long, value_name = "MS", requires = "concurrency")]
+    #[arg(long, value_name = "MS", requires = "concurrency",
+          help = flag_help("--interval-ms", "With --concurrency: send the request (--request or --http-get) on each connection every MS milliseconds and time the reply; without it connections stay idle."))]
     interval_ms: Option<u64>,
     /// --live-flood: do not attach the reply counter.
     #[arg(long, requires = "live_flood")]
     no_reply_counter: bool,
-    /// Bytes to send once established; \r \n \t escapes are understood.
-    #[arg(long, value_name = "TEXT", conflicts_with_all = ["http_get", "syn_flood"])]
+    #[arg(long, value_name = "TEXT", conflicts_with_all = ["http_get", "syn_flood"],
+          help = flag_help("--request", "Bytes to send once established; \\r \\n \\t escapes are understood."))]
     request: Option<String>,
     /// Shorthand for --request "GET PATH HTTP/1.1\r\nHost: TARGET\r\n\r\n" (keep-alive;
     /// add --server-first for "Connection: close" and let the server close).
@@ -367,104 +378,112 @@ struct GenArgs {
     /// CPU to pin the generator to.
     #[arg(long, value_name = "CPU")]
     cpu: Option<usize>,
-    /// XDP attach mode: auto, native or generic. On veth use generic with RPS so that
-    /// receive work runs on the generator's CPU.
-    #[arg(long, value_name = "MODE", default_value = "auto")]
-    xdp_mode: String,
+    /// XDP attach mode. On veth use generic with RPS so that receive work runs on the
+    /// generator's CPU.
+    #[arg(long, value_name = "MODE", default_value = "auto", value_parser = named::<XdpMode>())]
+    xdp_mode: XdpMode,
     /// Target MAC (aa:bb:cc:dd:ee:ff); default: the kernel's neighbour entry.
     #[arg(long, value_name = "MAC")]
     target_mac: Option<String>,
     /// NIC queue to bind to.
     #[arg(long, value_name = "Q", default_value_t = 0)]
     queue: u32,
-    /// Most SYNs started per loop iteration (one TX kick per iteration), 1..=2048.
-    #[arg(long, value_name = "N", default_value_t = 64)]
+    #[arg(long, value_name = "N", default_value_t = 64,
+          help = flag_help("--batch", "Most SYNs started per loop iteration (one TX kick per iteration)."))]
     batch: usize,
-    /// Most connections open at once, 1..=4000000.
-    #[arg(long, value_name = "N", default_value_t = 65_536)]
+    #[arg(long, value_name = "N", default_value_t = 65_536,
+          help = flag_help("--max-in-flight", "Most connections open at once."))]
     max_in_flight: usize,
-    /// UMEM frames (power of two), 1024..=262144; 2 KiB each. A flood at full speed needs
-    /// many in flight, or replies are dropped for want of fill-ring frames.
-    #[arg(long, value_name = "N", default_value_t = 32768)]
+    #[arg(long, value_name = "N", default_value_t = 32768,
+          help = flag_help("--frames", "UMEM frames, 2 KiB each. A flood at full speed needs many in flight, or replies are dropped for want of fill-ring frames."))]
     frames: u32,
     /// Write the report as JSON to PATH.
     #[arg(long, value_name = "PATH")]
     json: Option<PathBuf>,
 }
 
-/// `synack gen --xdp-mode`: auto, native or generic.
-fn gen_xdp_mode(m: &str) -> Result<synack::io::XdpMode, String> {
-    match m {
-        "auto" => Ok(synack::io::XdpMode::Auto),
-        "native" => Ok(synack::io::XdpMode::Native),
-        "generic" => Ok(synack::io::XdpMode::Generic),
-        m => Err(format!("--xdp-mode {m:?}: give auto, native or generic")),
+/// clap's parser of an enum-valued setting: the type's one `FromStr` (an error becomes the
+/// one-line message of [`clap_error`]), with its names as the possible values in `--help`.
+#[derive(Clone)]
+struct NamedParser<T>(std::marker::PhantomData<T>);
+
+fn named<T>() -> NamedParser<T> {
+    NamedParser(std::marker::PhantomData)
+}
+
+impl<T> clap::builder::TypedValueParser for NamedParser<T>
+where
+    T: Named + std::str::FromStr<Err = String> + Clone + Send + Sync + 'static,
+{
+    type Value = T;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<T, clap::Error> {
+        (|s: &str| s.parse::<T>()).parse_ref(cmd, arg, value)
     }
+
+    fn possible_values(
+        &self,
+    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        Some(Box::new(
+            T::NAMES
+                .iter()
+                .map(|n| clap::builder::PossibleValue::new(*n)),
+        ))
+    }
+}
+
+/// A clap error: a flag whose value its parser refused gets the one-line message naming
+/// the flag with the settings table's hint (exit 2); anything else (usage, `--help`)
+/// is printed by clap.
+fn clap_error(e: clap::Error) -> ExitCode {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if e.kind() == ErrorKind::ValueValidation {
+        if let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg) {
+            let problem = std::error::Error::source(&e)
+                .map_or_else(|| e.kind().to_string(), ToString::to_string);
+            return fail_config(&synack::config::flag_error(arg, problem).to_string());
+        }
+    }
+    e.exit()
 }
 
 /// `synack gen --target-mac`, when given: six hex bytes.
 fn gen_target_mac(m: Option<&str>) -> Result<Option<[u8; 6]>, String> {
     m.map(|m| {
         synack::gen::run::parse_mac(m).ok_or_else(|| {
-            format!("--target-mac {m:?}: give six hex bytes, e.g. 02:00:00:00:00:01")
+            ConfigError::flag("--target-mac", format!("{m:?} is not six hex bytes")).to_string()
         })
     })
     .transpose()
 }
 
-/// Check the generator flags; the error names the flag and the remedy.
-fn gen_options(a: GenArgs) -> Result<synack::gen::run::GenOptions, String> {
-    use std::net::{IpAddr, SocketAddr};
-    use synack::gen::driver::Pace;
-    use synack::gen::{ClientConfig, CloseOrder, SourceRange};
-    let target: SocketAddr = a.target.parse().map_err(|_| {
-        format!(
-            "--target {:?}: give IP:PORT, e.g. 198.18.0.1:80 or [2001:2::1]:80",
-            a.target
-        )
-    })?;
+/// A number given to a `synack gen` flag, checked against the flag's rule.
+fn gen_num(flag: &str, v: u64) -> Result<u64, String> {
+    check_flag(flag, v).map_err(|e| e.to_string())
+}
+
+/// `--target`: IP:PORT with a port one can connect to.
+fn gen_target(t: &str) -> Result<std::net::SocketAddr, String> {
+    let bad = |p: String| ConfigError::flag("--target", p).to_string();
+    let target: std::net::SocketAddr = t
+        .parse()
+        .map_err(|_| bad(format!("{t:?} is not IP:PORT")))?;
     if target.port() == 0 {
-        return Err("--target: port 0 cannot be connected to".into());
+        return Err(bad("port 0 cannot be connected to".to_owned()));
     }
-    let sources = SourceRange::parse(&a.source, &a.source_ports)?;
-    if sources.is_v6() != target.is_ipv6() {
-        return Err(format!(
-            "--source {:?} and --target {} are of different families",
-            a.source, a.target
-        ));
-    }
-    if sources.has_addr(&target.ip()) {
-        return Err(format!("--source {:?} contains the target", a.source));
-    }
-    if !(1..=100_000_000).contains(&a.count) {
-        return Err(format!("--count {}: give 1..=100000000", a.count));
-    }
-    if !(a.duration > 0.0 && a.duration <= 600.0) {
-        return Err(format!("--duration {}: give 0 < S <= 600", a.duration));
-    }
-    if a.drain_ms > 60_000 {
-        return Err(format!("--drain-ms {}: give at most 60000", a.drain_ms));
-    }
-    if !(1..=2048).contains(&a.batch) {
-        return Err(format!("--batch {}: give 1..=2048", a.batch));
-    }
-    if !(1..=4_000_000).contains(&a.max_in_flight) {
-        return Err(format!(
-            "--max-in-flight {}: give 1..=4000000",
-            a.max_in_flight
-        ));
-    }
-    if !a.frames.is_power_of_two() || !(1024..=262_144).contains(&a.frames) {
-        return Err(format!(
-            "--frames {}: give a power of two in 1024..=262144",
-            a.frames
-        ));
-    }
-    let xdp_mode = gen_xdp_mode(&a.xdp_mode)?;
-    let target_mac = gen_target_mac(a.target_mac.as_deref())?;
-    if let Some(cpu) = a.cpu {
-        // Not available_parallelism(): that is this process's affinity, and a caller pinned
-        // to another CPU (taskset) may still place the generator anywhere.
+    Ok(target)
+}
+
+/// `--cpu`: a CPU of this machine. Not available_parallelism(): that is this process's
+/// affinity, and a caller pinned to another CPU (taskset) may still place the generator
+/// anywhere.
+fn gen_cpu(cpu: Option<usize>) -> Result<Option<usize>, String> {
+    if let Some(cpu) = cpu {
         let n = std::fs::read_to_string("/proc/stat")
             .map(|s| {
                 s.lines()
@@ -476,80 +495,109 @@ fn gen_options(a: GenArgs) -> Result<synack::gen::run::GenOptions, String> {
             .unwrap_or(1)
             .max(1);
         if cpu >= n {
-            return Err(format!("--cpu {cpu}: this machine has CPUs 0..{}", n - 1));
+            return Err(ConfigError::flag(
+                "--cpu",
+                format!("{cpu} is not a CPU of this machine (0..={})", n - 1),
+            )
+            .to_string());
         }
     }
-    let close = if a.server_first {
-        CloseOrder::ServerFirst
-    } else {
-        CloseOrder::ClientFirst
-    };
+    Ok(cpu)
+}
+
+/// The bytes of `--request` or `--http-get`, if either is given, checked against the
+/// `--request` rule (one segment).
+fn gen_request(a: &GenArgs, target: std::net::SocketAddr) -> Result<Option<Vec<u8>>, String> {
     let request = match (&a.request, &a.http_get) {
-        (Some(r), _) => Some(unescape(r).into_bytes()),
+        (Some(r), _) => unescape(r).into_bytes(),
         (None, Some(path)) => {
             let host = match target.ip() {
-                IpAddr::V4(ip) => ip.to_string(),
-                IpAddr::V6(ip) => format!("[{ip}]"),
+                std::net::IpAddr::V4(ip) => ip.to_string(),
+                std::net::IpAddr::V6(ip) => format!("[{ip}]"),
             };
             let conn = if a.server_first {
                 "Connection: close\r\n"
             } else {
                 ""
             };
-            Some(format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n{conn}\r\n").into_bytes())
+            format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n{conn}\r\n").into_bytes()
         }
-        (None, None) => None,
+        (None, None) => return Ok(None),
     };
-    if let Some(r) = &request {
-        if r.is_empty() || r.len() > 1400 {
-            return Err("--request: give 1..=1400 bytes (one segment)".into());
-        }
+    gen_num("--request", request.len() as u64)?;
+    Ok(Some(request))
+}
+
+/// `--concurrency N [--interval-ms MS]`: the steady-concurrency hold, if asked for.
+fn gen_hold(a: &GenArgs, has_request: bool) -> Result<Option<synack::gen::Hold>, String> {
+    let Some(n) = a.concurrency else {
+        return Ok(None);
+    };
+    gen_num("--concurrency", n as u64)?;
+    if let Some(ms) = a.interval_ms {
+        gen_num("--interval-ms", ms)?;
     }
-    let mut max_in_flight = a.max_in_flight;
-    let hold = match a.concurrency {
-        None => None,
-        Some(n) => {
-            if !(1..=1_000_000).contains(&n) {
-                return Err(format!("--concurrency {n}: give 1..=1000000"));
-            }
-            if let Some(ms) = a.interval_ms {
-                if !(1..=600_000).contains(&ms) {
-                    return Err(format!("--interval-ms {ms}: give 1..=600000"));
-                }
-            }
-            if a.interval_ms.is_some() != request.is_some() {
-                return Err("--concurrency: give --interval-ms together with --request or --http-get (requests every MS), or neither (idle connections)".into());
-            }
-            max_in_flight = n;
-            Some(synack::gen::client::Hold {
-                interval_us: a.interval_ms.map(|ms| ms * 1000),
-            })
-        }
-    };
+    if a.interval_ms.is_some() != has_request {
+        return Err("--concurrency: give --interval-ms together with --request or --http-get (requests every MS), or neither (idle connections)".into());
+    }
+    Ok(Some(synack::gen::Hold {
+        interval_us: a.interval_ms.map(|ms| ms * 1000),
+    }))
+}
+
+/// Check the generator flags against their rules; the error names the flag and the fix.
+fn gen_options(a: GenArgs) -> Result<synack::gen::run::GenOptions, String> {
+    use synack::gen::driver::Pace;
+    use synack::gen::{ClientConfig, CloseOrder, SourceRange};
+    let target = gen_target(&a.target)?;
+    let sources = SourceRange::parse(&a.source, &a.source_ports).map_err(|e| e.to_string())?;
+    let wrong_source = |p: String| ConfigError::flag("--source", p).to_string();
+    if sources.is_v6() != target.is_ipv6() {
+        return Err(wrong_source(format!(
+            "{:?} is not of the family of --target {}",
+            a.source, a.target
+        )));
+    }
+    if sources.has_addr(&target.ip()) {
+        return Err(wrong_source(format!("{:?} contains the target", a.source)));
+    }
+    gen_num("--count", a.count)?;
+    check_flag_secs("--duration", a.duration).map_err(|e| e.to_string())?;
+    gen_num("--drain-ms", a.drain_ms)?;
+    gen_num("--batch", a.batch as u64)?;
+    gen_num("--max-in-flight", a.max_in_flight as u64)?;
+    gen_num("--frames", u64::from(a.frames))?;
+    let request = gen_request(&a, target)?;
+    let hold = gen_hold(&a, request.is_some())?;
     let mut client = ClientConfig::new(target.ip(), target.port(), sources);
     client.hold = hold;
     client.request = request;
     client.expect_bytes = a.expect_bytes.max(1);
-    client.close = close;
+    client.close = if a.server_first {
+        CloseOrder::ServerFirst
+    } else {
+        CloseOrder::ClientFirst
+    };
     client.syn_flood = a.syn_flood;
     let mut secret = [0u8; 8];
     let _ = getrandom::fill(&mut secret);
     client.iss_secret = u64::from_ne_bytes(secret);
     Ok(synack::gen::run::GenOptions {
+        target_mac: gen_target_mac(a.target_mac.as_deref())?,
+        cpu: gen_cpu(a.cpu)?,
         interface: a.interface,
         queue: a.queue,
-        target_mac,
         client,
         pace: Pace {
             rate: (a.rate > 0).then_some(a.rate),
             count: a.count,
-            max_in_flight,
+            // Steady concurrency keeps exactly N open: whatever closes is replaced.
+            max_in_flight: a.concurrency.unwrap_or(a.max_in_flight),
             batch: a.batch,
         },
         duration: std::time::Duration::from_secs_f64(a.duration),
         drain: std::time::Duration::from_millis(a.drain_ms),
-        cpu: a.cpu,
-        xdp_mode,
+        xdp_mode: a.xdp_mode,
         frame_count: a.frames,
         ring_size: (a.frames / 2).min(4096),
         json: a.json,
@@ -582,24 +630,21 @@ fn unescape(s: &str) -> String {
 /// `--live-flood`: check the flags that apply; the error names the flag and the remedy.
 fn live_flood_options(a: &GenArgs) -> Result<synack::gen::flood::LiveFloodOptions, String> {
     let target: std::net::SocketAddrV4 = a.target.parse().map_err(|_| {
-        format!(
-            "--target {:?}: --live-flood needs an IPv4 IP:PORT, e.g. 198.18.0.1:80",
-            a.target
+        ConfigError::flag(
+            "--target",
+            format!(
+                "{:?} is not an IPv4 IP:PORT, which --live-flood needs",
+                a.target
+            ),
         )
+        .to_string()
     })?;
-    if !(1..=1_000_000_000).contains(&a.count) {
-        return Err(format!("--packets {}: give 1..=1000000000", a.count));
+    gen_num("--packets", a.count)?;
+    check_flag_secs("--secs", a.duration).map_err(|e| e.to_string())?;
+    gen_num("--drain-ms", a.drain_ms)?;
+    if let Some(b) = a.burst {
+        gen_num("--burst", b)?;
     }
-    if !(a.duration > 0.0 && a.duration <= 600.0) {
-        return Err(format!("--secs {}: give 0 < S <= 600", a.duration));
-    }
-    if a.drain_ms > 60_000 {
-        return Err(format!("--drain-ms {}: give at most 60000", a.drain_ms));
-    }
-    if a.burst == Some(0) {
-        return Err("--burst 0: give at least 1 frame".into());
-    }
-    let counter_mode = gen_xdp_mode(&a.xdp_mode)?;
     let target_mac = gen_target_mac(a.target_mac.as_deref())?;
     Ok(synack::gen::flood::LiveFloodOptions {
         interface: a.interface.clone(),
@@ -611,8 +656,8 @@ fn live_flood_options(a: &GenArgs) -> Result<synack::gen::flood::LiveFloodOption
         secs: std::time::Duration::from_secs_f64(a.duration),
         drain: std::time::Duration::from_millis(a.drain_ms),
         count_replies: !a.no_reply_counter,
-        counter_mode,
-        cpu: a.cpu,
+        counter_mode: a.xdp_mode,
+        cpu: gen_cpu(a.cpu)?,
         json: a.json.clone(),
     })
 }
@@ -658,7 +703,10 @@ fn gen(args: GenArgs) -> ExitCode {
 
 fn main() -> ExitCode {
     // clap prints help/version (exit 0) and usage errors (exit 2) itself.
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return clap_error(e),
+    };
     if let Err(msg) = init_logging(cli.log_level.as_deref()) {
         return fail_config(&msg);
     }
@@ -685,14 +733,7 @@ fn main() -> ExitCode {
                 Err(e) => fail_runtime(&e),
             }
         }
-        Command::CheckConfig(args) => match resolve(Some(&args.config), args.overrides.into()) {
-            Ok(cfg) => {
-                print!("{}", cfg.to_toml_redacted());
-                eprintln!("synack: {} is valid", args.config.display());
-                ExitCode::SUCCESS
-            }
-            Err(msg) => fail_config(&msg),
-        },
+        Command::CheckConfig(args) => check_config(args),
         Command::Lab(mut args) if args.action.is_some() => {
             lab_action(args.action.take().expect("checked"))
         }
@@ -704,6 +745,22 @@ fn main() -> ExitCode {
             Err(e) => fail_config(&e.to_string()),
         },
         Command::Gen(args) => gen(args),
+    }
+}
+
+/// `synack check-config`: print the resolved config, or the reference.
+fn check_config(args: CheckArgs) -> ExitCode {
+    let Some(path) = args.config.filter(|_| !args.print_default) else {
+        print!("{}", synack::config::rules::default_toml());
+        return ExitCode::SUCCESS;
+    };
+    match resolve(Some(&path), args.overrides.into()) {
+        Ok(cfg) => {
+            print!("{}", cfg.to_toml_redacted());
+            eprintln!("synack: {} is valid", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(msg) => fail_config(&msg),
     }
 }
 
@@ -734,12 +791,12 @@ fn init_logging(level: Option<&str>) -> Result<(), String> {
             // as a target name and silently log nothing.
             let bare = !l.contains('=') && !l.contains(',');
             if bare && !LEVELS.contains(&l.to_ascii_lowercase().as_str()) {
-                return Err(format!(
-                    "--log-level: {l:?} is not a level; give error, warn, info, debug, trace or off, or a filter, e.g. --log-level debug or --log-level synack=debug,info"
-                ));
+                let problem = format!("{l:?} is not a level");
+                return Err(ConfigError::flag("--log-level", problem).to_string());
             }
             EnvFilter::try_new(l).map_err(|e| {
-                format!("--log-level: {l:?} is not a valid filter ({e}); give a level or a filter, e.g. --log-level info or --log-level synack=debug,info")
+                let problem = format!("{l:?} is not a valid filter ({e})");
+                ConfigError::flag("--log-level", problem).to_string()
             })?
         }
         None => match std::env::var("RUST_LOG") {

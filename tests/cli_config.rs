@@ -123,6 +123,8 @@ fn check_config_overrides_replace_the_files_values() {
         "0",
         "--xdp-mode",
         "generic",
+        "--xdp-attach",
+        "dispatcher",
         "--cookie-secret",
         "00112233445566778899aabbccddeeff",
         "--stats-json",
@@ -139,6 +141,7 @@ fn check_config_overrides_replace_the_files_values() {
         [(8080, ListenMode::Echo), (8081, ListenMode::Discard)]
     );
     assert_eq!(cfg.xdp.mode, synack::io::XdpMode::Generic);
+    assert_eq!(cfg.xdp.attach, synack::io::XdpAttach::Dispatcher);
     assert_eq!(
         cfg.ops.stats_json.as_deref(),
         Some(Path::new("/tmp/synack-stats.json"))
@@ -161,6 +164,7 @@ fn bad_flags_exit_2_naming_the_flag() {
         ("--workers", "1-0"),
         ("--cookie-secret", "xyz"),
         ("--xdp-mode", "fast"),
+        ("--xdp-attach", "share"),
         ("--address", "224.0.0.1"),
         ("--address", "198.18.0"),
         ("--interface", "has space"),
@@ -303,4 +307,34 @@ fn help_and_version() {
     // Usage errors from clap itself also exit 2.
     assert_eq!(synack(&["check-config"]).status.code(), Some(2));
     assert_eq!(synack(&["frobnicate"]).status.code(), Some(2));
+}
+
+#[test]
+fn print_default_is_the_reference_file() {
+    let out = synack(&["check-config", "--print-default"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let printed = String::from_utf8(out.stdout).expect("utf-8 TOML");
+    let file = std::fs::read_to_string(DEFAULT).expect("read config/default.toml");
+    assert_eq!(
+        printed, file,
+        "regenerate: synack check-config --print-default > {DEFAULT}"
+    );
+}
+
+#[test]
+fn enum_flags_list_their_values_and_refuse_others_in_one_line() {
+    let out = synack(&["run", "--help"]);
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        help.contains("[possible values: auto, native, generic]"),
+        "{help}"
+    );
+    let line = assert_config_error(
+        &["check-config", "--config", LAB, "--syn-offload", "maybe"],
+        "--syn-offload",
+    );
+    assert!(
+        line.contains("\"maybe\" is not a SYN offload setting; give auto, on or off"),
+        "{line}"
+    );
 }

@@ -151,8 +151,12 @@ fn two_queues_two_workers_complete_every_connection() {
     let errors = errors.into_inner().unwrap();
     assert!(errors.is_empty(), "{} failed: {errors:?}", errors.len());
     assert_eq!(ok.into_inner(), N);
-    let st = ep.wait_stats(TIMEOUT, "all established", |s| {
-        event(s, "established") == N as u64
+    // Each worker publishes its counters on its own (every 100 ms): wait until both have
+    // published every handoff, not just every handshake (under load, and with the SYN
+    // offload on, frames of the closes are still being handed off when the last
+    // connection is counted established).
+    let st = ep.wait_stats(TIMEOUT, "all established, every handoff taken", |s| {
+        event(s, "established") == N as u64 && event(s, "handoff_out") == event(s, "handoff_in")
     });
     assert_eq!(st["workers"].as_array().map(Vec::len), Some(2), "{st:#}");
     assert!(event(&st, "handoff_out") > 0, "no handoff: {st:#}");

@@ -94,3 +94,30 @@ fn steady_concurrency_flags_are_checked() {
         "--concurrency",
     );
 }
+
+#[test]
+fn numeric_flags_are_checked_against_their_rules() {
+    let out = Command::new(BIN)
+        .args([
+            "gen",
+            "--interface",
+            "lo",
+            "--target",
+            "198.18.0.1:80",
+            "--frames",
+            "1000",
+        ])
+        .output()
+        .expect("run synack gen");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(
+        stderr.trim(),
+        "synack: error: --frames: 1000 is out of range 1024..=262144; give a power of two in 1024..=262144, e.g. --frames 32768"
+    );
+    gen_fails(&["--target", "198.18.0.1:80", "--count", "0"], "--count");
+    gen_fails(
+        &["--target", "198.18.0.1:80", "--xdp-mode", "fast"],
+        "--xdp-mode",
+    );
+}

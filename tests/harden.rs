@@ -1,4 +1,4 @@
-//! Hardening, in memory (no root): a stateful frame fuzzer, a forged-cookie ACK flood,
+//! Hardening, in memory (no root): the stateful fuzzer of the fuzz targets, a forged-cookie ACK flood,
 //! RFC 5961 blind injection, table exhaustion, a stalled TX ring and cookie secret rotation.
 //!
 //! The long runs use the same code with larger counts: `scripts/harden.sh` sets
@@ -17,25 +17,7 @@ use synack::table::{Core, CoreConfig};
 use synack::tcp::cookie::CookieJar;
 use synack::tcp::responder::Mode;
 use synack::tcp::{Clock, Params};
-use synack::wire::{EtherType, EthernetFrame, Ipv4Packet, Ipv6Packet, TcpOptions, TcpPacket};
-
-/// xorshift64*: deterministic, fast, good enough to drive a fuzzer.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-}
+use synack::wire::TcpOptions;
 
 /// Resident set size of this process in bytes (Linux /proc/self/statm).
 fn rss_bytes() -> u64 {
@@ -49,264 +31,34 @@ fn env_count(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// Recompute the IPv4 header and TCP checksums of a frame in place, when its headers are
-/// coherent enough to find them; otherwise leave it as it is.
-fn fix_checksums(frame: &mut [u8]) {
-    let Ok(eth) = EthernetFrame::new_checked(&frame[..]) else {
-        return;
-    };
-    let (l3, ethertype) = (eth.header_len(), eth.ethertype());
-    match ethertype {
-        EtherType::IPV4 => {
-            let (src, dst, l4, end) = {
-                let Ok(ip) = Ipv4Packet::new_checked(&frame[l3..]) else {
-                    return;
-                };
-                (
-                    IpAddr::V4(ip.src_addr()),
-                    IpAddr::V4(ip.dst_addr()),
-                    l3 + ip.header_len(),
-                    l3 + ip.total_len() as usize,
-                )
-            };
-            Ipv4Packet::new_unchecked(&mut frame[l3..]).fill_checksum();
-            if let Ok(mut tcp) = TcpPacket::new_checked(&mut frame[l4..end]) {
-                tcp.fill_checksum(&src, &dst);
-            }
-        }
-        EtherType::IPV6 => {
-            let (src, dst, end) = {
-                let Ok(ip) = Ipv6Packet::new_checked(&frame[l3..]) else {
-                    return;
-                };
-                (
-                    IpAddr::V6(ip.src_addr()),
-                    IpAddr::V6(ip.dst_addr()),
-                    l3 + 40 + ip.payload_len() as usize,
-                )
-            };
-            if let Ok(mut tcp) = TcpPacket::new_checked(&mut frame[l3 + 40..end]) {
-                tcp.fill_checksum(&src, &dst);
-            }
-        }
-        _ => {}
-    }
-}
-
-/// Hand a frame to the stack and emit whatever it sends, without parsing the replies (a
-/// fuzzed frame may be answered by ARP or NDP in standalone mode).
-fn raw_inject(net: &mut Net, frame: &[u8]) {
-    let mut buf = vec![0u8; FRAME];
-    let n = frame.len().min(FRAME);
-    buf[..n].copy_from_slice(&frame[..n]);
-    let clock = net.clock;
-    let _ = net.stack.handle(&clock, &mut buf, n);
-    let pending: Vec<_> = net.stack.take_pending().collect();
-    for tx in &pending {
-        let mut out = vec![0u8; FRAME];
-        assert!(
-            net.stack.emit(tx, &mut out).is_some(),
-            "a reply did not fit a frame"
-        );
-    }
-}
-
-fn drops_counted(net: &Net) -> u64 {
-    let c = &net.stack.core.sh.counters;
-    c.total_drops() - c.dropped(DropReason::ChallengeAckLimited)
-}
-
-/// A stateful fuzzer: a few clients run real handshakes, data and closes against one stack
-/// while most frames are their frames mutated (bit flips, byte writes, truncation, field
-/// rewrites, options garbage), with checksums fixed half of the time so the deeper layers
-/// are reached, plus random bytes and clock jumps. Checks: no panic; a frame increments at
-/// most one drop counter; at the end, after closing and letting timers run, no connection,
-/// buffer or timer entry is left.
+/// The stateful fuzzer of the fuzz targets ([`Session`], `synack::testkit::fuzz`) fed
+/// with `inputs` records drawn from a seeded [`Rng`] ([`fuzz::generate_one`]): 12 clients
+/// run real handshakes, data and closes against one standalone server (checksums
+/// verified, as deployed) while most records are their segments mangled (bit flips, byte
+/// writes, truncation, extension, TCP flag, sequence and option rewrites) with the
+/// checksums fixed half of the time so the deeper layers are reached, plus random bytes,
+/// ARP requests and clock jumps. Checks (in [`Net::inject`]): no panic, a frame
+/// increments at most one drop counter, every reply is a valid frame from our addresses;
+/// at the end, after closing and letting timers run, no connection, buffer or timer entry
+/// is left. Returns (inputs, inputs per second).
 fn fuzz_stack(inputs: u64, seed: u64) -> (u64, f64) {
-    let mut rng = Rng(seed | 1);
-    let params = Params {
-        idle_timeout_ms: 20_000,
-        time_wait_ms: 2_000,
-        rto_initial_ms: 200,
-        rto_max_ms: 2_000,
-        max_retries: 3,
-        challenge_ack_limit: 50,
-        ..Params::default()
-    };
-    let mut cfg = config(params, Mode::Echo);
-    cfg.capacity = 32;
-    cfg.listeners = vec![
-        (80, Mode::Echo),
-        (81, Mode::Http),
-        (82, Mode::Close),
-        (83, Mode::Discard),
-    ];
-    let mut net = Net::with_stack(cfg, |s| s.standalone = Some(SERVER_MAC));
-    let mut peers: Vec<Peer> = (0..12)
-        .map(|i| {
-            let mut p = if i % 3 == 0 {
-                Peer::v6(30_000 + i)
-            } else {
-                Peer::v4(30_000 + i)
-            };
-            p.server_port = 80 + (i % 4);
-            if i % 5 == 0 {
-                p = p.bare();
-            }
-            p
-        })
-        .collect();
-    let mut recent: Vec<Vec<u8>> = Vec::with_capacity(64);
+    let mut rng = Rng::new(seed);
+    let mut session = Session::new(true);
+    let mut chunk = Vec::new();
     let start = Instant::now();
-    let payloads: [&[u8]; 4] = [
-        b"x",
-        b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
-        &[0u8; 1400],
-        b"POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc",
-    ];
-    for i in 0..inputs {
-        let roll = rng.below(100);
-        let before = drops_counted(&net);
-        if roll < 30 {
-            // A legitimate step of one client.
-            let k = rng.below(peers.len() as u64) as usize;
-            let p = &mut peers[k];
-            let out = match rng.below(8) {
-                0 => {
-                    let mut o = p.syn_options;
-                    if o.timestamps.is_some() {
-                        o.timestamps = Some((p.tsval(&net), 0));
-                    }
-                    p.iss = rng.next() as u32;
-                    let out = p.send(&mut net, SYN, p.iss, 0, b"", o);
-                    if let Some(sa) = out.iter().find(|s| s.flags.contains(SYN | ACK)) {
-                        p.irs = sa.seq;
-                        p.snd_nxt = p.iss.wrapping_add(1);
-                        p.rcv_nxt = sa.seq.wrapping_add(1);
-                        p.ts = o.timestamps.is_some() && sa.options.timestamps.is_some();
-                    }
-                    out
-                }
-                1 | 2 => p.tx(&mut net, ACK, b""),
-                3 | 4 => {
-                    let data = payloads[rng.below(4) as usize];
-                    p.tx(&mut net, ACK | PSH, data)
-                }
-                5 => p.tx(&mut net, ACK | FIN, b""),
-                6 => {
-                    let (seq, ack) = (p.snd_nxt, p.rcv_nxt);
-                    p.send(&mut net, RST | ACK, seq, ack, b"", TcpOptions::default())
-                }
-                _ => {
-                    p.window = rng.below(3) as u16 * 300;
-                    p.tx(&mut net, ACK, b"")
-                }
-            };
-            p.absorb(&out);
-            let (seq, ack) = (p.snd_nxt, p.rcv_nxt);
-            let frame = p.frame(ACK | PSH, seq, ack, payloads[0], p.opts(&net));
-            if recent.len() < 64 {
-                recent.push(frame);
-            } else {
-                recent[(i % 64) as usize] = frame;
-            }
-        } else if roll < 85 && !recent.is_empty() {
-            // A mutated recent frame.
-            let mut f = recent[rng.below(recent.len() as u64) as usize].clone();
-            for _ in 0..=rng.below(4) {
-                if f.is_empty() {
-                    break;
-                }
-                match rng.below(6) {
-                    0 => {
-                        let at = rng.below(f.len() as u64) as usize;
-                        f[at] ^= 1 << rng.below(8);
-                    }
-                    1 => {
-                        let at = rng.below(f.len() as u64) as usize;
-                        f[at] = rng.next() as u8;
-                    }
-                    2 => f.truncate(rng.below(f.len() as u64 + 1) as usize),
-                    3 => f.extend((0..rng.below(64)).map(|_| rng.next() as u8)),
-                    // TCP flags and the sequence/ack fields (IPv4, no VLAN: offset 34).
-                    4 if f.len() >= 54 => {
-                        f[47] = rng.next() as u8;
-                        let d = (rng.below(2048) as u32).wrapping_sub(1024);
-                        let seq = u32::from_be_bytes([f[38], f[39], f[40], f[41]]).wrapping_add(d);
-                        f[38..42].copy_from_slice(&seq.to_be_bytes());
-                    }
-                    // Options garbage: data offset and option bytes.
-                    _ if f.len() >= 60 => {
-                        f[46] = (rng.below(16) as u8) << 4;
-                        let at = 54 + rng.below((f.len() - 54) as u64) as usize;
-                        f[at] = rng.below(9) as u8;
-                    }
-                    _ => {}
-                }
-            }
-            if rng.chance(50) {
-                fix_checksums(&mut f);
-            }
-            raw_inject(&mut net, &f);
-        } else if roll < 92 {
-            // Random bytes, sometimes behind a valid Ethernet/IP prefix.
-            let n = rng.below(200) as usize;
-            let mut f: Vec<u8> = (0..n).map(|_| rng.next() as u8).collect();
-            if rng.chance(50) && !recent.is_empty() {
-                let base = &recent[0];
-                let keep = base.len().min(34).min(f.len());
-                f[..keep].copy_from_slice(&base[..keep]);
-                fix_checksums(&mut f);
-            }
-            raw_inject(&mut net, &f);
-        } else if roll < 96 {
-            net.advance(rng.below(3_000));
-        } else {
-            // ARP request for us or someone else (standalone mode answers ours).
-            let mut f = vec![0xffu8; 6];
-            f.extend_from_slice(&[
-                2, 0, 0, 0, 0, 1, 0x08, 0x06, 0, 1, 8, 0, 6, 4, 0, 1, 2, 0, 0, 0, 0, 1, 198, 18, 0,
-                1, 0, 0, 0, 0, 0, 0,
-            ]);
-            let target = if rng.chance(50) {
-                SERVER_V4
-            } else {
-                Ipv4Addr::new(198, 18, 0, 9)
-            };
-            f.extend_from_slice(&target.octets());
-            if rng.chance(30) {
-                let at = rng.below(f.len() as u64) as usize;
-                f[at] = rng.next() as u8;
-            }
-            raw_inject(&mut net, &f);
+    let mut left = inputs;
+    while left > 0 {
+        let n = left.min(4096);
+        chunk.clear();
+        for _ in 0..n {
+            fuzz::generate_one(&mut rng, &mut chunk);
         }
-        let after = drops_counted(&net);
-        assert!(
-            after - before <= 1,
-            "input {i}: one frame counted {} drops",
-            after - before
-        );
+        session.feed(&chunk);
+        left -= n;
     }
     let secs = start.elapsed().as_secs_f64();
-    // Close everything and let every timer run out: nothing may leak.
-    let clock = net.clock;
-    net.stack.core.close_all(&clock);
-    let _ = net.advance(0);
-    for _ in 0..200 {
-        net.advance(1_000);
-    }
-    assert_eq!(
-        net.core().active(),
-        0,
-        "connections left: {:?}",
-        net.states()
-    );
-    assert_eq!(
-        net.core().sh.pool.available(),
-        net.buffers,
-        "buffers leaked"
-    );
-    assert_eq!(net.core().sh.wheel.len(), 0, "timer entries left");
+    assert_eq!(session.records, inputs);
+    session.finish();
     (inputs, inputs as f64 / secs)
 }
 
@@ -318,7 +70,7 @@ fn fuzz_stateful_frames_no_panic_no_leak() {
     let mut total = 0;
     let mut rate = 0.0;
     for seed in 0..seeds {
-        let (k, r) = fuzz_stack(n / seeds.max(1), 0x9e37_79b9_7f4a_7c15 ^ seed);
+        let (k, r) = fuzz_stack(n / seeds.max(1), seed);
         total += k;
         rate = r;
     }
@@ -332,7 +84,7 @@ fn fuzz_stateful_frames_no_panic_no_leak() {
 fn forged_cookie_ack_flood_creates_nothing() {
     let n = env_count("SYNACK_FLOOD_FRAMES", 100_000);
     let mut net = Net::new(Params::default(), Mode::Discard);
-    let mut rng = Rng(0x0dd_c0ffee);
+    let mut rng = Rng::new(0x0dd_c0ffee);
     let mem_before = net.core().v4.memory_bytes() + net.core().v6.memory_bytes();
     let rss_before = rss_bytes();
     let mut peer = Peer::v4(1);
@@ -341,17 +93,17 @@ fn forged_cookie_ack_flood_creates_nothing() {
     for i in 0..n {
         peer.port = 1024 + (i % 60_000) as u16;
         // Sources in 198.19.0.0/16: never one of the server's own addresses.
-        peer.addr = Ipv4Addr::from(0xc613_0000u32 | (rng.next() as u32 & 0xffff)).into();
+        peer.addr = Ipv4Addr::from(0xc613_0000u32 | (rng.next_u32() & 0xffff)).into();
         let opts = if i % 2 == 0 {
             TcpOptions {
-                timestamps: Some((rng.next() as u32, rng.next() as u32)),
+                timestamps: Some((rng.next_u32(), rng.next_u32())),
                 ..TcpOptions::default()
             }
         } else {
             TcpOptions::default()
         };
-        let ack = rng.next() as u32;
-        let f = peer.frame(ACK, rng.next() as u32, ack, b"", opts);
+        let ack = rng.next_u32();
+        let f = peer.frame(ACK, rng.next_u32(), ack, b"", opts);
         // RFC 9293 §3.10.7.2: at most a reset <SEQ=SEG.ACK><CTL=RST>, within the budget.
         let out = net.inject(&f);
         if !out.is_empty() {
@@ -408,7 +160,7 @@ fn blind_injection_rfc5961_tears_nothing_down() {
     for p in &mut peers {
         p.connect(&mut net);
     }
-    let mut rng = Rng(5961);
+    let mut rng = Rng::new(5961);
     let n = env_count("SYNACK_INJECT_FRAMES", 50_000);
     let mut attacker_frames = 0;
     for _ in 0..n {
@@ -419,14 +171,14 @@ fn blind_injection_rfc5961_tears_nothing_down() {
         let seq = if rng.chance(50) {
             rcv_nxt.wrapping_add(1 + rng.below(60_000) as u32)
         } else {
-            rng.next() as u32
+            rng.next_u32()
         };
         let seq = if seq == rcv_nxt {
             seq.wrapping_add(1)
         } else {
             seq
         };
-        let ack = rng.next() as u32;
+        let ack = rng.next_u32();
         let (flags, payload): (_, &[u8]) = match rng.below(4) {
             0 => (RST, b""),
             1 => (RST | ACK, b""),

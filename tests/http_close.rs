@@ -30,7 +30,7 @@ fn take(peer: &mut Peer, read: &mut Read, acked: &mut u32, base: u32, segs: &[Se
             continue;
         }
         assert!(
-            !read.fin || s.len() == 0,
+            !read.fin || s.is_empty(),
             "server sent {s:?} after its FIN (RFC 9293 §3.10.4)"
         );
         read.data.extend(&s.payload);

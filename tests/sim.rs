@@ -4,8 +4,8 @@
 //! Each client does a handshake, sends its bytes, and closes first or waits for the
 //! server's FIN depending on the mode; it retransmits on its own timer (go-back-N, RFC 6298
 //! backoff). At the end every connection must be closed on both sides, every echo and
-//! HTTP answer complete, and no table entry or pool buffer left behind. A tiny xorshift
-//! PRNG with fixed seeds keeps every run identical.
+//! HTTP answer complete, and no table entry or pool buffer left behind. The kit's seeded
+//! [`Rng`] with fixed seeds keeps every run identical.
 //!
 //! [`Stack`]: synack::engine::Stack
 
@@ -18,29 +18,6 @@ use synack::counters::Event;
 use synack::tcp::responder::Mode;
 use synack::tcp::Params;
 use synack::wire::{TcpFlags, TcpOptions};
-
-/// xorshift64 (Marsaglia 2003): tiny, deterministic, good enough for a lossy link.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    /// True with probability `pct` percent.
-    fn chance(&mut self, pct: u64) -> bool {
-        self.next() % 100 < pct
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 /// What travels on the link.
 enum Packet {
@@ -460,7 +437,7 @@ fn run(mode: Mode, seed: u64, n: usize, loss: u64, dup: u64) -> Outcome {
     cfg.buffers = n;
     let mut net = Net::with_config(cfg);
     let mut link = Link {
-        rng: Rng(seed),
+        rng: Rng::new(seed),
         loss,
         dup,
         jitter: 4,
@@ -469,7 +446,7 @@ fn run(mode: Mode, seed: u64, n: usize, loss: u64, dup: u64) -> Outcome {
         lost: 0,
         duplicated: 0,
     };
-    let mut rng = Rng(seed ^ 0x9e37_79b9_7f4a_7c15);
+    let mut rng = Rng::new(seed);
     let start = net.clock.ms;
     let mut clients: Vec<Client> = (0..n)
         .map(|i| {
@@ -484,14 +461,14 @@ fn run(mode: Mode, seed: u64, n: usize, loss: u64, dup: u64) -> Outcome {
                 sack_permitted: true,
                 ..TcpOptions::default()
             };
-            peer.iss = rng.next() as u32;
+            peer.iss = rng.next_u32();
             peer.window = 65_535;
             let len = 1 + rng.below(3_000) as usize;
             let data = match mode {
                 Mode::Http => {
                     b"GET /sim HTTP/1.1\r\nHost: sim\r\nConnection: close\r\n\r\n".to_vec()
                 }
-                _ => (0..len).map(|_| rng.next() as u8).collect(),
+                _ => (0..len).map(|_| rng.byte()).collect(),
             };
             Client::new(peer, mode, data, start + rng.below(200))
         })

@@ -37,14 +37,9 @@ fn pair() -> (Net, Net) {
     (fast, general)
 }
 
+/// The kit's Linux SYN options, TSval 0x12345678.
 fn linux_options() -> TcpOptions {
-    TcpOptions {
-        mss: Some(1460),
-        window_scale: Some(7),
-        sack_permitted: true,
-        timestamps: Some((0x1234_5678, 0)),
-        ..TcpOptions::default()
-    }
+    Preset::Linux.syn_options(0x1234_5678)
 }
 
 fn assert_same(fast: &mut Net, general: &mut Net, frame: &[u8], what: &str) -> Vec<u8> {
@@ -136,7 +131,7 @@ fn vlan_tagged_syn_takes_the_general_path_with_the_same_answer() {
             seq: synack::wire::SeqNumber(peer.iss),
             ack: synack::wire::SeqNumber(0),
             flags: SYN,
-            window: 64240,
+            window: Preset::Linux.syn_window(),
             options: linux_options(),
             payload: &[],
         },

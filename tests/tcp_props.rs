@@ -22,16 +22,14 @@ use synack::counters::DropReason;
 use synack::engine::Outcome;
 use synack::tcp::responder::Mode;
 use synack::tcp::Params;
+use synack::testkit::fuzz::{self, mutate, Frames};
+use synack::testkit::seeds::{hex, CAPTURED};
+use synack::testkit::Rng;
 use synack::wire::TcpOptions;
-
-fn frame_drops(net: &Net) -> u64 {
-    let c = net.stack.counters();
-    c.total_drops() - c.dropped(DropReason::ChallengeAckLimited)
-}
 
 /// Hand `frame` to the stack; returns (replies, Δdrops, Δactive).
 fn feed(net: &mut Net, frame: &[u8]) -> (usize, u64, i64) {
-    let d0 = frame_drops(net);
+    let d0 = net.drops_counted();
     let a0 = net.core().active() as i64;
     let mut buf = vec![0u8; FRAME];
     let len = frame.len().min(FRAME);
@@ -44,7 +42,7 @@ fn feed(net: &mut Net, frame: &[u8]) -> (usize, u64, i64) {
     replies += net.stack.take_pending().count();
     (
         replies,
-        frame_drops(net) - d0,
+        net.drops_counted() - d0,
         net.core().active() as i64 - a0,
     )
 }
@@ -82,43 +80,16 @@ fn established_net(verify: bool) -> Net {
     net
 }
 
-#[derive(Debug, Clone)]
-enum Mutation {
-    Flip(usize, u8),
-    Set(usize, u8),
-    Truncate(usize),
-    Extend(Vec<u8>),
-}
-
+/// The kit's mutations ([`Mutation`], shared with the fuzzers), drawn by proptest.
 fn mutation() -> impl Strategy<Value = Mutation> {
     prop_oneof![
         (any::<usize>(), 1..=255u8).prop_map(|(i, b)| Mutation::Flip(i, b)),
         (any::<usize>(), any::<u8>()).prop_map(|(i, b)| Mutation::Set(i, b)),
         any::<usize>().prop_map(Mutation::Truncate),
         proptest::collection::vec(any::<u8>(), 1..64).prop_map(Mutation::Extend),
+        (any::<u8>(), any::<i16>()).prop_map(|(f, d)| Mutation::TcpFlagsSeq(f, d)),
+        (0u8..16, any::<usize>(), any::<u8>()).prop_map(|(w, i, b)| Mutation::TcpOptions(w, i, b)),
     ]
-}
-
-fn mutate(mut f: Vec<u8>, ms: &[Mutation]) -> Vec<u8> {
-    for m in ms {
-        match m {
-            Mutation::Flip(i, b) if !f.is_empty() => {
-                let i = i % f.len();
-                f[i] ^= b;
-            }
-            Mutation::Set(i, b) if !f.is_empty() => {
-                let i = i % f.len();
-                f[i] = *b;
-            }
-            Mutation::Truncate(n) => {
-                let n = n % (f.len() + 1);
-                f.truncate(n);
-            }
-            Mutation::Extend(bytes) => f.extend_from_slice(bytes),
-            _ => {}
-        }
-    }
-    f
 }
 
 proptest! {
@@ -190,6 +161,39 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// The `stack` fuzz target as a property: any bytes are a sequence of records, and
+    /// whatever they do, every frame passes the kit's checks and after `close_all` and the
+    /// timers nothing is left (no connection, buffer or timer entry).
+    #[test]
+    fn stack_target_runs_clean_on_arbitrary_records(
+        data in proptest::collection::vec(any::<u8>(), 0..600),
+    ) {
+        Session::run(&data);
+    }
+
+    /// The same with the hardening run's generator (`tests/harden.rs`) choosing the
+    /// records from a proptest-chosen seed, checksums verified or not.
+    #[test]
+    fn stack_target_runs_clean_on_generated_records(seed in any::<u64>(), verify in any::<bool>()) {
+        let mut s = Session::new(verify);
+        s.feed(&fuzz::generate(&mut Rng::new(seed), 300));
+        s.finish();
+    }
+
+    /// The `frames` fuzz target as a property, over mutations of the captured Linux
+    /// frames of its seed corpus.
+    #[test]
+    fn frames_target_runs_clean_on_mutated_captures(
+        pick in 0..CAPTURED.len(),
+        ms in proptest::collection::vec(mutation(), 0..4),
+    ) {
+        Frames::default().run(&mutate(hex(CAPTURED[pick].1), &ms));
+    }
+}
+
 /// A double count found while defining the property above: a data segment at RCV.NXT arriving while our
 /// window is zero (echo buffer full) is dropped for want of buffer (RFC 9293 §3.10.7.4
 /// zero-window allowance), counted once as `NoBuffer`, not also as `OutOfOrder`.
@@ -203,10 +207,10 @@ fn zero_window_data_counted_once_rfc9293_3_10_7_4() {
         one(p.tx(&mut net, ACK, &vec![1u8; len]));
     }
     // The 4096-byte echo buffer is full and nothing can be sent: our window is zero.
-    let d0 = frame_drops(&net);
+    let d0 = net.drops_counted();
     let o = p.opts(&net);
     let a = one(p.send(&mut net, ACK, p.snd_nxt, p.rcv_nxt, b"more", o));
     assert_eq!(a.window, 0);
-    assert_eq!(frame_drops(&net) - d0, 1);
+    assert_eq!(net.drops_counted() - d0, 1);
     assert_eq!(net.dropped(DropReason::OutOfOrder), 0);
 }

@@ -5,6 +5,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use proptest::prelude::*;
+use synack::testkit::seeds::{hex, CAPTURED};
 use synack::wire::{
     checksum, ip_protocol, ipv6, ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetFrame,
     EthernetRepr, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr, NdpRepr, SeqNumber, TcpFlags,
@@ -208,30 +209,11 @@ fn tcp_chain(bytes: &[u8], src: &IpAddr, dst: &IpAddr) {
     }
 }
 
-fn hex(s: &str) -> Vec<u8> {
-    let digits: Vec<u8> = s.bytes().filter(u8::is_ascii_hexdigit).collect();
-    digits
-        .chunks(2)
-        .map(|p| u8::from_str_radix(std::str::from_utf8(p).unwrap(), 16).unwrap())
-        .collect()
-}
-
-/// Real frames to mutate: the captured Linux IPv4 SYN, IPv6 SYN, ARP request and NDP
-/// solicitation (see the unit tests in `src/wire/` for the annotated versions).
+/// Real frames to mutate: the captured Linux IPv4 SYN (74 bytes), IPv6 SYN (94), ARP
+/// request (42) and NDP solicitation (86) of the kit's seed corpus (see the unit tests in
+/// `src/wire/` for the annotated versions).
 fn seed_frames() -> Vec<Vec<u8>> {
-    [
-        // IPv4 SYN, 74 bytes
-        "02000000000202000000000108004500003cd7e540004006d6aec6120001c6120002ddec1f900e8bcbd100000000a002faf0aced0000020405b40402080a750ac712000000000103030a",
-        // IPv6 SYN, 94 bytes
-        "02000000000202000000000186dd600590c800280640200100020000000000000000000000012001000200000000000000000000000282081f9062f85dd800000000a002fd20ccf80000020405a00402080a8a17516e000000000103030a",
-        // ARP request, 42 bytes
-        "ffffffffffff02000000000108060001080006040001020000000001c6120001000000000000c6120002",
-        // NDP neighbour solicitation, 86 bytes
-        "3333ff00000202000000000186dd6000000000203aff20010002000000000000000000000001ff0200000000000000000001ff0000028700379300000000200100020000000000000000000000020101020000000001",
-    ]
-    .iter()
-    .map(|s| hex(s))
-    .collect()
+    CAPTURED[..4].iter().map(|(_, h)| hex(h)).collect()
 }
 
 // ---------------------------------------------------------------- properties

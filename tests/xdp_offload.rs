@@ -3,7 +3,9 @@
 //! secret, counter and clock) makes; stateless ACKs are cookie-checked (valid: on to
 //! userspace; forged: dropped and reset, rate-limited); the occupancy filter keeps SYNs of
 //! tuples with state away from the offload; secret rotation keeps old cookies for one
-//! period; 802.1ad frames go to the kernel.
+//! period; 802.1ad frames go to the kernel. The build that never resizes frames (for
+//! libxdp dispatcher slots) answers the SYNs whose SYN-ACK has their length and leaves the
+//! rest to userspace.
 
 mod common;
 
@@ -20,6 +22,7 @@ use synack::table::{Core, CoreConfig};
 use synack::tcp::cookie::{counter_from_unix_secs, CookieJar};
 use synack::tcp::responder::Mode;
 use synack::tcp::{Clock, Flow};
+use synack::testkit::Preset;
 use synack::wire::{EthernetFrame, SeqNumber, TcpFlags, TcpFrame, TcpOptions, TcpPacket, TcpRepr};
 
 const XDP_DROP: u32 = 1;
@@ -43,6 +46,10 @@ struct Setup {
 }
 
 fn setup(rst_per_sec: u32) -> Setup {
+    setup_build(rst_per_sec, XdpProgram::load_detached)
+}
+
+fn setup_build(rst_per_sec: u32, load: fn(&Filter) -> anyhow::Result<XdpProgram>) -> Setup {
     let cfg = CoreConfig {
         listeners: vec![(80, Mode::Discard), (81, Mode::Echo)],
         capacity: 1024,
@@ -56,7 +63,7 @@ fn setup(rst_per_sec: u32) -> Setup {
         ports: vec![80, 81],
         standalone: false,
     };
-    let mut prog = XdpProgram::load_detached(&filter).expect("load the XDP program (root)");
+    let mut prog = load(&filter).expect("load the XDP program (root)");
     let origin = Instant::now();
     prog.set_syn_offload(&SynOffload {
         listeners: syn_answers(&cfg),
@@ -154,14 +161,9 @@ fn syn_frame(s: &Syn) -> Vec<u8> {
     )
 }
 
+/// The kit's Linux SYN options, TSval 0x01020304.
 fn linux_options() -> TcpOptions {
-    TcpOptions {
-        mss: Some(1460),
-        sack_permitted: true,
-        timestamps: Some((0x0102_0304, 0)),
-        window_scale: Some(7),
-        ..TcpOptions::default()
-    }
+    Preset::Linux.syn_options(0x0102_0304)
 }
 
 /// What the userspace path sends for `frame` at `ms`.
@@ -674,4 +676,53 @@ fn xdp_minute_counter_follows_the_wall_clock() {
         userspace_reply_at(&s, &frame, 0, 0).as_deref() != Some(&out[..]),
         "not the published counter 0"
     );
+}
+
+/// The fixed-length build (`XdpProgram::load_detached_fixed_length`, attached to libxdp
+/// dispatcher slots that must not change packet data): a Linux client's SYN (20 option
+/// bytes, as many as the SYN-ACK's) is answered in XDP with the userspace SYN-ACK; the same
+/// SYN in a longer frame (Ethernet padding) goes to userspace; a forged ACK whose reset is
+/// shorter (a 66-byte frame, a 60-byte reset) is dropped without the reset.
+#[test]
+fn rfc9293_3_10_7_2_fixed_length_build_answers_only_same_length_syns() {
+    if !common::require_root("rfc9293_3_10_7_2_fixed_length_build_answers_only_same_length_syns") {
+        return;
+    }
+    let mut s = setup_build(1000, XdpProgram::load_detached_fixed_length);
+    let linux = Syn {
+        v6: false,
+        vlan: None,
+        port: 80,
+        options: linux_options(),
+    };
+    let synack = assert_same_synack(&mut s, &linux);
+    assert_eq!(synack.len(), syn_frame(&linux).len());
+
+    // The same SYN with 6 bytes of Ethernet padding after the IP datagram: its SYN-ACK
+    // would be 6 bytes shorter than the frame.
+    let mut padded = syn_frame(&linux);
+    padded.extend_from_slice(&[0; 6]);
+    let c0 = counters(&s.prog);
+    assert_eq!(run(&mut s.prog, &padded), (XDP_PASS, padded.clone()));
+    let c1 = counters(&s.prog);
+    assert_eq!(c1.syns_to_userspace - c0.syns_to_userspace, 1);
+    assert_eq!(c1.syn_acks_sent, c0.syn_acks_sent);
+
+    let (iss, tsval) = synack_fields(&synack);
+    let forged = segment(
+        false,
+        None,
+        80,
+        TcpFlags::ACK,
+        0x1234_5679,
+        iss.wrapping_add(0x0100_0000),
+        TcpOptions {
+            timestamps: Some((0x0102_0305, tsval)),
+            ..TcpOptions::default()
+        },
+    );
+    assert_eq!(run(&mut s.prog, &forged).0, XDP_DROP);
+    let c2 = counters(&s.prog);
+    assert_eq!(c2.acks_dropped - c1.acks_dropped, 1);
+    assert_eq!(c2.rsts_sent, c1.rsts_sent);
 }

@@ -1,10 +1,13 @@
-//! Fixtures shared by the bench binaries: realistic frames built with the wire `Repr`s,
-//! stacks configured as the server runs them, and full connection lifecycles derived by
+//! Fixtures shared by the bench binaries: realistic frames built with
+//! [`synack::wire::TcpFrame`] from the test kit's [`Preset::Linux`] client, stacks
+//! configured as the server runs them, and full connection lifecycles derived by
 //! running each flow once through a reference stack (so every precomputed ACK carries the
 //! cookie and the sequence numbers the server really produced).
 //!
 //! Addresses: server 198.18.0.1:80, clients spread over 198.18.0.16 .. 198.19.134.175
 //! (inside 198.18.0.0/15) and the Linux ephemeral port range. Nothing here touches a NIC.
+//! Replies are read with the kit's parser ([`parse_frame`]); per-flow numbers come from
+//! its splitmix64 ([`mix`]).
 #![allow(dead_code)] // each bench binary uses a different part of this module
 
 use std::net::{IpAddr, Ipv4Addr};
@@ -14,10 +17,8 @@ use synack::table::{Core, CoreConfig};
 use synack::tcp::cookie::CookieJar;
 use synack::tcp::responder::Mode;
 use synack::tcp::{Clock, Params};
-use synack::wire::{
-    EtherType, EthernetFrame, EthernetRepr, Ipv4Packet, Ipv4Repr, SeqNumber, TcpFlags, TcpOptions,
-    TcpPacket, TcpRepr,
-};
+use synack::testkit::{mix, parse_frame, Preset};
+use synack::wire::{SeqNumber, TcpFlags, TcpFrame, TcpOptions, TcpRepr};
 
 /// Our (server) MAC.
 pub const SERVER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
@@ -46,14 +47,6 @@ pub fn clock(ms: u64) -> Clock {
     }
 }
 
-/// splitmix64: deterministic per-flow ISNs and TSvals, and shuffles.
-pub fn mix(i: u64) -> u64 {
-    let mut z = i.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
 /// Client `i`'s address and port: distinct for every `i` below 2.8 M.
 pub fn client(i: u32) -> (Ipv4Addr, u16) {
     let addr = Ipv4Addr::from(CLIENT_BASE + i % ADDRS);
@@ -72,7 +65,8 @@ pub fn shuffled(n: usize, seed: u64) -> Vec<u32> {
     v
 }
 
-/// Build one client → server IPv4 TCP frame with the wire Reprs (checksums filled).
+/// Build one client → server IPv4 TCP frame (checksums filled, no padding: a bare ACK is
+/// 54 bytes, as the frames the figures were measured with).
 pub fn client_frame(
     i: u32,
     seq: u32,
@@ -82,34 +76,26 @@ pub fn client_frame(
     options: TcpOptions,
 ) -> Vec<u8> {
     let (src, port) = client(i);
-    let tcp = TcpRepr {
-        src_port: port,
-        dst_port: PORT,
-        seq: SeqNumber(seq),
-        ack: SeqNumber(ack),
-        flags,
-        window,
-        options,
-        payload: &[],
-    };
-    let ip = Ipv4Repr {
-        src,
-        dst: SERVER,
-        protocol: 6,
-        payload_len: tcp.buffer_len(),
-        ttl: 64,
-    };
-    let eth = EthernetRepr {
-        src: CLIENT_MAC,
-        dst: SERVER_MAC,
+    let frame = TcpFrame {
+        src_mac: CLIENT_MAC,
+        dst_mac: SERVER_MAC,
         vlan: None,
-        ethertype: EtherType::IPV4,
+        src: src.into(),
+        dst: SERVER.into(),
+        ttl: 64,
+        tcp: TcpRepr {
+            src_port: port,
+            dst_port: PORT,
+            seq: SeqNumber(seq),
+            ack: SeqNumber(ack),
+            flags,
+            window,
+            options,
+            payload: &[],
+        },
     };
-    let total = eth.header_len() + ip.buffer_len();
-    let mut buf = vec![0u8; total];
-    eth.emit(&mut buf);
-    ip.emit(&mut buf[14..34]);
-    tcp.emit(&mut buf[34..], &IpAddr::V4(src), &IpAddr::V4(SERVER));
+    let mut buf = frame.to_vec().expect("IPv4 to IPv4");
+    buf.truncate(frame.unpadded_len());
     buf
 }
 
@@ -125,14 +111,9 @@ pub fn tsval(i: u32) -> u32 {
 
 /// The 74-byte SYN a Linux client sends: MSS 1460, SACK_PERM, TS, NOP, WS 7, window 64240.
 pub fn syn(i: u32) -> Vec<u8> {
-    let options = TcpOptions {
-        mss: Some(1460),
-        window_scale: Some(7),
-        sack_permitted: true,
-        timestamps: Some((tsval(i), 0)),
-        ..TcpOptions::default()
-    };
-    let f = client_frame(i, isn(i), 0, TcpFlags::SYN, 64240, options);
+    let linux = Preset::Linux;
+    let options = linux.syn_options(tsval(i));
+    let f = client_frame(i, isn(i), 0, TcpFlags::SYN, linux.syn_window(), options);
     debug_assert_eq!(f.len(), 74);
     f
 }
@@ -160,13 +141,8 @@ pub fn core(capacity: usize, tweak: impl FnOnce(&mut Params)) -> Core {
 
 /// Parse a server frame: (flags, seq, ack, TSval) of its TCP segment.
 pub fn reply_fields(frame: &[u8]) -> (TcpFlags, u32, u32, Option<u32>) {
-    let eth = EthernetFrame::new_checked(frame).expect("reply: ethernet");
-    let ip = Ipv4Packet::new_checked(eth.into_payload()).expect("reply: ipv4");
-    let ipr = Ipv4Repr::parse(&ip, true).expect("reply: ipv4 repr");
-    let tcp = TcpPacket::new_checked(ip.into_payload()).expect("reply: tcp");
-    let r = TcpRepr::parse(&tcp, &IpAddr::V4(ipr.src), &IpAddr::V4(ipr.dst), true)
-        .expect("reply: tcp repr");
-    (r.flags, r.seq.0, r.ack.0, r.options.timestamps.map(|t| t.0))
+    let s = parse_frame(frame);
+    (s.flags, s.seq, s.ack, s.tsval())
 }
 
 /// Hand a frame to `stack` in a 2 KiB buffer (a UMEM frame); returns the reply frame.
@@ -256,12 +232,12 @@ impl Lifecycles {
     }
 }
 
-/// Linux's raw window after the handshake with WS 7 (64240 >> 7), or the unscaled one.
+/// Linux's raw window after the handshake with WS 7 (502), or the unscaled one.
 fn client_window(ts: bool) -> u16 {
     if ts {
-        502
+        Preset::Linux.window()
     } else {
-        64240
+        Preset::Linux.syn_window()
     }
 }
 
@@ -390,25 +366,7 @@ pub fn pipelined(k: usize, conns: usize) -> Option<(usize, usize)> {
     Some((conn, step))
 }
 
-/// Resident set size of this process in bytes (`/proc/self/statm`, second field).
+/// Resident set size of this process in bytes ([`synack::io::sys::resident_bytes`]).
 pub fn rss_bytes() -> usize {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: usize = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    pages * page_size()
-}
-
-/// The kernel's page size, from the first mapping in `/proc/self/smaps` (4 KiB if unread).
-fn page_size() -> usize {
-    std::fs::read_to_string("/proc/self/smaps")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("KernelPageSize:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<usize>().ok())
-        })
-        .map_or(4096, |kb| kb * 1024)
+    synack::io::sys::resident_bytes(std::process::id()).unwrap_or(0) as usize
 }

@@ -605,13 +605,23 @@ struct layout {
 	__u32 tcp_len; /* TCP header + payload, from the IP length */
 };
 
-/* Resize the frame to `len` bytes. 0 on success. */
+/* Resize the frame to `len` bytes. 0 on success.
+ *
+ * Built with SYNACK_FIXED_LEN (synack_fixed.bpf.o, for libxdp dispatchers whose slots do
+ * not change packet data: Linux 6.13+ refuses an extension program that does in such a
+ * slot, see bpf_check_attach_target in kernel/bpf/verifier.c), frames are never resized: a
+ * reply of another length than the received frame fails here, so such a SYN goes to
+ * userspace and such a forged ACK is dropped without its reset. */
 static __always_inline int set_len(struct xdp_md *ctx, __u32 len)
 {
 	__s32 delta = (__s32)len - (__s32)(ctx->data_end - ctx->data);
 	if (delta == 0)
 		return 0;
+#ifdef SYNACK_FIXED_LEN
+	return -1;
+#else
 	return bpf_xdp_adjust_tail(ctx, delta) ? -1 : 0;
+#endif
 }
 
 /* Rewrite the received frame into our reply, in place: MACs and addresses swapped, IP

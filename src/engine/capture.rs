@@ -6,16 +6,9 @@ use crate::counters::{Counters, DropReason};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Which received frames a worker copies to the capture thread.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CaptureMode {
-    /// Frames dropped, with their reason.
-    Dropped,
-    /// Every received frame.
-    All,
-    /// One received frame in N.
-    Sample(u32),
-}
+/// Which received frames a worker copies to the capture thread (defined in `io`, where
+/// the config can name it without importing the engine).
+pub use crate::io::CaptureMode;
 
 /// A received frame copied for the capture thread.
 #[derive(Debug, Clone)]

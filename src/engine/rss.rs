@@ -214,17 +214,9 @@ impl Rss {
     }
 }
 
-/// Where the RSS key comes from (`steering.rss_key`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum KeyChoice {
-    /// The NIC's key and table; a random key and an even table without RSS.
-    #[default]
-    Nic,
-    /// A random key per start and an even table, whatever the NIC has.
-    Random,
-    /// This key; the NIC's table if it has one, else an even table.
-    Fixed([u8; 40]),
-}
+/// Where the RSS key comes from (`steering.rss_key`); defined beside the NIC's RSS
+/// reader, where the config can name it without importing the engine.
+pub use crate::io::ethtool::KeyChoice;
 
 /// A fresh random Toeplitz key (getrandom).
 ///

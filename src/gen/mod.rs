@@ -37,6 +37,8 @@ pub use driver::Driver;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use crate::config::ConfigError;
+
 /// The source tuples the generator owns: every address × every port, each used once.
 ///
 /// Tuple `i` is address `i % addrs.len()` and port `ports.0 + i / addrs.len()`, so that
@@ -56,29 +58,12 @@ impl SourceRange {
     /// Parse `198.19.0.0/24`, `198.19.0.1-198.19.0.9`, a single address, or the IPv6
     /// forms, and a port range `1024-65535` (or one port). A CIDR block of IPv4 with a
     /// prefix below 31 leaves out its network and broadcast addresses.
-    pub fn parse(addrs: &str, ports: &str) -> Result<SourceRange, String> {
-        let list = parse_addrs(addrs)?;
-        if list.is_empty() {
-            return Err(format!("--source {addrs:?}: no usable addresses"));
-        }
-        if list.len() > MAX_SOURCE_ADDRS {
-            return Err(format!(
-                "--source {addrs:?}: {} addresses, at most {MAX_SOURCE_ADDRS} (the XDP address map size); use a /24 or smaller",
-                list.len()
-            ));
-        }
-        let (lo, hi) = match ports.split_once('-') {
-            Some((a, b)) => (parse_port(a)?, parse_port(b)?),
-            None => {
-                let p = parse_port(ports)?;
-                (p, p)
-            }
-        };
-        if lo == 0 || lo > hi {
-            return Err(format!(
-                "--source-ports {ports:?}: give LOW-HIGH with 1 <= LOW <= HIGH, e.g. 1024-65535"
-            ));
-        }
+    ///
+    /// Errors name the flag (`--source`, `--source-ports`) with the hint of its rule in
+    /// the settings table.
+    pub fn parse(addrs: &str, ports: &str) -> Result<SourceRange, ConfigError> {
+        let list = parse_addrs(addrs).map_err(|p| ConfigError::flag("--source", p))?;
+        let (lo, hi) = parse_ports(ports).map_err(|p| ConfigError::flag("--source-ports", p))?;
         Ok(SourceRange {
             addrs: list,
             ports: (lo, hi),
@@ -128,26 +113,57 @@ fn parse_port(s: &str) -> Result<u16, String> {
         .map_err(|_| format!("{s:?} is not a port (1..=65535)"))
 }
 
+/// `LOW-HIGH` or one port, with 1 <= LOW <= HIGH.
+fn parse_ports(ports: &str) -> Result<(u16, u16), String> {
+    let (lo, hi) = match ports.split_once('-') {
+        Some((a, b)) => (parse_port(a)?, parse_port(b)?),
+        None => {
+            let p = parse_port(ports)?;
+            (p, p)
+        }
+    };
+    if lo == 0 || lo > hi {
+        return Err(format!("{ports:?} is not LOW-HIGH with 1 <= LOW <= HIGH"));
+    }
+    Ok((lo, hi))
+}
+
+/// The source addresses of `s`: at least one, at most [`MAX_SOURCE_ADDRS`].
 fn parse_addrs(s: &str) -> Result<Vec<IpAddr>, String> {
+    let list = parse_addr_form(s)?;
+    if list.is_empty() {
+        return Err(format!("{s:?} has no usable addresses"));
+    }
+    if list.len() > MAX_SOURCE_ADDRS {
+        return Err(format!(
+            "{s:?} has {} addresses, more than {MAX_SOURCE_ADDRS} (the XDP address map size); use a /24 or smaller",
+            list.len()
+        ));
+    }
+    Ok(list)
+}
+
+/// A CIDR block, a range `FIRST-LAST` or one address.
+fn parse_addr_form(s: &str) -> Result<Vec<IpAddr>, String> {
     let s = s.trim();
     if let Some((base, len)) = s.split_once('/') {
         let base: IpAddr = base
             .parse()
-            .map_err(|_| format!("--source {s:?}: {base:?} is not an address"))?;
+            .map_err(|_| format!("{s:?}: {base:?} is not an address"))?;
         let len: u32 = len
             .parse()
-            .map_err(|_| format!("--source {s:?}: {len:?} is not a prefix length"))?;
+            .map_err(|_| format!("{s:?}: {len:?} is not a prefix length"))?;
         return match base {
             IpAddr::V4(b) => {
                 if !(16..=32).contains(&len) {
-                    return Err(format!("--source {s:?}: IPv4 prefix must be /16../32"));
+                    return Err(format!("{s:?}: IPv4 prefix must be /16../32"));
                 }
                 let host_bits = 32 - len;
                 let start = u32::from(b) & !((1u64 << host_bits) - 1) as u32;
                 let count = 1u64 << host_bits;
                 if count > 4096 {
                     return Err(format!(
-                        "--source {s:?}: at most {MAX_SOURCE_ADDRS} addresses; use a /24 or smaller"
+                        "{s:?} has more than {MAX_SOURCE_ADDRS} addresses; use a /24 or smaller"
                     ));
                 }
                 let (first, last) = if len < 31 { (1, count - 1) } else { (0, count) };
@@ -157,7 +173,7 @@ fn parse_addrs(s: &str) -> Result<Vec<IpAddr>, String> {
             }
             IpAddr::V6(b) => {
                 if !(120..=128).contains(&len) {
-                    return Err(format!("--source {s:?}: IPv6 prefix must be /120../128"));
+                    return Err(format!("{s:?}: IPv6 prefix must be /120../128"));
                 }
                 let host_bits = 128 - len;
                 let start = u128::from(b) & !((1u128 << host_bits) - 1);
@@ -174,19 +190,19 @@ fn parse_addrs(s: &str) -> Result<Vec<IpAddr>, String> {
         let a: IpAddr = a
             .trim()
             .parse()
-            .map_err(|_| format!("--source {s:?}: {a:?} is not an address"))?;
+            .map_err(|_| format!("{s:?}: {a:?} is not an address"))?;
         let b: IpAddr = b
             .trim()
             .parse()
-            .map_err(|_| format!("--source {s:?}: {b:?} is not an address"))?;
+            .map_err(|_| format!("{s:?}: {b:?} is not an address"))?;
         let (lo, hi) = match (a, b) {
             (IpAddr::V4(a), IpAddr::V4(b)) => (u128::from(u32::from(a)), u128::from(u32::from(b))),
             (IpAddr::V6(a), IpAddr::V6(b)) => (u128::from(a), u128::from(b)),
-            _ => return Err(format!("--source {s:?}: both ends must be the same family")),
+            _ => return Err(format!("{s:?}: both ends must be the same family")),
         };
         if lo > hi || hi - lo >= MAX_SOURCE_ADDRS as u128 {
             return Err(format!(
-                "--source {s:?}: give FIRST-LAST with at most {MAX_SOURCE_ADDRS} addresses"
+                "{s:?} is not FIRST-LAST with at most {MAX_SOURCE_ADDRS} addresses"
             ));
         }
         return Ok((lo..=hi)
@@ -198,7 +214,7 @@ fn parse_addrs(s: &str) -> Result<Vec<IpAddr>, String> {
     }
     let a: IpAddr = s
         .parse()
-        .map_err(|_| format!("--source {s:?} is not an address, range or CIDR block"))?;
+        .map_err(|_| format!("{s:?} is not an address, range or CIDR block"))?;
     Ok(vec![a])
 }
 

@@ -70,6 +70,14 @@ fn tx_reserve(ring_size: u32, frame_count: u32) -> usize {
     (ring_size as usize / 4).min(frame_count as usize / 8)
 }
 
+/// UMEM chunk sizes accepted: aligned mode needs a power of two no larger than a page.
+/// The config's `xdp.frame_size` rule is this list.
+pub const FRAME_SIZES: [u32; 2] = [2048, 4096];
+/// Ring sizes accepted (each a power of two); the config's `xdp.ring_size` rule.
+pub const RING_SIZES: std::ops::RangeInclusive<u32> = 64..=16384;
+/// UMEM chunk counts accepted; the config's `xdp.frame_count` rule.
+pub const FRAME_COUNTS: std::ops::RangeInclusive<u32> = 64..=(1 << 20);
+
 /// Settings of one AF_XDP socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AfXdpConfig {
@@ -766,21 +774,21 @@ impl Port for AfXdpPort {
 
 /// The UMEM and ring geometry the kernel accepts (and aligned chunks need).
 fn check_geometry(cfg: &AfXdpConfig) -> anyhow::Result<()> {
-    if cfg.frame_size != 2048 && cfg.frame_size != 4096 {
+    if !FRAME_SIZES.contains(&cfg.frame_size) {
         bail!(
-            "AF_XDP frame_size must be 2048 or 4096, not {}",
+            "AF_XDP frame_size must be one of {FRAME_SIZES:?}, not {}",
             cfg.frame_size
         );
     }
-    if !cfg.ring_size.is_power_of_two() || !(64..=65536).contains(&cfg.ring_size) {
+    if !cfg.ring_size.is_power_of_two() || !RING_SIZES.contains(&cfg.ring_size) {
         bail!(
-            "AF_XDP ring_size must be a power of two in 64..=65536, not {}",
+            "AF_XDP ring_size must be a power of two in {RING_SIZES:?}, not {}",
             cfg.ring_size
         );
     }
-    if !(64..=1 << 20).contains(&cfg.frame_count) {
+    if !FRAME_COUNTS.contains(&cfg.frame_count) {
         bail!(
-            "AF_XDP frame_count must be in 64..=1048576, not {}",
+            "AF_XDP frame_count must be in {FRAME_COUNTS:?}, not {}",
             cfg.frame_count
         );
     }

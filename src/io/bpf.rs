@@ -14,7 +14,7 @@
 //! Control path only: errors are `anyhow` with context naming the interface and a remedy.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::os::fd::{AsFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, RawFd};
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context};
@@ -25,11 +25,17 @@ use serde::Serialize;
 
 use crate::io::occupancy::OccupancyMap;
 use crate::io::test_run::{XdpTestResult, XdpTestRun};
-use crate::io::{xdp_attached, XdpAttach, XdpMode};
+use crate::io::{libxdp, xdp_attached, XdpAttach, XdpMode};
 
 /// The compiled program (built by `build.rs`), 8-byte aligned for the ELF parser.
 static PROGRAM_OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/synack.bpf.o"));
+
+/// The same program built with `SYNACK_FIXED_LEN`: it never resizes a frame, so a libxdp
+/// dispatcher slot that must not change packet data accepts it (see `set_len` in the C
+/// source). Its maps are the same.
+static PROGRAM_OBJECT_FIXED: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/synack_fixed.bpf.o"));
 
 /// Name of the XDP function in the object.
 const PROGRAM_NAME: &str = "synack_xdp";
@@ -223,6 +229,9 @@ pub struct BpfCounters {
 
 /// The loaded and attached XDP program. Dropping it detaches the program.
 pub struct XdpProgram {
+    /// With `xdp.attach = "dispatcher"`: the program as libxdp attached it (its maps are
+    /// those of `ebpf`). Declared first, so it detaches before the maps close.
+    _component: Option<libxdp::Component>,
     /// Owns the program, its maps and the link (the link detaches when this drops).
     ebpf: Ebpf,
     /// The mode actually in use: `Native` or `Generic`, never `Auto`.
@@ -252,7 +261,10 @@ impl XdpProgram {
 
     /// [`Self::attach`], with `policy` deciding about an XDP program already attached to
     /// the interface: `Exclusive` fails with a message naming it (id, name, mode) and the
-    /// choices; `Replace` detaches it, with a warning naming it, then attaches ours.
+    /// choices; `Replace` detaches it, with a warning naming it, then attaches ours;
+    /// `Dispatcher` attaches ours through libxdp's multi-program dispatcher
+    /// ([`crate::io::libxdp`]), next to the programs already in it, and detaches only ours
+    /// when dropped.
     pub fn attach_with(
         ifname: &str,
         mode: XdpMode,
@@ -261,33 +273,22 @@ impl XdpProgram {
     ) -> anyhow::Result<XdpProgram> {
         let ifindex = xdp_attached::ifindex(ifname)?;
         make_room(ifname, ifindex, policy)?;
-        let mut ebpf = load_object(filter, ifname)?;
-        let program = xdp_program(&mut ebpf)?;
-        let used = match mode {
-            XdpMode::Native => {
-                attach_one(program, ifname, XdpMode::Native)?;
-                XdpMode::Native
-            }
-            XdpMode::Generic => {
-                attach_one(program, ifname, XdpMode::Generic)?;
-                XdpMode::Generic
-            }
-            XdpMode::Auto => match attach_one(program, ifname, XdpMode::Native) {
-                Ok(()) => XdpMode::Native,
-                Err(native_err) => {
-                    tracing::warn!(
-                        interface = ifname,
-                        error = format!("{native_err:#}"),
-                        "native XDP refused, falling back to generic (skb) mode"
-                    );
-                    attach_one(program, ifname, XdpMode::Generic)
-                        .with_context(|| format!("native mode had failed too: {native_err:#}"))?;
-                    XdpMode::Generic
-                }
-            },
+        let mut ebpf = create_maps(PROGRAM_OBJECT, filter, ifname)?;
+        let mut component = None;
+        let used = if policy == XdpAttach::Dispatcher {
+            let maps = map_fds(&ebpf)?;
+            with_fallback(ifname, mode, |m| {
+                component = Some(attach_dispatched(&maps, ifname, ifindex, m)?);
+                Ok(())
+            })?
+        } else {
+            load_program(&mut ebpf, ifname)?;
+            let program = xdp_program(&mut ebpf)?;
+            with_fallback(ifname, mode, |m| attach_one(program, ifname, m))?
         };
         tracing::info!(interface = ifname, mode = ?used, "XDP program attached");
         Ok(XdpProgram {
+            _component: component,
             ebpf,
             mode: used,
             ifname: ifname.to_string(),
@@ -303,9 +304,20 @@ impl XdpProgram {
     /// Load the program and fill its maps without attaching it anywhere, so that tests and
     /// tools can run it with `BPF_PROG_TEST_RUN` ([`XdpProgram::test_run`]) without a NIC.
     pub fn load_detached(filter: &Filter) -> anyhow::Result<XdpProgram> {
-        let mut ebpf = load_object(filter, "(detached)")?;
-        xdp_program(&mut ebpf)?;
+        Self::load_detached_object(PROGRAM_OBJECT, filter)
+    }
+
+    /// [`Self::load_detached`] for the build that never resizes frames (the one attached to
+    /// libxdp dispatcher slots that must not change packet data), so tests can run it.
+    pub fn load_detached_fixed_length(filter: &Filter) -> anyhow::Result<XdpProgram> {
+        Self::load_detached_object(PROGRAM_OBJECT_FIXED, filter)
+    }
+
+    fn load_detached_object(object: &[u8], filter: &Filter) -> anyhow::Result<XdpProgram> {
+        let mut ebpf = create_maps(object, filter, "(detached)")?;
+        load_program(&mut ebpf, "(detached)")?;
         Ok(XdpProgram {
+            _component: None,
             ebpf,
             mode: XdpMode::Auto,
             ifname: "(detached)".to_string(),
@@ -513,12 +525,13 @@ impl XdpProgram {
     }
 }
 
-/// Parse the embedded object, create its maps and fill them from `filter`.
-fn load_object(filter: &Filter, ifname: &str) -> anyhow::Result<Ebpf> {
+/// Parse the embedded object, create its maps and fill them from `filter` (the program
+/// is loaded by [`load_program`], or by libxdp in [`attach_dispatched`]).
+fn create_maps(object: &[u8], filter: &Filter, ifname: &str) -> anyhow::Result<Ebpf> {
     if filter.ipv4.len() > MAX_ADDRS || filter.ipv6.len() > MAX_ADDRS {
         bail!("at most {MAX_ADDRS} IPv4 and {MAX_ADDRS} IPv6 addresses can be served");
     }
-    let mut ebpf = Ebpf::load(PROGRAM_OBJECT).map_err(|e| {
+    let mut ebpf = Ebpf::load(object).map_err(|e| {
         let hint = if errno_in_chain(&e) == Some(libc::EPERM) {
             ": permission denied, run as root (needs CAP_BPF and CAP_NET_ADMIN)"
         } else {
@@ -530,7 +543,12 @@ fn load_object(filter: &Filter, ifname: &str) -> anyhow::Result<Ebpf> {
     })?;
     fill_maps(&mut ebpf, filter).with_context(|| format!("filling XDP maps for {ifname}"))?;
     seed_state(&mut ebpf).with_context(|| format!("seeding the XDP cookie state for {ifname}"))?;
-    let program = xdp_program(&mut ebpf)?;
+    Ok(ebpf)
+}
+
+/// Load the object's XDP program into the kernel through aya.
+fn load_program(ebpf: &mut Ebpf, ifname: &str) -> anyhow::Result<()> {
+    let program = xdp_program(ebpf)?;
     program.load().map_err(|e| {
         let hint = if errno_in_chain(&e) == Some(libc::EPERM) {
             ": permission denied, run as root (needs CAP_BPF and CAP_NET_ADMIN)"
@@ -540,8 +558,108 @@ fn load_object(filter: &Filter, ifname: &str) -> anyhow::Result<Ebpf> {
         anyhow::Error::new(e).context(format!(
             "the kernel refused to load the XDP program for {ifname}{hint}"
         ))
-    })?;
-    Ok(ebpf)
+    })
+}
+
+/// Attach in `mode`; `Auto` tries native then falls back to generic, logging why. Returns
+/// the mode in use.
+fn with_fallback(
+    ifname: &str,
+    mode: XdpMode,
+    mut attach: impl FnMut(XdpMode) -> anyhow::Result<()>,
+) -> anyhow::Result<XdpMode> {
+    match mode {
+        XdpMode::Native | XdpMode::Generic => attach(mode).map(|()| mode),
+        XdpMode::Auto => match attach(XdpMode::Native) {
+            Ok(()) => Ok(XdpMode::Native),
+            Err(native_err) => {
+                tracing::warn!(
+                    interface = ifname,
+                    error = format!("{native_err:#}"),
+                    "native XDP refused, falling back to generic (skb) mode"
+                );
+                attach(XdpMode::Generic)
+                    .with_context(|| format!("native mode had failed too: {native_err:#}"))?;
+                Ok(XdpMode::Generic)
+            }
+        },
+    }
+}
+
+/// Every map of the object with its fd, for libxdp's copy of the object to use.
+fn map_fds(ebpf: &Ebpf) -> anyhow::Result<Vec<(String, BorrowedFd<'_>)>> {
+    use aya::maps::Map;
+    ebpf.maps()
+        .map(|(name, map)| {
+            let data = match map {
+                Map::Array(d)
+                | Map::HashMap(d)
+                | Map::PerCpuArray(d)
+                | Map::PerCpuHashMap(d)
+                | Map::LruHashMap(d)
+                | Map::XskMap(d) => d,
+                _ => bail!("map {name} has a type the dispatcher attachment does not share"),
+            };
+            Ok((name.to_string(), data.fd().as_fd()))
+        })
+        .collect()
+}
+
+/// Attach through libxdp's dispatcher in `mode` (`Native` or `Generic`) and log the chain.
+/// When the kernel refuses the program (EINVAL: Linux 6.13+ refuses a component that
+/// resizes frames in the slot of a libxdp dispatcher that does not), attach the build that
+/// never resizes frames instead, with a warning.
+fn attach_dispatched(
+    maps: &[(String, BorrowedFd<'_>)],
+    ifname: &str,
+    ifindex: u32,
+    mode: XdpMode,
+) -> anyhow::Result<libxdp::Component> {
+    let context = || {
+        format!(
+            "attaching XDP ({mode:?}) to {ifname} through libxdp's dispatcher (an existing \
+             dispatcher in the other mode refuses; `xdp-loader status {ifname}` shows it)"
+        )
+    };
+    let component = match libxdp::Component::attach(PROGRAM_OBJECT, maps, ifindex, mode) {
+        Ok(c) => c,
+        Err(e) if errno_in_chain(e.as_ref()) == Some(libc::EINVAL) => {
+            tracing::warn!(
+                interface = ifname,
+                error = format!("{e:#}"),
+                "libxdp's dispatcher refused synack's XDP program (Linux 6.13+ refuses a \
+                 component that resizes frames in the slots of older libxdp dispatchers): \
+                 attaching its build that never resizes frames, so the SYN offload answers \
+                 only SYNs whose SYN-ACK has their length and drops forged ACKs whose reset \
+                 has another length without it"
+            );
+            libxdp::Component::attach(PROGRAM_OBJECT_FIXED, maps, ifindex, mode)
+                .with_context(|| format!("after the first build was refused: {e:#}"))
+                .with_context(context)?
+        }
+        Err(e) => return Err(e.context(context())),
+    };
+    let chain = component.chain()?;
+    let programs: Vec<String> = chain
+        .programs
+        .iter()
+        .map(|p| format!("{} (id {}, priority {})", p.name, p.id, p.priority))
+        .collect();
+    if chain.legacy {
+        tracing::warn!(
+            interface = ifname,
+            "libxdp attached synack's XDP program alone, without its dispatcher (the kernel \
+             refused its freplace programs; libxdp's warnings above say why): other libxdp \
+             programs cannot join it on {ifname}, and it stays attached if synack is killed"
+        );
+    } else {
+        tracing::info!(
+            interface = ifname,
+            chain = programs.join(", "),
+            "joined libxdp's XDP dispatcher: frames synack passes go on to the next program"
+        );
+    }
+    Ok(component)
 }
 
 /// The XDP function of the object, as aya's `Xdp`.
@@ -556,6 +674,9 @@ fn xdp_program(ebpf: &mut Ebpf) -> anyhow::Result<&mut Xdp> {
 fn make_room(ifname: &str, ifindex: u32, policy: XdpAttach) -> anyhow::Result<()> {
     let others = xdp_attached::query(ifindex)
         .with_context(|| format!("asking the kernel which XDP program {ifname} has"))?;
+    if policy == XdpAttach::Dispatcher {
+        return dispatcher_room(ifname, ifindex, &others);
+    }
     if others.is_empty() {
         return Ok(());
     }
@@ -570,6 +691,69 @@ fn make_room(ifname: &str, ifindex: u32, policy: XdpAttach) -> anyhow::Result<()
         );
         xdp_attached::detach(ifindex, p)
             .with_context(|| format!("detaching {p} from {ifname} (xdp.attach = \"replace\")"))?;
+    }
+    Ok(())
+}
+
+/// `xdp.attach = "dispatcher"`: a libxdp dispatcher may be there (synack joins it); a
+/// synack program that no process holds any more (left by a synack that was killed) is
+/// removed; anything else is refused with the choices.
+fn dispatcher_room(
+    ifname: &str,
+    ifindex: u32,
+    others: &[xdp_attached::AttachedProgram],
+) -> anyhow::Result<()> {
+    libxdp::check_bpffs()?;
+    for p in others {
+        match p.name.as_deref() {
+            Some(libxdp::DISPATCHER_NAME) => remove_stale_components(ifname, ifindex)?,
+            Some(PROGRAM_NAME) if xdp_attached::holders(p.id).is_empty() => {
+                tracing::warn!(
+                    interface = ifname,
+                    "removing synack's XDP program left attached on {ifname} ({p}) by a synack \
+                     that did not exit (no process holds it)"
+                );
+                xdp_attached::detach(ifindex, p)
+                    .with_context(|| format!("detaching the leftover {p} from {ifname}"))?;
+            }
+            Some(PROGRAM_NAME) => bail!(
+                "another synack (pid {:?}) serves {ifname} ({p}); stop it first, or run on \
+                 another interface",
+                xdp_attached::holders(p.id)
+            ),
+            _ => bail!(
+                "{}",
+                xdp_attached::dispatcher_conflict_message(ifname, others)
+            ),
+        }
+    }
+    Ok(())
+}
+
+/// Remove synack programs from the dispatcher chain of `ifname` that no process holds
+/// (their synack was killed: libxdp keeps the components pinned in bpffs); refuse when a
+/// live synack holds one.
+fn remove_stale_components(ifname: &str, ifindex: u32) -> anyhow::Result<()> {
+    let Some(chain) = libxdp::chain(ifindex)? else {
+        return Ok(());
+    };
+    for p in chain.programs.iter().filter(|p| p.name == PROGRAM_NAME) {
+        let pids = xdp_attached::holders(p.id);
+        if !pids.is_empty() {
+            bail!(
+                "another synack (pid {pids:?}) already serves {ifname} through libxdp's \
+                 dispatcher (program id {}); stop it first, or run on another interface",
+                p.id
+            );
+        }
+        tracing::warn!(
+            interface = ifname,
+            "removing synack's XDP program id {} from the dispatcher chain of {ifname}: no \
+             process holds it (left by a synack that was killed)",
+            p.id
+        );
+        libxdp::detach_program(ifindex, p.id)
+            .with_context(|| format!("removing the leftover program id {} from {ifname}", p.id))?;
     }
     Ok(())
 }
@@ -726,6 +910,32 @@ mod tests {
         assert_eq!(std::mem::offset_of!(StateValue, rst_cost_ns), 104);
         assert_eq!(std::mem::offset_of!(StateValue, tai_minus_unix_ns), 112);
         assert_eq!(std::mem::size_of::<ListenerValue>(), 8);
+    }
+
+    /// The build for dispatcher slots that must not change packet data is the same program
+    /// and maps without a call of bpf_xdp_adjust_tail (helper 65, `BPF_FUNC_xdp_adjust_tail`:
+    /// the instruction `call 65` is 85 00 00 00 41 00 00 00), which the full build has.
+    #[test]
+    fn fixed_length_object_is_the_same_program_without_adjust_tail() {
+        let adjust_tail = [0x85u8, 0, 0, 0, 0x41, 0, 0, 0];
+        let calls = |obj: &[u8]| obj.windows(8).filter(|w| *w == adjust_tail).count();
+        assert!(calls(PROGRAM_OBJECT) > 0);
+        assert_eq!(calls(PROGRAM_OBJECT_FIXED), 0);
+        for name in [
+            PROGRAM_NAME,
+            "xsks_map",
+            "cookie_state",
+            "occupancy",
+            "counters",
+        ] {
+            let needle = [name.as_bytes(), b"\0"].concat();
+            assert!(
+                PROGRAM_OBJECT_FIXED
+                    .windows(needle.len())
+                    .any(|w| w == needle.as_slice()),
+                "symbol {name} missing from the fixed-length XDP object"
+            );
+        }
     }
 
     #[test]

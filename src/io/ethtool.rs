@@ -35,6 +35,45 @@ pub struct NicRss {
     pub hfunc: u8,
 }
 
+/// Where the Toeplitz RSS key (and the indirection table) of the software steering come
+/// from (`steering.rss_key`): `nic`, `random`, or a fixed key of 80 hex digits or 40
+/// colon-separated bytes as `ethtool -x` prints them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KeyChoice {
+    /// The NIC's key and table; a random key and an even table without RSS.
+    #[default]
+    Nic,
+    /// A random key per start and an even table, whatever the NIC has.
+    Random,
+    /// This key; the NIC's table if it has one, else an even table.
+    Fixed([u8; 40]),
+}
+
+impl std::str::FromStr for KeyChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "nic" => Ok(KeyChoice::Nic),
+            "random" => Ok(KeyChoice::Random),
+            hex => crate::forms::parse_hex::<40>(hex, true)
+                .map(KeyChoice::Fixed)
+                .map_err(|e| format!("is not \"nic\" or \"random\", and as a key it {e}")),
+        }
+    }
+}
+
+impl std::fmt::Display for KeyChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeyChoice::Nic => f.write_str("nic"),
+            KeyChoice::Random => f.write_str("random"),
+            KeyChoice::Fixed(key) => f.write_str(&crate::forms::to_hex(key)),
+        }
+    }
+}
+
+crate::forms::serde_via_str!(KeyChoice);
+
 /// `struct ifreq` with `ifr_data` (40 bytes on 64-bit Linux).
 #[repr(C)]
 struct IfReq {

@@ -10,53 +10,103 @@ pub mod afxdp;
 pub mod bpf;
 pub mod ethtool;
 pub mod flood;
+pub mod libxdp;
 pub mod memory;
 pub mod occupancy;
 pub mod sys;
 pub mod test_run;
 pub mod xdp_attached;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-/// How the XDP program is attached. `Auto` tries native (driver) mode and falls back to
-/// generic (skb) mode; the mode actually in use is reported after attach.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum XdpMode {
-    /// Native first, generic if the driver refuses.
-    #[default]
-    Auto,
-    /// Driver mode (XDP_FLAGS_DRV_MODE).
-    Native,
-    /// Generic mode (XDP_FLAGS_SKB_MODE), works on any interface.
-    Generic,
+use crate::forms::named_enum;
+
+named_enum! {
+    /// How the XDP program is attached. `Auto` tries native (driver) mode and falls back to
+    /// generic (skb) mode; the mode actually in use is reported after attach.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+    pub enum XdpMode: "an XDP mode" {
+        /// Native first, generic if the driver refuses.
+        #[default]
+        Auto = "auto",
+        /// Driver mode (XDP_FLAGS_DRV_MODE).
+        Native = "native",
+        /// Generic mode (XDP_FLAGS_SKB_MODE), works on any interface.
+        Generic = "generic",
+    }
 }
 
-/// What to do when the interface already has an XDP program (`xdp.attach`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum XdpAttach {
-    /// Refuse to start, naming the other program and the choices.
-    #[default]
-    Exclusive,
-    /// Detach the other program (with a warning naming it) and attach ours.
-    Replace,
+named_enum! {
+    /// What to do when the interface already has an XDP program (`xdp.attach`).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+    pub enum XdpAttach: "an attach policy" {
+        /// Refuse to start, naming the other program and the choices.
+        #[default]
+        Exclusive = "exclusive",
+        /// Detach the other program (with a warning naming it) and attach ours.
+        Replace = "replace",
+        /// Join libxdp's multi-program dispatcher (`io::libxdp`): programs loaded through
+        /// libxdp or xdp-loader stay, and frames synack passes go on to them.
+        Dispatcher = "dispatcher",
+    }
 }
 
-/// Whether an AF_XDP socket must, may or must not use zero-copy (the driver's own buffers
-/// as UMEM, no copy per frame). Copy mode is what generic XDP and veth give.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum ZeroCopy {
-    /// Bind without a mode flag: the kernel uses zero-copy where the driver has it, copy
-    /// otherwise; the mode it chose is reported.
-    #[default]
-    Auto,
-    /// Bind with XDP_ZEROCOPY; refuse to start (naming the driver) if the kernel cannot.
-    Require,
-    /// Bind with XDP_COPY.
-    Off,
+named_enum! {
+    /// Whether an AF_XDP socket must, may or must not use zero-copy (the driver's own
+    /// buffers as UMEM, no copy per frame). Copy mode is what generic XDP and veth give.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+    pub enum ZeroCopy: "a zero-copy setting" {
+        /// Bind without a mode flag: the kernel uses zero-copy where the driver has it,
+        /// copy otherwise; the mode it chose is reported.
+        #[default]
+        Auto = "auto",
+        /// Bind with XDP_ZEROCOPY; refuse to start (naming the driver) if the kernel
+        /// cannot.
+        Require = "require",
+        /// Bind with XDP_COPY.
+        Off = "off",
+    }
 }
+
+/// Which received frames a worker copies to the capture thread (`ops.capture_mode`):
+/// `dropped`, `all` or `sample:N`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CaptureMode {
+    /// Frames dropped, with their reason.
+    #[default]
+    Dropped,
+    /// Every received frame.
+    All,
+    /// One received frame in N (N >= 1).
+    Sample(u32),
+}
+
+impl std::str::FromStr for CaptureMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "dropped" => Ok(CaptureMode::Dropped),
+            "all" => Ok(CaptureMode::All),
+            other => match other.strip_prefix("sample:").map(|n| n.parse::<u32>()) {
+                Some(Ok(n)) if n >= 1 => Ok(CaptureMode::Sample(n)),
+                Some(_) => Err(format!("{other:?} does not sample one frame in N >= 1")),
+                None => Err(format!("{other:?} is not a capture mode")),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for CaptureMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CaptureMode::Dropped => f.write_str("dropped"),
+            CaptureMode::All => f.write_str("all"),
+            CaptureMode::Sample(n) => write!(f, "sample:{n}"),
+        }
+    }
+}
+
+crate::forms::serde_via_str!(CaptureMode);
 
 /// A frame owned by the engine between `recv` and `send`/`release`: its offset in the
 /// frame memory and its length in bytes.

@@ -131,19 +131,81 @@ pub fn query(ifindex: u32) -> anyhow::Result<Vec<AttachedProgram>> {
     Ok(found)
 }
 
-/// Why we cannot attach to `ifname` while `progs` are attached, and the choices.
+/// Why we cannot attach to `ifname` while `progs` are attached, and the choices; when one
+/// of them is libxdp's dispatcher, the first choice named is joining it.
 pub fn conflict_message(ifname: &str, progs: &[AttachedProgram]) -> String {
     let list: Vec<String> = progs.iter().map(ToString::to_string).collect();
     let off = progs.first().map_or("xdp", |p| p.mode.name());
+    let join = if progs.iter().any(is_dispatcher) {
+        format!(
+            "it is libxdp's multi-program dispatcher: set xdp.attach = \"dispatcher\" to join \
+             its chain (its programs stay and get the frames synack passes; `xdp-loader status \
+             {ifname}` lists them), or"
+        )
+    } else {
+        "set xdp.attach = \"dispatcher\" to share the interface through libxdp's dispatcher \
+         (the other program must be loaded through libxdp too, e.g. `xdp-loader load`), or"
+            .to_string()
+    };
     format!(
-        "interface {ifname} already has an XDP program: {}; an interface runs one XDP \
-         program at a time and synack does not chain through a libxdp dispatcher. Choose: \
-         stop whatever owns it or remove it (`ip link set dev {ifname} {off} off`; \
-         `bpftool net show dev {ifname}` shows the owner), or set xdp.attach = \"replace\" \
-         to detach it and attach synack's (the other program stops seeing traffic), or run \
-         synack on another interface",
+        "interface {ifname} already has an XDP program: {}; {join} stop whatever owns it or \
+         remove it (`ip link set dev {ifname} {off} off`; `bpftool net show dev {ifname}` shows \
+         the owner), or set xdp.attach = \"replace\" to detach it and attach synack's (the \
+         other program stops seeing traffic), or run synack on another interface",
         list.join(", ")
     )
+}
+
+/// Why `xdp.attach = "dispatcher"` cannot join `progs` on `ifname` (none is libxdp's
+/// dispatcher), and the choices.
+pub fn dispatcher_conflict_message(ifname: &str, progs: &[AttachedProgram]) -> String {
+    let list: Vec<String> = progs.iter().map(ToString::to_string).collect();
+    let off = progs.first().map_or("xdp", |p| p.mode.name());
+    format!(
+        "interface {ifname} already has an XDP program that is not libxdp's dispatcher: {}; \
+         xdp.attach = \"dispatcher\" joins only a chain libxdp built. Choose: load the other \
+         program through libxdp instead (`ip link set dev {ifname} {off} off`, then \
+         `xdp-loader load {ifname} FILE.o`), so both run in one dispatcher, or set xdp.attach = \
+         \"replace\" to detach it and attach synack's, or run synack on another interface",
+        list.join(", ")
+    )
+}
+
+/// Whether `p` is libxdp's dispatcher (by the name libxdp gives it).
+fn is_dispatcher(p: &AttachedProgram) -> bool {
+    p.name.as_deref() == Some(crate::io::libxdp::DISPATCHER_NAME)
+}
+
+/// The processes holding BPF program `id` open, as a program fd or a link to it: the
+/// `prog_id:` line of `/proc/<pid>/fdinfo/<fd>` (`bpf_prog_show_fdinfo`,
+/// `bpf_link_show_fdinfo` in kernel/bpf/syscall.c). A program only bpffs pins keep alive
+/// (libxdp's, after its process died) has none.
+pub fn holders(id: u32) -> Vec<u32> {
+    let want = format!("prog_id:\t{id}");
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut pids = Vec::new();
+    for entry in procs.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(fds) = std::fs::read_dir(entry.path().join("fdinfo")) else {
+            continue;
+        };
+        let held = fds.flatten().any(|fd| {
+            std::fs::read_to_string(fd.path())
+                .is_ok_and(|info| info.lines().any(|l| l.trim_end() == want))
+        });
+        if held {
+            pids.push(pid);
+        }
+    }
+    pids
 }
 
 /// Detach `prog` from interface `ifindex`: through netlink, or — when a `bpf_link` owns
@@ -387,13 +449,31 @@ mod tests {
             name: Some("xdp_dispatcher".into()),
             mode: AttachedMode::Driver,
         };
-        let m = conflict_message("eth1", &[p]);
+        let m = conflict_message("eth1", std::slice::from_ref(&p));
         assert!(
             m.contains("program id 42 name xdp_dispatcher (xdpdrv)"),
             "{m}"
         );
         assert!(m.contains("ip link set dev eth1 xdpdrv off"), "{m}");
         assert!(m.contains("xdp.attach = \"replace\""), "{m}");
+        assert!(m.contains("libxdp's multi-program dispatcher"), "{m}");
+        assert!(m.contains("xdp.attach = \"dispatcher\" to join"), "{m}");
+        let other = AttachedProgram {
+            name: Some("count_pass".into()),
+            ..p
+        };
+        let m = conflict_message("eth1", std::slice::from_ref(&other));
+        assert!(!m.contains("multi-program dispatcher:"), "{m}");
+        let m = dispatcher_conflict_message("eth1", &[other]);
+        assert!(m.contains("name count_pass (xdpdrv)"), "{m}");
+        assert!(m.contains("xdp-loader load eth1"), "{m}");
+    }
+
+    /// A program id no process holds has no holders; this process's own fds are found
+    /// only for BPF objects (a plain file's fdinfo has no `prog_id:` line).
+    #[test]
+    fn holders_of_an_unused_program_id_is_empty() {
+        assert!(holders(u32::MAX).is_empty());
     }
 
     #[test]

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use super::{LabMode, SERVER_V4, SERVER_V6};
+use super::{connection_plan, lab_port, SERVER_V4, SERVER_V6};
+use crate::forms::Named;
+use crate::tcp::responder::Mode;
 
 /// Longest time the connection phase may take before the rest count as failed.
 const CONNECT_PHASE: Duration = Duration::from_secs(40);
@@ -32,7 +34,7 @@ pub(crate) struct ModeResult {
 /// What the connection phase did.
 #[derive(Debug, Default)]
 pub(crate) struct ConnResults {
-    modes: [ModeResult; 4],
+    modes: [ModeResult; Mode::ALL.len()],
     v4: u64,
     v6: u64,
     http_requests: u64,
@@ -71,19 +73,19 @@ pub(crate) fn print_connections(c: &ConnResults) {
     if c.slowest > Duration::from_millis(150) {
         println!("  slowest: {}", c.slowest_what);
     }
-    for (mode, r) in LabMode::ALL.iter().zip(c.modes.iter()) {
+    for (&mode, r) in Mode::ALL.iter().zip(c.modes.iter()) {
         let extra = match mode {
-            LabMode::Http => format!(
+            Mode::Http => format!(
                 " ({} requests, {HTTP_REQUESTS} per connection)",
                 c.http_requests
             ),
-            LabMode::Discard | LabMode::Echo => " (client closes first)".to_owned(),
-            LabMode::Close => " (server closes first)".to_owned(),
+            Mode::Discard | Mode::Echo => " (client closes first)".to_owned(),
+            Mode::Close => " (server closes first)".to_owned(),
         };
         println!(
             "  {:<8} port {:<3} {:>6} ok {:>6} failed{extra}",
             mode.name(),
-            mode.port(),
+            lab_port(mode),
             r.ok,
             r.failed
         );
@@ -110,7 +112,7 @@ pub(crate) fn connections(client_ns: &str, n: u32, stop: &AtomicBool) -> Result<
                         if i >= u64::from(n) {
                             return Ok(());
                         }
-                        let (mode, v6) = LabMode::of_connection(i as u32);
+                        let (mode, v6) = connection_plan(i as u32);
                         let started = Instant::now();
                         let r = if stop.load(Ordering::Relaxed) {
                             Err("interrupted".to_owned())
@@ -197,14 +199,14 @@ fn payload(i: u64) -> Vec<u8> {
 
 /// One client connection in `mode`. Returns the HTTP requests answered and how long
 /// connect() took.
-fn one_connection(mode: LabMode, v6: bool, i: u64) -> std::result::Result<(u64, Duration), String> {
+fn one_connection(mode: Mode, v6: bool, i: u64) -> std::result::Result<(u64, Duration), String> {
     let t0 = Instant::now();
     converse(mode, v6, i, &t0)
 }
 
 /// The body of [`one_connection`].
 fn converse(
-    mode: LabMode,
+    mode: Mode,
     v6: bool,
     i: u64,
     t0: &Instant,
@@ -214,7 +216,7 @@ fn converse(
     } else {
         SERVER_V4.into()
     };
-    let addr = SocketAddr::new(ip, mode.port());
+    let addr = SocketAddr::new(ip, lab_port(mode));
     let mut s =
         TcpStream::connect_timeout(&addr, SOCKET_TIMEOUT).map_err(|e| format!("connect: {e}"))?;
     let connect = t0.elapsed();
@@ -223,14 +225,14 @@ fn converse(
         .and_then(|_| s.set_nodelay(true))
         .map_err(|e| format!("socket options: {e}"))?;
     match mode {
-        LabMode::Discard => {
+        Mode::Discard => {
             s.write_all(&payload(i)).map_err(|e| format!("send: {e}"))?;
             s.shutdown(Shutdown::Write)
                 .map_err(|e| format!("shutdown: {e}"))?;
             expect_eof(&mut s)?;
             Ok((0, connect))
         }
-        LabMode::Echo => {
+        Mode::Echo => {
             let data = payload(i);
             s.write_all(&data).map_err(|e| format!("send: {e}"))?;
             let mut back = vec![0u8; data.len()];
@@ -244,7 +246,7 @@ fn converse(
             expect_eof(&mut s)?;
             Ok((0, connect))
         }
-        LabMode::Http => {
+        Mode::Http => {
             let mut pending = Vec::new();
             for r in 0..HTTP_REQUESTS {
                 let last = r + 1 == HTTP_REQUESTS;
@@ -271,7 +273,7 @@ fn converse(
             expect_eof(&mut s)?;
             Ok((HTTP_REQUESTS as u64, connect))
         }
-        LabMode::Close => {
+        Mode::Close => {
             expect_eof(&mut s)?;
             Ok((0, connect))
         }

@@ -46,6 +46,8 @@ pub struct EndpointSpec {
     pub config: String,
     /// More flags after `run --config FILE --ready-file … --stats-json …`.
     pub flags: Vec<String>,
+    /// Environment variables set for it (besides the inherited ones).
+    pub env: Vec<(String, String)>,
     /// What dropping a running endpoint does.
     pub on_drop: OnDrop,
 }
@@ -94,6 +96,7 @@ impl Endpoint {
             .arg("--stats-json")
             .arg(&stats)
             .args(&spec.flags)
+            .envs(spec.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)

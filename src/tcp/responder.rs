@@ -16,19 +16,22 @@
 use super::Tick;
 use strum::EnumCount as _;
 
-/// How a listening port treats its connections.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[repr(u8)]
-pub enum Mode {
-    /// Accept and discard data; close when the client closes.
-    #[default]
-    Discard,
-    /// RFC 862 echo.
-    Echo,
-    /// Fixed HTTP/1.x response per request.
-    Http,
-    /// Close right after the handshake.
-    Close,
+crate::forms::named_enum! {
+    /// How a listening port treats its connections: a listener's `mode` in the config and
+    /// on the command line (`--listen 80:http`), and the mode `synack lab` exercises.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+    #[repr(u8)]
+    pub enum Mode: "a listener mode" {
+        /// Accept and discard data (RFC 863); close when the client closes.
+        #[default]
+        Discard = "discard",
+        /// RFC 862 echo.
+        Echo = "echo",
+        /// Fixed HTTP/1.x response per request.
+        Http = "http",
+        /// Close right after the handshake.
+        Close = "close",
+    }
 }
 
 impl Mode {

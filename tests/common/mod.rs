@@ -1,8 +1,8 @@
 //! The root netns harness of the integration tests (the in-memory one, without root, is
-//! `tests/support`): a thin adapter over the project's one netns lab library,
-//! [`synack::lab::netns`] and [`synack::lab::endpoint`], that turns its errors into test
-//! panics and keeps the names the test files use ([`Lab`], [`Endpoint`], [`in_netns`],
-//! [`signal`], …), plus commands with a timeout and the root check.
+//! `tests/support`: the test kit `synack::testkit`): a thin adapter over the project's one
+//! netns lab library, [`synack::lab::netns`] and [`synack::lab::endpoint`], that turns its
+//! errors into test panics and keeps the names the test files use ([`Lab`], [`Endpoint`],
+//! [`in_netns`], [`signal`], …), plus commands with a timeout and the root check.
 //!
 //! Network rules: traffic stays inside the namespaces a [`Lab`] creates; addresses come from
 //! 198.18.0.0/15 and 2001:2::/48; the root namespace and eth0 are never touched; a `Lab`
@@ -299,6 +299,11 @@ impl Endpoint {
     /// With [`SYN_OFFLOAD_ENV`] set (and neither the config nor the flags setting the
     /// offload), `--syn-offload on|off` is added; `on` also gives the client veth NAPI.
     pub fn start(lab: &Lab, toml: &str, flags: &[&str]) -> Endpoint {
+        Endpoint::start_env(lab, toml, flags, &[])
+    }
+
+    /// [`Endpoint::start`] with extra environment variables for `synack run`.
+    pub fn start_env(lab: &Lab, toml: &str, flags: &[&str], env: &[(&str, &str)]) -> Endpoint {
         let n = ENDPOINT_COUNTER.fetch_add(1, Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("synack-ep-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -321,6 +326,10 @@ impl Endpoint {
             tag: "endpoint".to_owned(),
             config: toml.to_owned(),
             flags,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             on_drop: OnDrop::Kill,
         };
         match synack::lab::Endpoint::start(&spec, &NO_STOP) {
