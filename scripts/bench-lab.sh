@@ -97,7 +97,7 @@ lab_up
 sx sh -c "echo 1 > /sys/class/net/$VS/queues/rx-0/rps_cpus"
 cx sh -c "echo 2 > /sys/class/net/$VC/queues/rx-0/rps_cpus"
 # Native XDP on veth runs in the receiving veth's NAPI, by default on the CPU that sent the
-# frame; threaded NAPI with the thread pinned (pin_napi, once XDP is attached: veth has no
+# frame; threaded NAPI with the thread pinned (lab_pin, once XDP is attached: veth has no
 # NAPI before) keeps that work on the receiving side's CPU.
 # The kernel server routes the generator's source range back to the client.
 ip -n "$SNS" route add $SOURCES via $CLIENT
@@ -170,7 +170,7 @@ measure() {
     local pid=$!
     PIDS+=("$pid")
     sleep 0.7
-    if [ "$tool" = synack-gen ] && [ "$GEN_XDP" = native ]; then pin_napi "$CNS" "$VC" 1; fi
+    if [ "$tool" = synack-gen ] && [ "$GEN_XDP" = native ]; then lab_pin client:1; fi
     sleep 0.8
     local a b w
     a=$(snap)
@@ -264,7 +264,7 @@ SPID=$!
 PIDS+=("$SPID")
 for _ in $(seq 100); do [ -f "$WORK/synack.ready" ] && break; sleep 0.1; done
 [ -f "$WORK/synack.ready" ] || die "synack run did not get ready: $(cat "$WORK/synack.log")"
-[ "$SERVER_XDP" = native ] && pin_napi "$SNS" "$VS" 0
+[ "$SERVER_XDP" = native ] && lab_pin server:0
 sleep 0.3
 run_loads
 kill "$SPID"; wait "$SPID" 2>/dev/null || true

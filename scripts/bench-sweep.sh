@@ -122,8 +122,7 @@ cc -O2 -o "$WORK/kserver" "$ROOT/scripts/gen/kserver.c" || die "building kserver
 lab_names sw$$
 lab_traps
 
-lab_up
-lab_flood_up
+lab_up "${LAB_FLOOD[@]}"
 sx sysctl -qw net.ipv4.tcp_syncookies=2 net.core.somaxconn=65535 net.ipv4.tcp_max_syn_backlog=65535
 CPU_MODEL=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 KERNEL=$(uname -r)
@@ -297,7 +296,7 @@ EOF
     PIDS+=("$pid")
     for _ in $(seq 100); do [ -f "$WORK/synack.ready" ] && break; sleep 0.1; done
     [ -f "$WORK/synack.ready" ] || die "synack run did not get ready: $(cat "$WORK/synack-$target.log")"
-    pin_napi "$SNS" "$VS" 0
+    lab_pin server:0
     sweep "$target"
     kill "$pid"; wait "$pid" 2>/dev/null || true
 }

@@ -1,80 +1,68 @@
-# scripts/lab-lib.sh: the shell veth lab of the benchmark scripts (sourced, not run).
+# scripts/lab-lib.sh: the benchmark scripts' side of the netns lab (sourced, not run). The
+# lab itself is the project's one netns library, src/lab/netns.rs, called through
+# `synack lab up|down|pin-napi`; this file only wraps those calls for the scripts' traps.
 #
 #   . scripts/lab-lib.sh
-#   lab_names sb$$          # CNS SNS (namespaces), VC VS (veth ends), CLIENT SERVER (IPv4),
-#                           # CLIENT6 SERVER6 (IPv6)
-#   lab_up                  # namespaces, veth pair, addresses, static neighbours; CMAC SMAC
-#   pin_napi NS DEV CPU [RT] # threaded NAPI of DEV pinned to CPU (RT: SCHED_FIFO priority)
-#   lab_down                # delete both namespaces (the veth goes with them)
-#   lab_flood_up            # the flood lab's placement: NAPI for both veths (GRO on), the
-#                           # server's threaded NAPI on CPU 0, the client's on CPU 1 at
-#                           # SCHED_FIFO 50, flood sources 198.19.0.0/16 routed back
 #   lab_bin ROOT            # BIN: build target/release/synack when BIN is empty; check it
+#   lab_names sb$$          # the lab's name (LAB)
 #   lab_traps               # on exit (also failure, Ctrl-C): end the PIDS the script
 #                           # started, lab_down, remove WORK (unless KEEP_WORK is set)
+#   lab_up [ARGS]           # `synack lab up --name $LAB ARGS`: namespaces, veth pair,
+#                           # addresses, static neighbours; sets CNS SNS (namespaces), VC VS
+#                           # (veth ends), CLIENT SERVER (IPv4), CLIENT6 SERVER6 (IPv6), CMAC SMAC
+#   lab_up "${LAB_FLOOD[@]}" # the flood benchmarks' placement (see LAB_FLOOD below)
+#   lab_pin SIDE:CPU[:FIFO]  # threaded NAPI of the client or server veth pinned to CPU
+#   lab_down                # `synack lab down --name $LAB` (idempotent)
+#   cx CMD / sx CMD         # run CMD in the client / server namespace
+#   cpu_jiffies CPU, ksnmp FILE GROUP FIELD   # readings for the scripts' own loops
 #
 # Two namespaces joined by one single-queue veth pair: client 198.18.0.2 and 2001:2::2 on
-# $VC, server 198.18.0.1 and 2001:2::1 on $VS (static neighbours, no DAD). TX checksum
-# offload is off on both ends (a veth with it on leaves
-# partial checksums, and GSO builds frames larger than an AF_XDP frame), and RX checksum
-# offload too, so the receiver checks every checksum in software. Traffic stays in the two
-# namespaces; call lab_down from an EXIT trap so they are removed also on failure.
+# $VC, server 198.18.0.1 and 2001:2::1 on $VS (static neighbours, no DAD), TX and RX
+# checksum offload off on both ends (src/lab/netns.rs `link_up` says why). Traffic stays
+# in the two namespaces; lab_traps removes them also on failure.
+#
+# What stays shell, and why: cx/sx, cpu_jiffies and ksnmp are one-line readings taken
+# inside the scripts' measurement loops (a pipeline of the script, no lifecycle and
+# nothing to clean up); lab_bin and the traps are the scripts' own process handling.
+
+# The flood benchmarks' placement (scripts/bench-sweep.sh, scripts/offload-profile.sh): all
+# server receive work on CPU 0, the generator's side on CPU 1. GRO on: a veth has NAPI (and
+# accepts XDP_TX frames from its peer) only with an XDP program or GRO; with GRO the NAPI,
+# its threads and their pinning outlive every attach and detach. The client's NAPI thread
+# runs at SCHED_FIFO 50 so a spinning generator on CPU 1 cannot starve it. Flood sources
+# 198.19.0.0/16 are routed back to the client.
+LAB_FLOOD=(--gro both --napi server:0 --napi client:1:50 --route-back 198.19.0.0/16)
 
 lab_names() {
-    local t=$1
-    CNS=$t-c; SNS=$t-s; VC=${t}c; VS=${t}s
-    CLIENT=198.18.0.2; SERVER=198.18.0.1
-    CLIENT6=2001:2::2; SERVER6=2001:2::1
+    LAB=$1
 }
 
 cx() { ip netns exec "$CNS" "$@"; }
 sx() { ip netns exec "$SNS" "$@"; }
 
+# Build the lab (synack lab up) and take its names; what it pinned is printed indented.
 lab_up() {
-    ip netns add "$CNS"
-    ip netns add "$SNS"
-    ip link add "$VC" netns "$CNS" type veth peer name "$VS" netns "$SNS"
-    cx ethtool -K "$VC" tx off rx off >/dev/null
-    sx ethtool -K "$VS" tx off rx off >/dev/null
-    ip -n "$CNS" addr add $CLIENT/24 dev "$VC"
-    ip -n "$SNS" addr add $SERVER/24 dev "$VS"
-    ip -n "$CNS" addr add $CLIENT6/64 dev "$VC" nodad
-    ip -n "$SNS" addr add $SERVER6/64 dev "$VS" nodad
-    for ns in "$CNS" "$SNS"; do ip -n "$ns" link set lo up; done
-    ip -n "$CNS" link set "$VC" up
-    ip -n "$SNS" link set "$VS" up
-    CMAC=$(cx cat /sys/class/net/"$VC"/address)
-    SMAC=$(sx cat /sys/class/net/"$VS"/address)
-    ip -n "$CNS" neigh replace $SERVER lladdr "$SMAC" dev "$VC" nud permanent
-    ip -n "$SNS" neigh replace $CLIENT lladdr "$CMAC" dev "$VS" nud permanent
-    ip -n "$CNS" neigh replace $SERVER6 lladdr "$SMAC" dev "$VC" nud permanent
-    ip -n "$SNS" neigh replace $CLIENT6 lladdr "$CMAC" dev "$VS" nud permanent
+    local vars
+    vars=$("$BIN" lab up --name "$LAB" "$@") || {
+        echo "lab: synack lab up --name $LAB $* failed" >&2
+        return 1
+    }
+    eval "$vars"
+    printf '%s\n' "$vars" | sed -n 's/^# /   /p'
 }
 
 lab_down() {
-    ip netns del "$CNS" 2>/dev/null
-    ip netns del "$SNS" 2>/dev/null
+    [ -n "${LAB:-}" ] && [ -n "${BIN:-}" ] && "$BIN" lab down --name "$LAB" 2>/dev/null
     return 0
 }
 
-# Switch veth DEV (in namespace NS) to threaded NAPI and pin its threads to CPU, with
-# SCHED_FIFO priority RT when given. The veth needs NAPI first: an XDP program attached, or
-# GRO on (`ethtool -K DEV gro on`). Kernel threads have no command line, so they are found
-# by name (`napi/DEV-N`), never with pgrep -f.
-pin_napi() {
-    local ns=$1 dev=$2 cpu=$3 rt=${4:-} pid n=0
-    ip netns exec "$ns" sh -c "echo 1 > /sys/class/net/$dev/threaded" || {
-        echo "lab: cannot switch $dev to threaded NAPI" >&2
-        return 1
-    }
-    sleep 0.1
-    for pid in $(pgrep "^napi/$dev-"); do
-        taskset -pc "$cpu" "$pid" >/dev/null || return 1
-        if [ -n "$rt" ]; then chrt -f -p "$rt" "$pid" || return 1; fi
-        n=$((n + 1))
-    done
-    [ "$n" -gt 0 ] || { echo "lab: no NAPI thread of $dev found" >&2; return 1; }
-    echo "   pinned $n NAPI thread(s) of $dev to CPU $cpu${rt:+ (SCHED_FIFO $rt)}"
+# Switch a veth end to threaded NAPI and pin its threads: SIDE:CPU[:FIFO] (SIDE client or
+# server). The end needs NAPI first: an XDP program attached, or GRO on.
+lab_pin() {
+    local spec out args=()
+    for spec in "$@"; do args+=(--napi "$spec"); done
+    out=$("$BIN" lab pin-napi --name "$LAB" "${args[@]}") || return 1
+    printf '%s\n' "$out" | sed -n 's/^# /   /p'
 }
 
 # "busy total" jiffies of one CPU.
@@ -88,18 +76,6 @@ ksnmp() {
     sx cat "/proc/net/$1" | awk -v g="$2:" -v f="$3" '
         $1 == g && !h { for (i = 2; i <= NF; i++) n[i] = $i; h = 1; next }
         $1 == g && h { for (i = 2; i <= NF; i++) if (n[i] == f) print $i; exit }'
-}
-
-# The placement of the flood benchmarks (scripts/bench-sweep.sh, scripts/offload-profile.sh):
-# all server receive work on CPU 0, the generator's side on CPU 1. GRO on: a veth has NAPI
-# (and accepts XDP_TX frames from its peer) only with an XDP program or GRO; with GRO the
-# NAPI, its threads and their pinning outlive every attach and detach.
-lab_flood_up() {
-    sx ethtool -K "$VS" gro on >/dev/null
-    cx ethtool -K "$VC" gro on >/dev/null
-    pin_napi "$SNS" "$VS" 0
-    pin_napi "$CNS" "$VC" 1 50
-    ip -n "$SNS" route add 198.19.0.0/16 via $CLIENT
 }
 
 # BIN, the synack binary: built (release) from ROOT when BIN is empty, then checked.

@@ -37,8 +37,7 @@ lab_names op$$
 WORK=$(mktemp -d /tmp/synack-offload-profile.XXXXXX)
 lab_traps
 
-lab_up
-lab_flood_up
+lab_up "${LAB_FLOOD[@]}"
 cat >"$WORK/synack.toml" <<EOF
 interface = "$VS"
 addresses = ["$SERVER"]
@@ -61,7 +60,7 @@ ip netns exec "$SNS" taskset -c 0 "$BIN" --log-level warn run --config "$WORK/sy
 PIDS+=($!)
 for _ in $(seq 100); do [ -f "$WORK/ready" ] && break; sleep 0.1; done
 [ -f "$WORK/ready" ] || die "synack run did not get ready: $(cat "$WORK/synack.log")"
-pin_napi "$SNS" "$VS" 0
+lab_pin server:0
 (sleep 1; perf record -e cpu-clock -C 0 -g -o "$WORK/perf.data" -- sleep $((SECS - 2)) \
     >/dev/null 2>&1) &
 PERF=$!

@@ -5,7 +5,7 @@
 #   sudo scripts/overload-profile.sh [--bin PATH] [--secs S] [--rates "R1 R2 ..."]
 #                                    [--worker-fifo PRIO] [--napi-nice N] [--out DIR]
 #
-# Two namespaces joined by one veth pair. The server veth runs native XDP with threaded
+# Two namespaces joined by one veth pair (scripts/lab-lib.sh: `synack lab up`). The server veth runs native XDP with threaded
 # NAPI, its NAPI thread pinned to CPU 0 beside the synack worker (all server receive work
 # on CPU 0, as in issue 9); `synack gen --syn-flood` offers SYNs from CPU 1 at each
 # --rates value (0 = flat out) for --secs seconds and counts the SYN-ACKs. During the last
@@ -14,7 +14,7 @@
 # the server's NAPI kthread: the placement/priority experiments. The client veth's NAPI
 # thread runs on CPU 1 (SCHED_FIFO 50), so replies cost the server nothing to count. Bounded: every flood stops after
 # --secs seconds and 4 M SYNs per second offered. Traffic stays inside the two namespaces
-# (198.18.201.0/24; flood sources from 198.19.0.0/16). Namespaces and processes (by PID)
+# (198.18.0.0/24; flood sources from 198.19.0.0/16). Namespaces and processes (by PID)
 # are removed on exit, also on failure.
 set -euo pipefail
 
@@ -46,51 +46,26 @@ OUT=${OUT:-$ROOT/lab-out/overload-$(date -u +%Y%m%dT%H%M%S)}
 mkdir -p "$OUT"
 taskset -pc 1 $$ >/dev/null
 
-TAG=$$
-CNS=ovl-c-$TAG SNS=ovl-s-$TAG CIF=ovc$TAG SIF=ovs$TAG
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill -INT "$p" 2>/dev/null || true; done
-    sleep 1
-    for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
-    ip netns del "$CNS" 2>/dev/null || true
-    ip netns del "$SNS" 2>/dev/null || true
-}
-trap cleanup EXIT
-ip netns add "$CNS"
-ip netns add "$SNS"
-ip link add "$CIF" netns "$CNS" type veth peer name "$SIF" netns "$SNS"
-for pair in "$CNS $CIF 198.18.201.1" "$SNS $SIF 198.18.201.2"; do
-    set -- $pair
-    ip netns exec "$1" ethtool -K "$2" tx off >/dev/null
-    ip -n "$1" addr add "$3/24" dev "$2"
-    ip -n "$1" link set "$2" up
-    ip -n "$1" link set lo up
-done
+. "$ROOT/scripts/lab-lib.sh"
+WORK=$(mktemp -d /tmp/synack-overload.XXXXXX)
+lab_names ovl$$
+lab_traps
 # Flood sources 198.19.x.y are routed back to the client (it owns none of them, so its
-# kernel does not answer the SYN-ACKs with RSTs; gen counts them in XDP).
-ip -n "$SNS" route add 198.19.0.0/16 via 198.18.201.1
+# kernel does not answer the SYN-ACKs with RSTs; gen counts them in XDP). The client veth
+# gets NAPI of its own (GRO on), threaded, pinned to CPU 1 with a real-time priority:
+# otherwise the generator's receive work (its XDP program and AF_XDP copy of every SYN-ACK)
+# runs inside the server worker's sendto() on CPU 0.
+lab_up --gro client --napi client:1:50 --route-back 198.19.0.0/16
+CNAPI=$(pgrep "^napi/$VC-" | head -1) || die "no NAPI thread for $VC"
 
-# The client veth gets NAPI of its own (GRO on), threaded, pinned to CPU 1 with a real-time
-# priority: otherwise the generator's receive work (its XDP program and AF_XDP copy of every
-# SYN-ACK) runs inside the server worker's sendto() on CPU 0.
-ip netns exec "$CNS" ethtool -K "$CIF" gro on >/dev/null
-ip netns exec "$CNS" sh -c "echo 1 > /sys/class/net/$CIF/threaded"
-sleep 0.2
-CNAPI=$(pgrep "^napi/$CIF-" | head -1) || die "no NAPI thread for $CIF"
-taskset -pc 1 "$CNAPI" >/dev/null
-chrt -f -p 50 "$CNAPI"
-
-ip netns exec "$SNS" taskset -c 0 "$BIN" run --interface "$SIF" --address 198.18.201.2 \
+ip netns exec "$SNS" taskset -c 0 "$BIN" run --interface "$VS" --address "$SERVER" \
     --listen 80 --workers 0 --xdp-mode native --quiet --ready-file "$OUT/ready" \
     --stats-json "$OUT/stats.json" 2>"$OUT/server.log" &
 PIDS+=($!)
 for _ in $(seq 100); do [ -e "$OUT/ready" ] && break; sleep 0.1; done
 [ -e "$OUT/ready" ] || die "synack run did not get ready: $(tail -3 "$OUT/server.log")"
-ip netns exec "$SNS" sh -c "echo 1 > /sys/class/net/$SIF/threaded"
-sleep 0.2
-NAPI=$(pgrep "^napi/$SIF-" | head -1) || die "no NAPI thread for $SIF"
-taskset -pc 0 "$NAPI" >/dev/null
+lab_pin server:0
+NAPI=$(pgrep "^napi/$VS-" | head -1) || die "no NAPI thread for $VS"
 [ -n "$NAPI_NICE" ] && renice -n "$NAPI_NICE" -p "$NAPI" >/dev/null
 WORKER=$(ps -T -o spid=,comm= -p "${PIDS[0]}" | awk '$2 == "synack-w0" {print $1}')
 [ -n "$FIFO" ] && chrt -f -p "$FIFO" "$WORKER"
@@ -104,8 +79,8 @@ for rate in $RATES; do
             >/dev/null 2>&1) &
         PERF=$!
     fi
-    ip netns exec "$CNS" taskset -c 1 "$BIN" gen --interface "$CIF" \
-        --target 198.18.201.2:80 --syn-flood --rate "$rate" --count "$count" \
+    ip netns exec "$CNS" taskset -c 1 "$BIN" gen --interface "$VC" \
+        --target "$SERVER":80 --syn-flood --rate "$rate" --count "$count" \
         --duration "$SECS" --json "$OUT/gen-$rate.json" >"$OUT/gen-$rate.txt" 2>&1 \
         || die "gen failed: $(tail -3 "$OUT/gen-$rate.txt")"
     python3 - "$OUT/gen-$rate.json" "$rate" <<'EOF'

@@ -183,7 +183,12 @@ impl From<OverrideArgs> for Overrides {
 }
 
 #[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
 struct LabArgs {
+    /// The lab library for scripts: build, pin or remove a named veth lab (without one,
+    /// `synack lab` runs the demo).
+    #[command(subcommand)]
+    action: Option<LabAction>,
     #[arg(long, value_name = "N", help = flag_help("--connections", &format!("Client connections to open and close [default: {}].", LabOptions::default().connections)))]
     connections: Option<String>,
     #[arg(long, value_name = "N", help = flag_help("--flood-packets", &format!("Most SYN-flood packets to send; 0 skips the flood [default: {}].", LabOptions::default().flood_packets)))]
@@ -203,6 +208,87 @@ struct LabArgs {
     #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "2",
           help = flag_help("--nodes", "Run N server nodes behind a router namespace with a resilient ECMP nexthop group instead of one server; `--nodes` alone means 2. Connections then default to 1000 per phase."))]
     nodes: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+enum LabAction {
+    /// Build namespaces NAME-c and NAME-s joined by veth NAMEc–NAMEs (198.18.0.2 and
+    /// 2001:2::2 on the client, 198.18.0.1 and 2001:2::1 on the server, checksum offload
+    /// off, static neighbours) and print CNS SNS VC VS CLIENT SERVER CLIENT6 SERVER6 CMAC
+    /// SMAC as shell assignments, for `eval`. A lab of the same name is removed first;
+    /// on failure nothing is left.
+    Up(LabUpArgs),
+    /// Remove lab NAME (both namespaces and the veth); no error when it is not there.
+    Down(LabNameArg),
+    /// Pin the threaded NAPI of an existing lab's veth ends (e.g. once an XDP program gave
+    /// the server end NAPI).
+    PinNapi(LabPinArgs),
+}
+
+#[derive(Args, Debug)]
+struct LabNameArg {
+    /// The lab's name: 1..=14 letters and digits, e.g. sw$$.
+    #[arg(long, value_name = "NAME")]
+    name: synack::lab::cli::LabName,
+}
+
+#[derive(Args, Debug)]
+struct LabUpArgs {
+    #[command(flatten)]
+    name: LabNameArg,
+    /// RX/TX queues of each veth end, 1..=64.
+    #[arg(long, value_name = "Q", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=64))]
+    queues: u32,
+    /// GRO on (which gives a veth NAPI) at client, server or both ends; `--gro` = both.
+    #[arg(long, value_name = "END", num_args = 0..=1, default_missing_value = "both")]
+    gro: Option<synack::lab::cli::Gro>,
+    /// SIDE:CPU[:FIFO]: threaded NAPI of that end pinned to CPU, at SCHED_FIFO FIFO;
+    /// repeatable. The end needs NAPI (--gro) first.
+    #[arg(long, value_name = "SIDE:CPU[:FIFO]")]
+    napi: Vec<synack::lab::cli::NapiPin>,
+    /// Route this prefix (inside 198.18.0.0/15, e.g. flood sources 198.19.0.0/16) from the
+    /// server namespace back to the client; repeatable.
+    #[arg(long, value_name = "PREFIX")]
+    route_back: Vec<synack::lab::cli::LabNet>,
+}
+
+#[derive(Args, Debug)]
+struct LabPinArgs {
+    #[command(flatten)]
+    name: LabNameArg,
+    /// SIDE:CPU[:FIFO], as for `synack lab up --napi`; repeatable.
+    #[arg(long, value_name = "SIDE:CPU[:FIFO]", required = true)]
+    napi: Vec<synack::lab::cli::NapiPin>,
+}
+
+/// `synack lab up|down|pin-napi`: print what the library returns (shell assignments and
+/// `#` lines) on stdout; errors exit 1.
+fn lab_action(action: LabAction) -> ExitCode {
+    use synack::lab::cli;
+    if !synack::io::sys::is_root() {
+        return fail_runtime(&anyhow::anyhow!(
+            "synack lab needs root (CAP_NET_ADMIN) for network namespaces: run it with sudo"
+        ));
+    }
+    let out = match action {
+        LabAction::Up(a) => cli::up(&cli::UpOptions {
+            name: a.name.name,
+            queues: a.queues,
+            gro: a.gro,
+            napi: a.napi,
+            route_back: a.route_back,
+        }),
+        LabAction::Down(a) => cli::down(&a.name).map(|()| String::new()),
+        LabAction::PinNapi(a) => cli::pin_existing(&a.name.name, &a.napi),
+    };
+    match out {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail_runtime(&e),
+    }
 }
 
 impl From<LabArgs> for LabOverrides {
@@ -648,6 +734,9 @@ fn main() -> ExitCode {
             }
         }
         Command::CheckConfig(args) => check_config(args),
+        Command::Lab(mut args) if args.action.is_some() => {
+            lab_action(args.action.take().expect("checked"))
+        }
         Command::Lab(args) => match LabOverrides::from(args).resolve() {
             Ok(opts) => match synack::app::lab(opts) {
                 Ok(()) => ExitCode::SUCCESS,

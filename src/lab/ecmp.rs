@@ -37,10 +37,14 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{bail, Context, Result};
 
+use super::clients::{expect_eof, join_clients, read_http_response};
+use super::endpoint::{read_json, read_stats_fresh};
+use super::netns::{
+    ip_line as ipl, ip_n as ip, link_up, neigh, ns_exec as exec, ns_mac, remove_stale, veth,
+    NetnsGuard, TempDir,
+};
 use super::{
-    cmd, expect_eof, interrupted, ns_mac, read_http_response, read_json, read_stats_fresh,
-    remove_stale_labs, Endpoint, NetnsGuard, TempDir, LAB_CONFIG, NS_PREFIX, STATS_INTERVAL_MS,
-    STOP_TIMEOUT,
+    interrupted, start_endpoint, Endpoint, LAB_CONFIG, NS_PREFIX, STATS_INTERVAL_MS, STOP_TIMEOUT,
 };
 use crate::config::{Config, LabOptions};
 
@@ -100,69 +104,6 @@ struct Topology {
     _guard: NetnsGuard,
 }
 
-/// Run `ip -n NS ARGS…`.
-fn ip(ns: &str, args: &[&str]) -> Result<String> {
-    let mut a = vec!["-n", ns];
-    a.extend_from_slice(args);
-    cmd("ip", &a)
-}
-
-/// Run `ip netns exec NS PROGRAM ARGS…`.
-fn exec(ns: &str, args: &[&str]) -> Result<String> {
-    let mut a = vec!["netns", "exec", ns];
-    a.extend_from_slice(args);
-    cmd("ip", &a)
-}
-
-/// Create a veth pair `a` (in namespace `ns_a`) – `b` (in `ns_b`).
-fn veth(ns_a: &str, a: &str, ns_b: &str, b: &str) -> Result<()> {
-    cmd(
-        "ip",
-        &[
-            "link", "add", a, "netns", ns_a, "type", "veth", "peer", "name", b, "netns", ns_b,
-        ],
-    )
-    .with_context(|| format!("creating the veth pair {a}–{b}"))
-    .map(|_| ())
-}
-
-/// Checksum offload off (full checksums for AF_XDP to see and check), the addresses
-/// added, the link up.
-fn link_up(ns: &str, ifname: &str, v4: Ipv4Addr, v6: Ipv6Addr) -> Result<()> {
-    exec(ns, &["ethtool", "-K", ifname, "tx", "off", "rx", "off"])
-        .context("turning checksum offload off (is ethtool installed?)")?;
-    ip(ns, &["addr", "add", &format!("{v4}/24"), "dev", ifname])?;
-    let v6 = format!("{v6}/64");
-    ip(ns, &["-6", "addr", "add", &v6, "dev", ifname, "nodad"])?;
-    ip(ns, &["link", "set", "dev", ifname, "up"]).map(|_| ())
-}
-
-/// A permanent neighbour entry: no resolution delay and no ARP/NDP during churn.
-fn neigh(ns: &str, addr: IpAddr, mac: [u8; 6], dev: &str) -> Result<()> {
-    let mac = mac.map(|b| format!("{b:02x}")).join(":");
-    let addr = addr.to_string();
-    ip(
-        ns,
-        &[
-            "neigh",
-            "replace",
-            &addr,
-            "lladdr",
-            &mac,
-            "dev",
-            dev,
-            "nud",
-            "permanent",
-        ],
-    )
-    .map(|_| ())
-}
-
-/// `ip -n NS` with the words of `line` (no word contains a space).
-fn ipl(ns: &str, line: &str) -> Result<String> {
-    ip(ns, &line.split_whitespace().collect::<Vec<_>>())
-}
-
 /// Forwarding, the L4 multipath hash, and no reverse-path filter in the router.
 fn router_sysctls(router: &str) -> Result<()> {
     for kv in [
@@ -186,7 +127,7 @@ fn router_sysctls(router: &str) -> Result<()> {
 fn add_node(router: &str, ns: &str, i: u32) -> Result<()> {
     let (rif, sif) = node_ifs(i);
     let (r4, s4, r6, s6) = node_link(i);
-    veth(router, &rif, ns, &sif)?;
+    veth(router, &rif, ns, &sif, 1)?;
     exec(
         router,
         &["sysctl", "-qw", &format!("net.ipv4.conf.{rif}.rp_filter=0")],
@@ -224,7 +165,7 @@ impl Topology {
         let router = format!("{NS_PREFIX}{pid}-r");
         guard.add(&client)?;
         guard.add(&router)?;
-        veth(&client, "ecmp-c", &router, "ecmp-rc")?;
+        veth(&client, "ecmp-c", &router, "ecmp-rc", 1)?;
         link_up(&client, "ecmp-c", CLIENT_V4, CLIENT_V6)?;
         link_up(&router, "ecmp-rc", ROUTER_V4, ROUTER_V6)?;
         let router_mac = ns_mac(&router, "ecmp-rc")?;
@@ -311,7 +252,7 @@ impl Nodes {
             cfg.validate()
                 .context("the generated node config is invalid")?;
             let tag = format!("node{i}");
-            eps.push(Some(Endpoint::start(ns, &cfg, &dir.path, &tag, stop)?));
+            eps.push(Some(start_endpoint(ns, &cfg, &dir.path, &tag, stop)?));
         }
         Ok(Nodes { eps })
     }
@@ -491,7 +432,7 @@ fn drive(client: &str, n: u32, kind: Kind, stop: &AtomicBool) -> Result<Tally> {
                 })
             })
             .collect();
-        super::join_clients(hs)
+        join_clients(hs)
     });
     joined?;
     Ok(tally.into_inner().unwrap_or_else(|p| p.into_inner()))
@@ -894,8 +835,8 @@ fn node_loss(topo: &Topology, nodes: &mut Nodes, n: u32, stop: &AtomicBool) -> R
 /// Run the multi-node lab (see the module documentation); the parent's `run` has
 /// checked for root and installed the signal handlers.
 pub fn run(opts: &LabOptions, stop: &AtomicBool) -> Result<()> {
-    remove_stale_labs();
-    let dir = TempDir::new(opts.keep)?;
+    remove_stale(NS_PREFIX);
+    let dir = TempDir::new(&format!("synack-lab-{}", std::process::id()), opts.keep)?;
     let n = opts.nodes as usize;
     let topo = Topology::create(opts.nodes, opts.keep)?;
     interrupted(stop)?;

@@ -1,6 +1,8 @@
-//! Shared harness for root-only integration tests: network-namespace labs joined by a veth
-//! pair, running code or commands inside a namespace, and commands with a timeout.
-//! (The in-memory harness, without root, is `tests/support`: the test kit `synack::testkit`.)
+//! The root netns harness of the integration tests (the in-memory one, without root, is
+//! `tests/support`: the test kit `synack::testkit`): a thin adapter over the project's one
+//! netns lab library, [`synack::lab::netns`] and [`synack::lab::endpoint`], that turns its
+//! errors into test panics and keeps the names the test files use ([`Lab`], [`Endpoint`],
+//! [`in_netns`], [`signal`], …), plus commands with a timeout and the root check.
 //!
 //! Network rules: traffic stays inside the namespaces a [`Lab`] creates; addresses come from
 //! 198.18.0.0/15 and 2001:2::/48; the root namespace and eth0 are never touched; a `Lab`
@@ -9,8 +11,11 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
+
+use synack::lab::netns::{self, VethLab, VethSpec};
+use synack::lab::{EndpointSpec, OnDrop};
 
 /// Env var that turns "needs root" into a skip instead of a failure.
 pub const SKIP_ENV: &str = "SYNACK_SKIP_PRIVILEGED";
@@ -96,24 +101,20 @@ pub fn must(cmd: &mut Command) -> Output {
     out
 }
 
-fn ip(args: &[&str]) -> Output {
-    must(Command::new("ip").args(args))
-}
-
-/// Two namespaces (client, server) joined by a veth pair. Dropping it deletes both
-/// namespaces, which deletes the veth with them.
+/// Two namespaces (client, server) joined by a veth pair: the library's
+/// [`synack::lab::VethLab`] (its fields: `client_ns`, `server_if`, `server_v4`,
+/// `client_mac`, …), with panicking helpers for tests. Dropping it deletes both
+/// namespaces, which deletes the veth with them, also when the test panics.
 #[derive(Debug)]
 pub struct Lab {
-    pub client_ns: String,
-    pub server_ns: String,
-    pub client_if: String,
-    pub server_if: String,
-    pub client_v4: Ipv4Addr,
-    pub server_v4: Ipv4Addr,
-    pub client_v6: Ipv6Addr,
-    pub server_v6: Ipv6Addr,
-    pub client_mac: [u8; 6],
-    pub server_mac: [u8; 6],
+    inner: VethLab,
+}
+
+impl std::ops::Deref for Lab {
+    type Target = VethLab;
+    fn deref(&self) -> &VethLab {
+        &self.inner
+    }
 }
 
 static LAB_COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -121,15 +122,9 @@ static LAB_COUNTER: AtomicU32 = AtomicU32::new(0);
 impl Lab {
     /// A new lab. `tag` (letters/digits) makes names readable; `queues` > 1 creates a
     /// multi-queue veth (`numrxqueues N numtxqueues N`), 0 or 1 a single-queue one.
-    ///
-    /// Checksum offload: `ethtool -K <veth> tx off rx off` on both ends. `tx off` makes the
-    /// kernel write full TCP checksums (a veth with TX offload leaves a partial, pseudo-header
-    /// only checksum that AF_XDP would see raw) and stops GSO from building frames larger
-    /// than a UMEM frame. `rx off` too, so no path can mark a frame as already verified:
-    /// the receiving kernel checks every checksum in software, and a bad checksum written
-    /// by our AF_XDP TX makes a test fail instead of passing silently.
+    /// Checksum offload is off on both ends ([`synack::lab::netns::link_up`] says why).
     pub fn new(tag: &str, queues: u32) -> Lab {
-        cleanup_stale_labs();
+        netns::remove_stale(NS_PREFIX);
         let n = LAB_COUNTER.fetch_add(1, Ordering::Relaxed);
         let pid = std::process::id();
         let tag: String = tag
@@ -137,69 +132,25 @@ impl Lab {
             .filter(|c| c.is_ascii_alphanumeric())
             .take(12)
             .collect();
-        // Interface names must fit IFNAMSIZ (15 chars): "vc"/"vs" + pid hex + counter hex.
-        let client_if = format!("vc{pid:x}x{n:x}");
-        let server_if = format!("vs{pid:x}x{n:x}");
-        assert!(client_if.len() <= 15);
         // A distinct subnet per lab (and per process, as far as 512 slots go).
         let slot = (pid.wrapping_mul(7).wrapping_add(n)) % 512;
         let (b, c) = (18 + (slot / 256) as u8, (slot % 256) as u8);
-        let mut lab = Lab {
+        let spec = VethSpec {
             client_ns: format!("{NS_PREFIX}{pid}-{n}-{tag}-c"),
             server_ns: format!("{NS_PREFIX}{pid}-{n}-{tag}-s"),
-            client_if,
-            server_if,
+            // IFNAMSIZ (15 chars): "vc"/"vs" + pid hex + counter hex.
+            client_if: format!("vc{pid:x}x{n:x}"),
+            server_if: format!("vs{pid:x}x{n:x}"),
             client_v4: Ipv4Addr::new(198, b, c, 1),
             server_v4: Ipv4Addr::new(198, b, c, 2),
             client_v6: Ipv6Addr::new(0x2001, 2, 0, slot as u16, 0, 0, 0, 1),
             server_v6: Ipv6Addr::new(0x2001, 2, 0, slot as u16, 0, 0, 0, 2),
-            client_mac: [0; 6],
-            server_mac: [0; 6],
+            queues,
+            static_neighbours: false,
+            keep: false,
         };
-        // From here on, Drop cleans up whatever was created.
-        ip(&["netns", "add", &lab.client_ns]);
-        ip(&["netns", "add", &lab.server_ns]);
-        let q = queues.max(1).to_string();
-        let mut add = vec!["link", "add", &lab.client_if, "netns", &lab.client_ns];
-        if queues > 1 {
-            add.extend(["numrxqueues", &q, "numtxqueues", &q]);
-        }
-        add.extend(["type", "veth", "peer", "name", &lab.server_if]);
-        add.extend(["netns", &lab.server_ns]);
-        if queues > 1 {
-            add.extend(["numrxqueues", &q, "numtxqueues", &q]);
-        }
-        ip(&add);
-        for (ns, ifname, v4, v6) in [
-            (&lab.client_ns, &lab.client_if, lab.client_v4, lab.client_v6),
-            (&lab.server_ns, &lab.server_if, lab.server_v4, lab.server_v6),
-        ] {
-            must(
-                Command::new("ip")
-                    .args(["netns", "exec", ns, "ethtool", "-K", ifname])
-                    .args(["tx", "off", "rx", "off"]),
-            );
-            let nsx = |args: &[&str]| {
-                let mut full = vec!["-n", ns.as_str()];
-                full.extend_from_slice(args);
-                ip(&full)
-            };
-            nsx(&["addr", "add", &format!("{v4}/24"), "dev", ifname]);
-            nsx(&[
-                "-6",
-                "addr",
-                "add",
-                &format!("{v6}/64"),
-                "dev",
-                ifname,
-                "nodad",
-            ]);
-            nsx(&["link", "set", "dev", ifname, "up"]);
-            nsx(&["link", "set", "dev", "lo", "up"]);
-        }
-        lab.client_mac = read_mac(&lab, &lab.client_ns, &lab.client_if);
-        lab.server_mac = read_mac(&lab, &lab.server_ns, &lab.server_if);
-        lab
+        let inner = VethLab::create(&spec).unwrap_or_else(|e| panic!("creating lab {tag}: {e:#}"));
+        Lab { inner }
     }
 
     /// What the XDP SYN offload needs on a veth lab: an XDP program on the client veth (ours,
@@ -225,38 +176,9 @@ impl Lab {
                 .expect("a pass-through XDP program on the client veth")
             })
         });
-        for (ns, ifname, v4, v6, mac) in [
-            (
-                &self.client_ns,
-                &self.client_if,
-                self.server_v4,
-                self.server_v6,
-                self.server_mac,
-            ),
-            (
-                &self.server_ns,
-                &self.server_if,
-                self.client_v4,
-                self.client_v6,
-                self.client_mac,
-            ),
-        ] {
-            for addr in [v4.to_string(), v6.to_string()] {
-                ip(&[
-                    "-n",
-                    ns,
-                    "neigh",
-                    "replace",
-                    &addr,
-                    "lladdr",
-                    &synack::gen::run::fmt_mac(&mac),
-                    "dev",
-                    ifname,
-                    "nud",
-                    "permanent",
-                ]);
-            }
-        }
+        self.inner
+            .add_static_neighbours()
+            .unwrap_or_else(|e| panic!("{e:#}"));
         prog
     }
 
@@ -268,10 +190,7 @@ impl Lab {
             .unwrap_or_else(|| panic!("`ip netns exec {ns} {args:?}` timed out"))
     }
 
-    /// Run `f` on a new thread that has joined namespace `ns` (setns on
-    /// /var/run/netns/<ns>): std::net sockets, AF_XDP sockets and XDP attach then act in
-    /// that namespace. Sockets keep their namespace after the thread ends. A panic in `f`
-    /// is propagated.
+    /// Run `f` on a new thread that has joined namespace `ns` (see [`in_netns`]).
     pub fn in_ns<R: Send>(&self, ns: &str, f: impl FnOnce() -> R + Send) -> R {
         in_netns(ns, f)
     }
@@ -290,102 +209,17 @@ impl Lab {
 
     /// A kernel SNMP counter (e.g. `("Tcp", "InSegs")`) of namespace `ns`.
     pub fn snmp(&self, ns: &str, proto: &str, field: &str) -> u64 {
-        let out = self.ns_exec(ns, &["cat", "/proc/net/snmp"]);
-        let text = String::from_utf8_lossy(&out.stdout);
-        let prefix = format!("{proto}:");
-        let mut lines = text.lines().filter(|l| l.starts_with(&prefix));
-        let (names, values) = (lines.next(), lines.next());
-        let (Some(names), Some(values)) = (names, values) else {
-            panic!("no {proto} lines in /proc/net/snmp of {ns}");
-        };
-        let i = names
-            .split_whitespace()
-            .position(|n| n == field)
-            .unwrap_or_else(|| panic!("no {proto} {field} in /proc/net/snmp"));
-        values
-            .split_whitespace()
-            .nth(i)
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("bad {proto} {field} value"))
+        netns::ns_snmp(ns, "snmp", proto, field).unwrap_or_else(|e| panic!("{e:#}"))
     }
 }
 
-impl Drop for Lab {
-    fn drop(&mut self) {
-        for ns in [&self.client_ns, &self.server_ns] {
-            // Best effort, never panic in drop (we may already be unwinding).
-            let _ = run_with_timeout(
-                Command::new("ip").args(["netns", "del", ns]),
-                Duration::from_secs(30),
-            );
-        }
-    }
-}
+pub use synack::lab::netns::xdp_in_link_details;
 
-/// Whether `ip -d link show` output reports an attached XDP program.
-pub fn xdp_in_link_details(details: &str) -> bool {
-    details.split_whitespace().any(|t| {
-        matches!(
-            t,
-            "xdp" | "xdpgeneric" | "xdpdrv" | "xdpoffload" | "xdpmulti" | "prog/xdp"
-        ) || t.starts_with("xdpgeneric/")
-            || t.starts_with("xdp/")
-    })
-}
-
-/// Run `f` on a thread inside network namespace `ns` (see [`Lab::in_ns`]).
+/// Run `f` on a thread inside network namespace `ns` (setns on /var/run/netns/<ns>):
+/// std::net sockets, AF_XDP sockets and XDP attach then act in that namespace. Sockets
+/// keep their namespace after the thread ends. A panic in `f` is propagated.
 pub fn in_netns<R: Send>(ns: &str, f: impl FnOnce() -> R + Send) -> R {
-    let path = format!("/var/run/netns/{ns}");
-    std::thread::scope(|s| {
-        let handle = s.spawn(move || {
-            synack::io::sys::enter_netns(ns).unwrap_or_else(|e| panic!("setns({path}): {e}"));
-            f()
-        });
-        match handle.join() {
-            Ok(r) => r,
-            Err(panic) => std::panic::resume_unwind(panic),
-        }
-    })
-}
-
-fn read_mac(lab: &Lab, ns: &str, ifname: &str) -> [u8; 6] {
-    let out = lab.ns_exec(ns, &["cat", &format!("/sys/class/net/{ifname}/address")]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut mac = [0u8; 6];
-    let parts: Vec<u8> = text
-        .trim()
-        .split(':')
-        .map(|h| u8::from_str_radix(h, 16).expect("mac hex"))
-        .collect();
-    assert_eq!(parts.len(), 6, "bad MAC {text:?} for {ifname}");
-    mac.copy_from_slice(&parts);
-    mac
-}
-
-/// Delete namespaces left by lab processes that died without cleaning up (SIGKILL).
-/// Only names with our prefix whose pid is no longer alive are touched.
-fn cleanup_stale_labs() {
-    let Some(out) = run_with_timeout(
-        Command::new("ip").args(["netns", "list"]),
-        Duration::from_secs(10),
-    ) else {
-        return;
-    };
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let name = line.split_whitespace().next().unwrap_or("");
-        let Some(rest) = name.strip_prefix(NS_PREFIX) else {
-            continue;
-        };
-        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
-            continue;
-        };
-        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
-            let _ = run_with_timeout(
-                Command::new("ip").args(["netns", "del", name]),
-                Duration::from_secs(10),
-            );
-        }
-    }
+    netns::in_netns(ns, f).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 /// RFC 1071 Internet checksum over `chunks` (folded, complemented).
@@ -415,11 +249,7 @@ pub fn inet_checksum(chunks: &[&[u8]]) -> u16 {
 
 /// Send signal `sig` (a name like `INT` or `KILL`) to one process, by pid, with kill(1).
 pub fn signal(pid: u32, sig: &str) {
-    must(
-        Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(pid.to_string()),
-    );
+    netns::signal(pid, sig).unwrap_or_else(|e| panic!("{e:#}"));
 }
 
 /// The config of a test endpoint on `lab`'s server side: ports 80 http, 7 echo, 9 discard,
@@ -438,24 +268,36 @@ pub fn endpoint_toml(lab: &Lab, workers: &str, extra: &str) -> String {
 
 static ENDPOINT_COUNTER: AtomicU32 = AtomicU32::new(0);
 
-/// `synack run` started in a lab's server namespace (`ip netns exec` execs the binary, so
-/// the child's pid is the endpoint's). Dropping it kills that pid (SIGKILL) and removes its
-/// temporary directory.
+/// Never set: the tests' endpoints are not interrupted by a signal handler.
+static NO_STOP: AtomicBool = AtomicBool::new(false);
+
+/// `synack run` in a lab's server namespace: the library's [`synack::lab::Endpoint`]
+/// (its fields: `ready`, `stats`, `stdout`, `stderr`, `config`) with panicking helpers.
+/// Its files are in `dir` (`endpoint.toml`, …). Dropping it kills the pid (SIGKILL) and
+/// removes the directory.
 pub struct Endpoint {
-    pub child: Option<std::process::Child>,
+    inner: synack::lab::Endpoint,
+    /// The directory of its files.
     pub dir: std::path::PathBuf,
-    pub ready: std::path::PathBuf,
-    pub stats: std::path::PathBuf,
-    pub stdout: std::path::PathBuf,
-    pub stderr: std::path::PathBuf,
     /// The client veth's pass-through XDP program when the offload is forced on
-    /// ([`Lab::give_client_napi`]); detached when the endpoint goes.
+    /// ([`Lab::give_client_napi`]); detached when the endpoint goes (after it: fields drop
+    /// in this order).
     pub client_prog: Option<synack::io::bpf::XdpProgram>,
+}
+
+impl std::ops::Deref for Endpoint {
+    type Target = synack::lab::Endpoint;
+    fn deref(&self) -> &synack::lab::Endpoint {
+        &self.inner
+    }
 }
 
 impl Endpoint {
     /// Start the endpoint with config `toml` and extra flags; wait (at most 20 s) for its
     /// ready file and its first stats file. Panics with its stderr if it does not come up.
+    ///
+    /// With [`SYN_OFFLOAD_ENV`] set (and neither the config nor the flags setting the
+    /// offload), `--syn-offload on|off` is added; `on` also gives the client veth NAPI.
     pub fn start(lab: &Lab, toml: &str, flags: &[&str]) -> Endpoint {
         Endpoint::start_env(lab, toml, flags, &[])
     }
@@ -466,103 +308,59 @@ impl Endpoint {
         let dir = std::env::temp_dir().join(format!("synack-ep-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("temp dir");
-        let config = dir.join("endpoint.toml");
-        std::fs::write(&config, toml).expect("write config");
-        let mut ep = Endpoint {
-            child: None,
-            ready: dir.join("ready"),
-            stats: dir.join("stats.json"),
-            stdout: dir.join("stdout.log"),
-            stderr: dir.join("stderr.log"),
-            client_prog: None,
-            dir,
-        };
-        let mut flags: Vec<&str> = flags.to_vec();
-        let forced = forced_syn_offload()
-            .filter(|_| !toml.contains("syn_offload") && !flags.contains(&"--syn-offload"));
+        let mut flags: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
+        let forced = forced_syn_offload().filter(|_| {
+            !toml.contains("syn_offload") && !flags.iter().any(|f| f == "--syn-offload")
+        });
+        let mut client_prog = None;
         if let Some(mode) = forced {
-            flags.extend(["--syn-offload", mode]);
+            flags.extend(["--syn-offload".to_owned(), mode.to_owned()]);
             if mode == "on" {
-                ep.client_prog = lab.give_client_napi();
+                client_prog = lab.give_client_napi();
             }
         }
-        let out = std::fs::File::create(&ep.stdout).expect("stdout log");
-        let err = std::fs::File::create(&ep.stderr).expect("stderr log");
-        let child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &lab.server_ns,
-                env!("CARGO_BIN_EXE_synack"),
-                "run",
-            ])
-            .arg("--config")
-            .arg(&config)
-            .arg("--ready-file")
-            .arg(&ep.ready)
-            .arg("--stats-json")
-            .arg(&ep.stats)
-            .args(flags)
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .expect("spawn synack run");
-        ep.child = Some(child);
-        let t0 = Instant::now();
-        while !(ep.ready.exists() && ep.stats.exists()) {
-            if let Some(st) = ep.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                panic!(
-                    "synack run exited during start-up ({st}): {}",
-                    ep.stderr_text()
-                );
+        let spec = EndpointSpec {
+            ns: lab.server_ns.clone(),
+            exe: env!("CARGO_BIN_EXE_synack").into(),
+            dir: dir.clone(),
+            tag: "endpoint".to_owned(),
+            config: toml.to_owned(),
+            flags,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            on_drop: OnDrop::Kill,
+        };
+        match synack::lab::Endpoint::start(&spec, &NO_STOP) {
+            Ok(inner) => Endpoint {
+                inner,
+                dir,
+                client_prog,
+            },
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                panic!("synack run did not come up: {e:#}")
             }
-            assert!(
-                t0.elapsed() < Duration::from_secs(20),
-                "synack run not ready after 20 s: {}",
-                ep.stderr_text()
-            );
-            std::thread::sleep(Duration::from_millis(20));
         }
-        ep
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.as_ref().expect("running").id()
-    }
-
-    pub fn stderr_text(&self) -> String {
-        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+        let pid = self.inner.pid();
+        assert_ne!(pid, 0, "the endpoint is not running");
+        pid
     }
 
     /// The stats JSON as it is now.
     pub fn stats(&self) -> serde_json::Value {
-        let text = std::fs::read(&self.stats).expect("read stats json");
-        serde_json::from_slice(&text).expect("stats json parses")
+        self.inner.stats_now().unwrap_or_else(|e| panic!("{e:#}"))
     }
 
     /// The stats JSON once it was rewritten after this call (bounded: 5 s).
     pub fn fresh_stats(&self) -> serde_json::Value {
-        let since = std::time::SystemTime::now();
-        let t0 = Instant::now();
-        loop {
-            let fresh = std::fs::metadata(&self.stats)
-                .and_then(|m| m.modified())
-                .is_ok_and(|m| m > since);
-            if fresh {
-                if let Ok(text) = std::fs::read(&self.stats) {
-                    if let Ok(v) = serde_json::from_slice(&text) {
-                        return v;
-                    }
-                }
-            }
-            assert!(
-                t0.elapsed() < Duration::from_secs(5),
-                "stats json not rewritten within 5 s"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.inner
+            .fresh_stats(&NO_STOP)
+            .unwrap_or_else(|e| panic!("{e:#}"))
     }
 
     /// Poll fresh stats until `pred` holds (at most `timeout`); returns the stats that did.
@@ -588,38 +386,30 @@ impl Endpoint {
     /// SIGINT, then wait at most `timeout` for the exit; returns the status and how long
     /// it took. Panics (after SIGKILL) if it does not exit in time.
     pub fn interrupt(&mut self, timeout: Duration) -> (std::process::ExitStatus, Duration) {
-        let mut child = self.child.take().expect("running");
-        let t0 = Instant::now();
-        signal(child.id(), "INT");
-        loop {
-            if let Some(st) = child.try_wait().expect("wait") {
-                return (st, t0.elapsed());
-            }
-            if t0.elapsed() > timeout {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("synack run ignored SIGINT for {timeout:?}");
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        self.inner
+            .stop(timeout)
+            .unwrap_or_else(|e| panic!("synack run: {e:#}"))
     }
 
     /// SIGKILL and reap.
     pub fn kill(&mut self) -> std::process::ExitStatus {
-        let mut child = self.child.take().expect("running");
-        child.kill().expect("SIGKILL");
-        child.wait().expect("reap")
+        self.inner.kill().unwrap_or_else(|e| panic!("{e:#}"))
     }
 }
 
 impl Drop for Endpoint {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill(); // SIGKILL to this pid only
-            let _ = child.wait();
-        }
+        // The inner endpoint is killed when it drops, after this; the directory goes now
+        // (a running process keeps its open files).
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// A counter from a stats document: `total.events.NAME` (or `total.drops.NAME`).
+pub fn event(stats: &serde_json::Value, name: &str) -> u64 {
+    stats["total"]["events"][name]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no event {name} in {stats:#}"))
 }
 
 /// A counter of the XDP program from a stats document (`xdp_program.NAME`).
@@ -633,13 +423,6 @@ pub fn xdp_counter(stats: &serde_json::Value, name: &str) -> u64 {
 /// (`xdp_program.syn_acks_sent`, which the workers never see).
 pub fn synacks_sent(stats: &serde_json::Value) -> u64 {
     event(stats, "synack_sent") + xdp_counter(stats, "syn_acks_sent")
-}
-
-/// A counter from a stats document: `total.events.NAME` (or `total.drops.NAME`).
-pub fn event(stats: &serde_json::Value, name: &str) -> u64 {
-    stats["total"]["events"][name]
-        .as_u64()
-        .unwrap_or_else(|| panic!("no event {name} in {stats:#}"))
 }
 
 /// `ss -tanH` in namespace `ns`: (state, recv-q, send-q, local, peer) per socket.
