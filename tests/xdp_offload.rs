@@ -268,6 +268,25 @@ fn rfc9293_3_10_7_2_xdp_synack_is_the_userspace_synack() {
     assert_eq!(counters(&s.prog).redirected, 0);
 }
 
+/// A Linux-style SYN to port 80 answered in XDP (checked byte for byte against the
+/// userspace SYN-ACK): the cookie (our ISS) and the options of the client's next segments
+/// (timestamps echoing our TSval).
+fn linux_syn_answered(s: &mut Setup, v6: bool) -> (u32, TcpOptions) {
+    let syn = Syn {
+        v6,
+        vlan: None,
+        port: 80,
+        options: linux_options(),
+    };
+    let synack = assert_same_synack(s, &syn);
+    let (iss, tsval) = synack_fields(&synack);
+    let opts = TcpOptions {
+        timestamps: Some((0x0102_0305, tsval)),
+        ..TcpOptions::default()
+    };
+    (iss, opts)
+}
+
 /// The SYN-ACK's cookie comes back in the ACK: the program lets a valid one through to
 /// userspace (XDP_PASS here, no AF_XDP socket), and drops a forged one with the RFC 9293
 /// §3.10.7.2 reset `<SEQ=SEG.ACK><CTL=RST>`.
@@ -278,18 +297,7 @@ fn rfc9293_3_10_7_2_xdp_checks_cookie_acks_and_resets_forged_ones() {
     }
     let mut s = setup(1000);
     for v6 in [false, true] {
-        let syn = Syn {
-            v6,
-            vlan: None,
-            port: 80,
-            options: linux_options(),
-        };
-        let synack = assert_same_synack(&mut s, &syn);
-        let (iss, tsval) = synack_fields(&synack);
-        let ack_opts = TcpOptions {
-            timestamps: Some((0x0102_0305, tsval)),
-            ..TcpOptions::default()
-        };
+        let (iss, ack_opts) = linux_syn_answered(&mut s, v6);
         let good = segment(
             v6,
             None,
@@ -358,18 +366,7 @@ fn rfc9293_3_10_7_4_segments_right_after_a_cookie_ack_go_to_userspace() {
     }
     let mut s = setup(1000);
     for v6 in [false, true] {
-        let syn = Syn {
-            v6,
-            vlan: None,
-            port: 80,
-            options: linux_options(),
-        };
-        let synack = assert_same_synack(&mut s, &syn);
-        let (iss, tsval) = synack_fields(&synack);
-        let opts = TcpOptions {
-            timestamps: Some((0x0102_0305, tsval)),
-            ..TcpOptions::default()
-        };
+        let (iss, opts) = linux_syn_answered(&mut s, v6);
         let ack = iss.wrapping_add(1);
         let seg =
             |src_port, flags, seq| segment_from(src_port, v6, None, 80, flags, seq, ack, opts);
