@@ -30,17 +30,6 @@ fn lab(args: &[&str], interrupt_after: Option<Duration>) -> (u32, Option<std::pr
     (pid, common::wait_with_timeout(child, LAB_TIMEOUT))
 }
 
-/// No namespace of lab process `pid` is left, nor its temporary directory.
-fn assert_cleaned_up(pid: u32) {
-    let list = Command::new("ip").args(["netns", "list"]).output().unwrap();
-    let list = String::from_utf8_lossy(&list.stdout);
-    let prefix = format!("synack-lab{pid}-");
-    assert!(!list.contains(&prefix), "namespaces left behind: {list}");
-    assert!(!std::env::temp_dir()
-        .join(format!("synack-lab-{pid}"))
-        .exists());
-}
-
 /// The line of `out` that starts with `prefix` (after trimming).
 fn line<'a>(out: &'a str, prefix: &str) -> &'a str {
     out.lines()
@@ -101,7 +90,7 @@ fn ecmp_lab_two_nodes_spread_churn_and_node_loss() {
         "{stdout}"
     );
     assert!(stdout.contains("synack lab --nodes 2: OK"), "{stdout}");
-    assert_cleaned_up(pid);
+    common::assert_lab_cleaned_up(pid);
 }
 
 /// SIGINT in the middle of a run: the lab fails (non-zero, "interrupted") and still
@@ -118,5 +107,5 @@ fn ecmp_lab_cleans_up_when_interrupted() {
     let out = out.expect("the interrupted lab did not exit");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
-    assert_cleaned_up(pid);
+    common::assert_lab_cleaned_up(pid);
 }

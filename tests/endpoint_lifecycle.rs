@@ -193,11 +193,5 @@ fn synack_lab_runs_and_cleans_up() {
     );
     assert!(stdout.contains("SYN flood: 2000 SYNs sent"), "{stdout}");
     assert!(stdout.contains("synack lab: OK"), "{stdout}");
-    let list = Command::new("ip").args(["netns", "list"]).output().unwrap();
-    let list = String::from_utf8_lossy(&list.stdout);
-    let prefix = format!("synack-lab{pid}-");
-    assert!(!list.contains(&prefix), "namespaces left behind: {list}");
-    assert!(!std::env::temp_dir()
-        .join(format!("synack-lab-{pid}"))
-        .exists());
+    common::assert_lab_cleaned_up(pid);
 }

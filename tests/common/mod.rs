@@ -445,3 +445,14 @@ pub fn ss_tan(lab: &Lab, ns: &str) -> Vec<(String, u64, u64, String, String)> {
         })
         .collect()
 }
+
+/// No namespace of the `synack lab` process `pid` is left, nor its temporary directory.
+pub fn assert_lab_cleaned_up(pid: u32) {
+    let list = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    let list = String::from_utf8_lossy(&list.stdout);
+    let prefix = format!("synack-lab{pid}-");
+    assert!(!list.contains(&prefix), "namespaces left behind: {list}");
+    assert!(!std::env::temp_dir()
+        .join(format!("synack-lab-{pid}"))
+        .exists());
+}
