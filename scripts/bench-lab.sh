@@ -79,18 +79,13 @@ taskset -pc 1 $$ >/dev/null
 PLOT=gnuplot
 python3 -c 'import matplotlib' 2>/dev/null && PLOT=matplotlib
 
-OUT=${OUT:-lab-out/bench-$(date -u +%Y%m%d-%H%M%S)}
-mkdir -p "$OUT"
-OUT=$(cd "$OUT" && pwd)
-WORK=$(mktemp -d /tmp/synack-bench.XXXXXX)
-
 # --- the lab ---------------------------------------------------------------------------
 . "$ROOT/scripts/lab-lib.sh"
+lab_init sb$$ bench
+lab_out_dir "lab-out/bench-$(date -u +%Y%m%d-%H%M%S)"
 lab_bin "$ROOT" || exit 1
-cc -O2 -o "$WORK/kserver" "$ROOT/scripts/gen/kserver.c" || die "building kserver"
-lab_names sb$$
+lab_build_kserver "$ROOT" || exit 1
 SOURCES=198.19.0.0/24
-lab_traps
 
 lab_up
 # RPS: the server veth's receive work on CPU 0, the client veth's on CPU 1.
@@ -223,51 +218,21 @@ run_loads() {
 
 # --- the kernel ------------------------------------------------------------------------
 SERVER_KIND=kernel
-# Started without a shell function in between, so that $! is the server's own PID.
-ip netns exec "$SNS" taskset -c 0 "$WORK/kserver" $SERVER 80:http 9:discard >"$WORK/kserver.log" 2>&1 &
-KPID=$!
-PIDS+=("$KPID")
-for _ in $(seq 50); do grep -q ready "$WORK/kserver.log" 2>/dev/null && break; sleep 0.1; done
-grep -q ready "$WORK/kserver.log" || die "kserver did not start: $(cat "$WORK/kserver.log")"
+lab_kserver_start "$SERVER" 80:http 9:discard || exit 1
 run_loads
-kill "$KPID"; wait "$KPID" 2>/dev/null || true
+lab_stop "$KPID"
 
 # --- synack ----------------------------------------------------------------------------
 SERVER_KIND=synack
-cat >"$WORK/synack.toml" <<EOF
-interface = "$VS"
-addresses = ["$SERVER"]
-workers = [0]
-
-[[listen]]
-port = 80
-mode = "http"
-
-[[listen]]
-port = 9
-mode = "discard"
-
-[xdp]
-mode = "$SERVER_XDP"
-frame_count = 65536
-ring_size = 4096
-
-[ops]
-ready_file = "$WORK/synack.ready"
-stats_json = "$STATS"
-stats_interval_ms = 100
-EOF
+lab_synack_config "$WORK/synack.toml" --address "$SERVER" --listen 80:http --listen 9:discard \
+    --xdp-mode "$SERVER_XDP" --rings 65536:4096 --stats-json "$STATS" --stats-interval-ms 100
 # taskset 0-1: synack checks that its worker CPUs are in its affinity (ours is CPU 1 only);
 # the worker then pins itself to CPU 0.
-ip netns exec "$SNS" taskset -c 0-1 "$BIN" --log-level warn run --config "$WORK/synack.toml" >"$WORK/synack.log" 2>&1 &
-SPID=$!
-PIDS+=("$SPID")
-for _ in $(seq 100); do [ -f "$WORK/synack.ready" ] && break; sleep 0.1; done
-[ -f "$WORK/synack.ready" ] || die "synack run did not get ready: $(cat "$WORK/synack.log")"
+lab_synack_start "$WORK/synack.toml" "$WORK/synack.log" 0-1 || exit 1
 [ "$SERVER_XDP" = native ] && lab_pin server:0
 sleep 0.3
 run_loads
-kill "$SPID"; wait "$SPID" 2>/dev/null || true
+lab_stop "$SPID"
 
 # --- results -----------------------------------------------------------------------------
 cp "$RESULTS" "$OUT/results.tsv"

@@ -110,17 +110,12 @@ extras=(sweep)
 [ "$PLOT" = 1 ] && extras+=(plot)
 "$ROOT/scripts/deps.sh" "${extras[@]}" || die "scripts/deps.sh ${extras[*]} failed"
 
-OUT=${OUT:-lab-out/sweep-$(date -u +%Y%m%d-%H%M%S)}
-mkdir -p "$OUT"
-OUT=$(cd "$OUT" && pwd)
-WORK=$(mktemp -d /tmp/synack-sweep.XXXXXX)
-
 # --- the lab ---------------------------------------------------------------------------
 . "$ROOT/scripts/lab-lib.sh"
+lab_init sw$$ sweep
+lab_out_dir "lab-out/sweep-$(date -u +%Y%m%d-%H%M%S)"
 lab_bin "$ROOT" || exit 1
-cc -O2 -o "$WORK/kserver" "$ROOT/scripts/gen/kserver.c" || die "building kserver"
-lab_names sw$$
-lab_traps
+lab_build_kserver "$ROOT" || exit 1
 
 lab_up "${LAB_FLOOD[@]}"
 sx sysctl -qw net.ipv4.tcp_syncookies=2 net.core.somaxconn=65535 net.ipv4.tcp_max_syn_backlog=65535
@@ -253,52 +248,21 @@ sweep() {
 # --- the targets -----------------------------------------------------------------------
 kernel_target() {
     echo "== kernel (tcp_syncookies=2, kserver on CPU 0)"
-    ip netns exec "$SNS" taskset -c 0 "$WORK/kserver" $SERVER 80:discard >"$WORK/kserver.log" 2>&1 &
-    local pid=$!
-    PIDS+=("$pid")
-    for _ in $(seq 50); do grep -q ready "$WORK/kserver.log" 2>/dev/null && break; sleep 0.1; done
-    grep -q ready "$WORK/kserver.log" || die "kserver did not start: $(cat "$WORK/kserver.log")"
+    lab_kserver_start "$SERVER" 80:discard || exit 1
     sweep kernel
-    kill "$pid"; wait "$pid" 2>/dev/null || true
+    lab_stop "$KPID"
 }
 
 synack_target() {
     local target=$1 mode=${1%-*} offload=${1#*-}
-    local offload_line="syn_offload = \"$offload\""
-    echo "== synack $target (xdp.mode $mode${offload_line:+, $offload_line}; every thread on CPU 0)"
-    rm -f "$WORK/synack.ready"
-    cat >"$WORK/synack.toml" <<EOF
-interface = "$VS"
-addresses = ["$SERVER", "$SERVER6"]
-workers = [0]
-
-[[listen]]
-port = 80
-mode = "discard"
-
-[[listen]]
-port = 7
-mode = "echo"
-
-[xdp]
-mode = "$mode"
-frame_count = 65536
-ring_size = 4096
-$offload_line
-
-[ops]
-ready_file = "$WORK/synack.ready"
-view = "quiet"
-EOF
-    ip netns exec "$SNS" taskset -c 0 "$BIN" --log-level warn run --config "$WORK/synack.toml" \
-        >"$WORK/synack-$target.log" 2>&1 &
-    local pid=$!
-    PIDS+=("$pid")
-    for _ in $(seq 100); do [ -f "$WORK/synack.ready" ] && break; sleep 0.1; done
-    [ -f "$WORK/synack.ready" ] || die "synack run did not get ready: $(cat "$WORK/synack-$target.log")"
+    echo "== synack $target (xdp.mode $mode, syn_offload = \"$offload\"; every thread on CPU 0)"
+    lab_synack_config "$WORK/synack.toml" --address "$SERVER" --address "$SERVER6" \
+        --listen 80:discard --listen 7:echo --xdp-mode "$mode" --rings 65536:4096 \
+        --syn-offload "$offload" --view quiet
+    lab_synack_start "$WORK/synack.toml" "$WORK/synack-$target.log" || exit 1
     lab_pin server:0
     sweep "$target"
-    kill "$pid"; wait "$pid" 2>/dev/null || true
+    lab_stop "$SPID"
 }
 
 for t in "${TARGET_LIST[@]}"; do

@@ -3,16 +3,26 @@
 # `synack lab up|down|pin-napi`; this file only wraps those calls for the scripts' traps.
 #
 #   . scripts/lab-lib.sh
+#   lab_init sb$$ bench     # the lab's name (LAB), the temporary folder WORK
+#                           # (/tmp/synack-bench.XXXXXX) and the traps: on exit (also
+#                           # failure, Ctrl-C) end the PIDS the script started, lab_down,
+#                           # remove WORK (unless KEEP_WORK is set)
+#   lab_out_dir DEFAULT     # OUT, the results folder: DEFAULT unless --out set it; created
 #   lab_bin ROOT            # BIN: build target/release/synack when BIN is empty; check it
-#   lab_names sb$$          # the lab's name (LAB)
-#   lab_traps               # on exit (also failure, Ctrl-C): end the PIDS the script
-#                           # started, lab_down, remove WORK (unless KEEP_WORK is set)
+#   lab_build_kserver ROOT  # $WORK/kserver from scripts/gen/kserver.c
 #   lab_up [ARGS]           # `synack lab up --name $LAB ARGS`: namespaces, veth pair,
 #                           # addresses, static neighbours; sets CNS SNS (namespaces), VC VS
 #                           # (veth ends), CLIENT SERVER (IPv4), CLIENT6 SERVER6 (IPv6), CMAC SMAC
 #   lab_up "${LAB_FLOOD[@]}" # the flood benchmarks' placement (see LAB_FLOOD below)
 #   lab_pin SIDE:CPU[:FIFO]  # threaded NAPI of the client or server veth pinned to CPU
 #   lab_down                # `synack lab down --name $LAB` (idempotent)
+#   lab_kserver_start ARGS  # the kernel's server on CPU 0 of the server namespace (KPID)
+#   lab_synack_config FILE [--address IP].. [--listen PORT:MODE].. [--xdp-mode M]
+#                     [--rings FRAMES:RING] [--syn-offload S] [--stats-json F]
+#                     [--stats-interval-ms MS] [--view V]   # the server's synack TOML
+#   lab_synack_start CONFIG LOG [CPUS [LEVEL]]   # `synack run` in the server namespace,
+#                           # pinned, once it is ready (SPID)
+#   lab_stop PID            # end one process the script started, and reap it
 #   cx CMD / sx CMD         # run CMD in the client / server namespace
 #   cpu_jiffies CPU, ksnmp FILE GROUP FIELD   # readings for the scripts' own loops
 #
@@ -23,7 +33,8 @@
 #
 # What stays shell, and why: cx/sx, cpu_jiffies and ksnmp are one-line readings taken
 # inside the scripts' measurement loops (a pipeline of the script, no lifecycle and
-# nothing to clean up); lab_bin and the traps are the scripts' own process handling.
+# nothing to clean up); lab_bin, the servers' start and stop and the traps are the
+# scripts' own process handling.
 
 # The flood benchmarks' placement (scripts/bench-sweep.sh, scripts/offload-profile.sh): all
 # server receive work on CPU 0, the generator's side on CPU 1. GRO on: a veth has NAPI (and
@@ -33,8 +44,20 @@
 # 198.19.0.0/16 are routed back to the client.
 LAB_FLOOD=(--gro both --napi server:0 --napi client:1:50 --route-back 198.19.0.0/16)
 
-lab_names() {
+# The script's run: the lab's name LAB ($1), its temporary folder WORK
+# (/tmp/synack-$2.XXXXXX) and the traps that remove both, also on failure (lab_cleanup).
+# The traps come first, so that nothing made after this call outlives a failure.
+lab_init() {
     LAB=$1
+    lab_traps
+    WORK=$(mktemp -d "/tmp/synack-$2.XXXXXX")
+}
+
+# OUT, the folder for the results: the script's --out, else DEFAULT; created, absolute.
+lab_out_dir() {
+    OUT=${OUT:-$1}
+    mkdir -p "$OUT"
+    OUT=$(cd "$OUT" && pwd)
 }
 
 cx() { ip netns exec "$CNS" "$@"; }
@@ -109,4 +132,86 @@ lab_traps() {
     PIDS=()
     trap lab_cleanup EXIT
     trap 'exit 130' INT TERM
+}
+
+# $WORK/kserver, the kernel's server (scripts/gen/kserver.c), built from ROOT.
+lab_build_kserver() {
+    cc -O2 -o "$WORK/kserver" "$1/scripts/gen/kserver.c" || {
+        echo "lab: building scripts/gen/kserver.c failed" >&2
+        return 1
+    }
+}
+
+# The kernel's server on CPU 0 of the server namespace: lab_kserver_start ADDRESS
+# PORT:MODE... (see scripts/gen/kserver.c). KPID is its PID (also in PIDS); returns once it
+# printed "ready" (at most 5 s), or fails with its log ($WORK/kserver.log).
+lab_kserver_start() {
+    local log=$WORK/kserver.log
+    # Started without a shell function or subshell in between, so that $! is the server's
+    # own PID (ip netns exec and taskset exec it).
+    ip netns exec "$SNS" taskset -c 0 "$WORK/kserver" "$@" >"$log" 2>&1 &
+    KPID=$!
+    PIDS+=("$KPID")
+    for _ in $(seq 50); do grep -q ready "$log" 2>/dev/null && break; sleep 0.1; done
+    grep -q ready "$log" || {
+        echo "lab: kserver did not start: $(cat "$log")" >&2
+        return 1
+    }
+}
+
+# The server's synack config, written to FILE: interface $VS, one worker on CPU 0, and
+# ops.ready_file $WORK/synack.ready (what lab_synack_start waits for); then, in the order
+# given, the addresses (--address, repeatable), listeners (--listen PORT:MODE, repeatable),
+# [xdp] settings (--xdp-mode, --rings FRAMES:RING for frame_count and ring_size,
+# --syn-offload) and [ops] settings (--stats-json, --stats-interval-ms, --view). What is not
+# given is left to synack's defaults (config/default.toml).
+lab_synack_config() {
+    local file=$1 addrs="" listen="" xdp="" ops=""
+    shift
+    while [ $# -gt 0 ]; do
+        [ $# -ge 2 ] || { echo "lab: lab_synack_config: $1 needs a value" >&2; return 1; }
+        case "$1" in
+            --address) addrs+="${addrs:+, }\"$2\"" ;;
+            --listen) listen+=$'\n'"[[listen]]"$'\n'"port = ${2%%:*}"$'\n'"mode = \"${2#*:}\""$'\n' ;;
+            --xdp-mode) xdp+="mode = \"$2\""$'\n' ;;
+            --rings) xdp+="frame_count = ${2%%:*}"$'\n'"ring_size = ${2#*:}"$'\n' ;;
+            --syn-offload) xdp+="syn_offload = \"$2\""$'\n' ;;
+            --stats-json) ops+="stats_json = \"$2\""$'\n' ;;
+            --stats-interval-ms) ops+="stats_interval_ms = $2"$'\n' ;;
+            --view) ops+="view = \"$2\""$'\n' ;;
+            *) echo "lab: lab_synack_config: unknown setting $1" >&2; return 1 ;;
+        esac
+        shift 2
+    done
+    {
+        printf 'interface = "%s"\naddresses = [%s]\nworkers = [0]\n%s\n' "$VS" "$addrs" "$listen"
+        [ -z "$xdp" ] || printf '[xdp]\n%s\n' "$xdp"
+        printf '[ops]\nready_file = "%s"\n%s' "$WORK/synack.ready" "$ops"
+    } >"$file"
+}
+
+# `synack run --config CONFIG` in the server namespace, stdout and stderr to LOG, under
+# taskset -c CPUS (default 0; synack checks that its worker CPUs are in its affinity, then
+# pins each worker itself), log level LEVEL (default warn). SPID is its PID (also in PIDS;
+# started without a subshell, so $! is synack's own PID). Returns once the ready file of
+# lab_synack_config is there (at most 10 s), or fails with the log.
+lab_synack_start() {
+    local config=$1 log=$2 cpus=${3:-0} level=${4:-warn} ready=$WORK/synack.ready
+    rm -f "$ready"
+    ip netns exec "$SNS" taskset -c "$cpus" "$BIN" --log-level "$level" run --config "$config" \
+        >"$log" 2>&1 &
+    SPID=$!
+    PIDS+=("$SPID")
+    for _ in $(seq 100); do [ -f "$ready" ] && break; sleep 0.1; done
+    [ -f "$ready" ] || {
+        echo "lab: synack run did not get ready: $(cat "$log")" >&2
+        return 1
+    }
+}
+
+# End one process the script started (PID; it stays in PIDS, whose kill on exit is then a
+# no-op) and reap it.
+lab_stop() {
+    kill "$1" 2>/dev/null
+    wait "$1" 2>/dev/null || true
 }

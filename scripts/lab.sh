@@ -21,6 +21,7 @@ if ! command -v cargo >/dev/null 2>&1; then
     exit 1
 fi
 
-cargo build --release
-target="${CARGO_TARGET_DIR:-target}"
-exec "$target/release/synack" lab "$@"
+. scripts/lab-lib.sh
+BIN=""
+lab_bin "$PWD" || exit 1
+exec "$BIN" lab "$@"

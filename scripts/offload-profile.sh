@@ -32,34 +32,13 @@ done
 "$ROOT/scripts/deps.sh" sweep perf
 
 . "$ROOT/scripts/lab-lib.sh"
+lab_init op$$ offload-profile
 lab_bin "$ROOT" || exit 1
-lab_names op$$
-WORK=$(mktemp -d /tmp/synack-offload-profile.XXXXXX)
-lab_traps
 
 lab_up "${LAB_FLOOD[@]}"
-cat >"$WORK/synack.toml" <<EOF
-interface = "$VS"
-addresses = ["$SERVER"]
-workers = [0]
-
-[[listen]]
-port = 80
-mode = "discard"
-
-[xdp]
-mode = "$MODE"
-syn_offload = "on"
-
-[ops]
-ready_file = "$WORK/ready"
-view = "quiet"
-EOF
-ip netns exec "$SNS" taskset -c 0 "$BIN" --log-level warn run --config "$WORK/synack.toml" \
-    >"$WORK/synack.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 100); do [ -f "$WORK/ready" ] && break; sleep 0.1; done
-[ -f "$WORK/ready" ] || die "synack run did not get ready: $(cat "$WORK/synack.log")"
+lab_synack_config "$WORK/synack.toml" --address "$SERVER" --listen 80:discard --xdp-mode "$MODE" \
+    --syn-offload on --view quiet
+lab_synack_start "$WORK/synack.toml" "$WORK/synack.log" || exit 1
 lab_pin server:0
 (sleep 1; perf record -e cpu-clock -C 0 -g -o "$WORK/perf.data" -- sleep $((SECS - 2)) \
     >/dev/null 2>&1) &

@@ -42,14 +42,11 @@ done
 [ "$(id -u)" -eq 0 ] || die "needs root (namespaces, XDP, AF_XDP, perf -C)"
 [ -x "$BIN" ] || die "no synack binary at $BIN (cargo build --release)"
 "$ROOT/scripts/deps.sh" sweep perf >/dev/null
-OUT=${OUT:-$ROOT/lab-out/overload-$(date -u +%Y%m%dT%H%M%S)}
-mkdir -p "$OUT"
 taskset -pc 1 $$ >/dev/null
 
 . "$ROOT/scripts/lab-lib.sh"
-WORK=$(mktemp -d /tmp/synack-overload.XXXXXX)
-lab_names ovl$$
-lab_traps
+lab_init ovl$$ overload
+lab_out_dir "$ROOT/lab-out/overload-$(date -u +%Y%m%dT%H%M%S)"
 # Flood sources 198.19.x.y are routed back to the client (it owns none of them, so its
 # kernel does not answer the SYN-ACKs with RSTs; gen counts them in XDP). The client veth
 # gets NAPI of its own (GRO on), threaded, pinned to CPU 1 with a real-time priority:
@@ -58,18 +55,15 @@ lab_traps
 lab_up --gro client --napi client:1:50 --route-back 198.19.0.0/16
 CNAPI=$(pgrep "^napi/$VC-" | head -1) || die "no NAPI thread for $VC"
 
-ip netns exec "$SNS" taskset -c 0 "$BIN" run --interface "$VS" --address "$SERVER" \
-    --listen 80 --workers 0 --xdp-mode native --quiet --ready-file "$OUT/ready" \
-    --stats-json "$OUT/stats.json" 2>"$OUT/server.log" &
-PIDS+=($!)
-for _ in $(seq 100); do [ -e "$OUT/ready" ] && break; sleep 0.1; done
-[ -e "$OUT/ready" ] || die "synack run did not get ready: $(tail -3 "$OUT/server.log")"
+lab_synack_config "$WORK/synack.toml" --address "$SERVER" --listen 80:discard --xdp-mode native \
+    --stats-json "$OUT/stats.json" --view quiet
+lab_synack_start "$WORK/synack.toml" "$OUT/server.log" 0 info || exit 1
 lab_pin server:0
 NAPI=$(pgrep "^napi/$VS-" | head -1) || die "no NAPI thread for $VS"
 [ -n "$NAPI_NICE" ] && renice -n "$NAPI_NICE" -p "$NAPI" >/dev/null
-WORKER=$(ps -T -o spid=,comm= -p "${PIDS[0]}" | awk '$2 == "synack-w0" {print $1}')
+WORKER=$(ps -T -o spid=,comm= -p "$SPID" | awk '$2 == "synack-w0" {print $1}')
 [ -n "$FIFO" ] && chrt -f -p "$FIFO" "$WORKER"
-echo "server pid ${PIDS[0]}, worker tid $WORKER ($(chrt -p "$WORKER" | tr '\n' ' ')), NAPI thread $NAPI ($(ps -o ni=,cls= -p "$NAPI")), client NAPI $CNAPI" | tee "$OUT/setup.txt"
+echo "server pid $SPID, worker tid $WORKER ($(chrt -p "$WORKER" | tr '\n' ' ')), NAPI thread $NAPI ($(ps -o ni=,cls= -p "$NAPI")), client NAPI $CNAPI" | tee "$OUT/setup.txt"
 
 last=$(echo "$RATES" | awk '{print $NF}')
 for rate in $RATES; do
