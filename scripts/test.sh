@@ -32,9 +32,10 @@ cargo test --all-targets --locked 2>&1 | tee /tmp/synack-test.$$.log
 status=${PIPESTATUS[0]}
 # The root endpoint tests once more with the XDP SYN offload forced on (by default a native
 # veth runs them with it off): every test that starts `synack run` through tests/common's
-# Endpoint passes both ways (tests/common SYN_OFFLOAD_ENV).
+# Endpoint, or starts `synack lab` / `synack run` itself with common::syn_offload_flags(),
+# passes both ways (tests/common SYN_OFFLOAD_ENV).
 offload_tests=()
-for f in $(grep -l "Endpoint::start" tests/*.rs); do
+for f in $(grep -lE "Endpoint::start|common::syn_offload_flags" tests/*.rs); do
     offload_tests+=(--test "$(basename "$f" .rs)")
 done
 echo "== root endpoint tests with SYNACK_TEST_SYN_OFFLOAD=on: ${offload_tests[*]}"

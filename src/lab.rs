@@ -58,7 +58,7 @@ pub use flood::{flood, flood_source, syn_frame, FloodResult, FloodTarget};
 pub use netns::{TempDir, VethLab, VethSpec};
 
 use clients::{connections, print_connections, ConnResults};
-use endpoint::{drop_count, event, read_json, read_stats_fresh};
+use endpoint::{drop_count, event, offload_peer_program, read_json, read_stats_fresh};
 use netns::{ns_mac, ns_snmp};
 
 /// The server side's config (interface `synack-srv`, 198.18.0.1 and 2001:2::1, ports 80
@@ -109,12 +109,14 @@ pub fn connection_plan(i: u32) -> (Mode, bool) {
     (mode, v6)
 }
 
-/// Build the endpoint's config: `config/lab.toml` with the lab's workers and XDP mode and
-/// a fast stats period (the ready and stats files are flags of [`Endpoint::start`]).
+/// Build the endpoint's config: `config/lab.toml` with the lab's workers, XDP mode and SYN
+/// offload and a fast stats period (the ready and stats files are flags of
+/// [`Endpoint::start`]).
 pub fn lab_config(opts: &LabOptions) -> Result<Config> {
     let mut cfg = Config::parse_toml(LAB_CONFIG).context("parsing the embedded lab config")?;
     cfg.workers = opts.workers.clone();
     cfg.xdp.mode = opts.xdp_mode;
+    cfg.xdp.syn_offload = opts.syn_offload;
     cfg.ops.stats_interval_ms = STATS_INTERVAL_MS;
     cfg.validate()
         .context("the generated lab config is invalid")?;
@@ -197,10 +199,11 @@ fn run_inner(opts: &LabOptions, stop: &AtomicBool) -> Result<()> {
     Ok(())
 }
 
-/// The demo's resources. Fields drop in order: the endpoint first, then the namespaces,
-/// then the files.
+/// The demo's resources. Fields drop in order: the endpoint first, then the client veth's
+/// pass-through XDP program, the namespaces, the files.
 struct Demo {
     ep: Endpoint,
+    _client_prog: Option<crate::io::bpf::XdpProgram>,
     lab: VethLab,
     _dir: TempDir,
 }
@@ -220,6 +223,8 @@ impl Demo {
         let lab = VethLab::create(&spec)?;
         interrupted(stop)?;
         let cfg = lab_config(opts)?;
+        let client_prog =
+            offload_peer_program(opts.syn_offload, opts.xdp_mode, &lab.client_ns, CLIENT_IF)?;
         let ep = start_endpoint(&lab.server_ns, &cfg, &dir.path, "lab", stop)?;
         let first = read_stats_fresh(&ep.stats, SystemTime::now(), stop)?;
         println!(
@@ -231,7 +236,12 @@ impl Demo {
             first["xdp_mode"].as_str().unwrap_or("?"),
             crate::config::format_cpu_list(&opts.workers)
         );
-        Ok(Demo { ep, lab, _dir: dir })
+        Ok(Demo {
+            ep,
+            _client_prog: client_prog,
+            lab,
+            _dir: dir,
+        })
     }
 
     /// How to enter a kept lab, restart its endpoint and remove it.
@@ -352,12 +362,22 @@ fn socket_stat(v: &serde_json::Value, name: &str) -> u64 {
     })
 }
 
-/// Report the flood: sent, redirected, dropped for a full ring, answered.
+/// Report the flood: sent, redirected, dropped for a full ring, answered (by the workers,
+/// and with the SYN offload on by the XDP program: its `syn_acks_sent`).
 fn report_flood(f: &FloodPhase, opts: &LabOptions) -> Vec<String> {
     let delta = |name: &str| event(&f.after, name).saturating_sub(event(&f.before, name));
-    let (answered, syns) = (delta("synack_sent"), delta("syn_received"));
-    let redirected = |v: &serde_json::Value| v["xdp_program"]["redirected"].as_u64().unwrap_or(0);
-    let redirected = redirected(&f.after).saturating_sub(redirected(&f.before));
+    let xdp = |name: &str| {
+        let at = |v: &serde_json::Value| v["xdp_program"][name].as_u64().unwrap_or(0);
+        at(&f.after).saturating_sub(at(&f.before))
+    };
+    let in_xdp = xdp("syn_acks_sent");
+    let (answered, syns) = (delta("synack_sent") + in_xdp, delta("syn_received"));
+    let redirected = xdp("redirected");
+    let by_xdp = if in_xdp > 0 {
+        format!(", {in_xdp} of them by the XDP program")
+    } else {
+        String::new()
+    };
     let rx_dropped =
         socket_stat(&f.after, "rx_dropped").saturating_sub(socket_stat(&f.before, "rx_dropped"));
     let secs = f.sent.elapsed.as_secs_f64().max(1e-6);
@@ -374,7 +394,7 @@ fn report_flood(f: &FloodPhase, opts: &LabOptions) -> Vec<String> {
     println!(
         "  server: {redirected} redirected by XDP, {rx_dropped} dropped by the kernel \
          for a full AF_XDP RX ring, {syns} SYNs received, {answered} SYN-ACKs answered \
-         ({:.0}/s, {:.1}% of sent); client kernel dropped {} SYN-ACKs as not-for-me",
+         ({:.0}/s, {:.1}% of sent{by_xdp}); client kernel dropped {} SYN-ACKs as not-for-me",
         answered as f64 / secs,
         100.0 * answered as f64 / f.sent.sent.max(1) as f64,
         f.client_in_addr_errors

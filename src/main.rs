@@ -198,6 +198,11 @@ struct LabArgs {
     /// XDP attach mode of the server [default: auto].
     #[arg(long, value_name = "MODE", value_parser = named::<XdpMode>())]
     xdp_mode: Option<XdpMode>,
+    /// Answer SYNs in the server's XDP program (its `xdp.syn_offload`) [default: auto, off
+    /// on the lab's native veth]; `on` also gives the server veth's peer a pass-through XDP
+    /// program.
+    #[arg(long, value_name = "MODE", value_parser = named::<SynOffloadMode>())]
+    syn_offload: Option<SynOffloadMode>,
     /// Server worker CPUs, a list like 0, 0-1 or 0,2-3; more than one gives the veth as
     /// many queues [default: the first two CPUs available, or the one].
     #[arg(long, value_name = "CPU_LIST")]
@@ -298,6 +303,7 @@ impl From<LabArgs> for LabOverrides {
             flood_packets: a.flood_packets,
             flood_secs: a.flood_secs,
             xdp_mode: a.xdp_mode,
+            syn_offload: a.syn_offload,
             workers: a.workers,
             keep: a.keep,
             nodes: a.nodes,

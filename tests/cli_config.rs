@@ -252,6 +252,7 @@ fn lab_bad_flags_exit_2() {
         ("--flood-packets", "20000000"),
         ("--flood-secs", "0"),
         ("--xdp-mode", "fast"),
+        ("--syn-offload", "yes"),
         ("--workers", "9999"),
     ] {
         assert_config_error(&["lab", flag, value], flag);

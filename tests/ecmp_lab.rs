@@ -17,6 +17,7 @@ fn lab(args: &[&str], interrupt_after: Option<Duration>) -> (u32, Option<std::pr
     let child = Command::new(env!("CARGO_BIN_EXE_synack"))
         .arg("lab")
         .args(args)
+        .args(common::syn_offload_flags())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

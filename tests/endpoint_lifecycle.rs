@@ -176,7 +176,8 @@ fn synack_lab_runs_and_cleans_up() {
     }
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_synack"));
     cmd.args(["lab", "--connections", "100", "--flood-packets", "2000"])
-        .args(["--flood-secs", "2"]);
+        .args(["--flood-secs", "2"])
+        .args(common::syn_offload_flags());
     let child = cmd
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

@@ -175,6 +175,7 @@ fn start_synack(lab: &Lab, listen: &[&str]) -> Server {
         .args(["--address", &lab.server_v4.to_string()])
         .args(listen.iter().flat_map(|l| ["--listen", l]))
         .args(["--workers", "0", "--xdp-mode", "generic"])
+        .args(common::syn_offload_flags())
         .args(["--ready-file", ready.to_str().unwrap()])
         .stdin(Stdio::null())
         .stdout(Stdio::null())

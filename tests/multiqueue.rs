@@ -108,7 +108,8 @@ fn synack_lab_with_two_workers_shows_the_handoffs() {
     }
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_synack"));
     cmd.args(["lab", "--workers", "0-1", "--connections", "200"])
-        .args(["--flood-packets", "4000", "--flood-secs", "2"]);
+        .args(["--flood-packets", "4000", "--flood-secs", "2"])
+        .args(common::syn_offload_flags());
     let out = common::run_with_timeout(&mut cmd, Duration::from_secs(120)).expect("timed out");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(

@@ -187,6 +187,9 @@ pub struct LabOptions {
     pub flood_secs: u64,
     /// XDP attach mode for the server side. Default: `auto`.
     pub xdp_mode: XdpMode,
+    /// The server's `xdp.syn_offload` (`--syn-offload`). Default: `auto` (off on the lab's
+    /// native veth).
+    pub syn_offload: SynOffloadMode,
     /// Server worker CPUs. Default: `[0]`; [`LabOverrides::resolve`] makes it the first
     /// two CPUs this process may use when it may use two (a 2-queue veth, two workers).
     pub workers: Vec<usize>,
@@ -204,6 +207,7 @@ impl Default for LabOptions {
             flood_packets: 200_000,
             flood_secs: 5,
             xdp_mode: XdpMode::Auto,
+            syn_offload: SynOffloadMode::Auto,
             workers: vec![0],
             keep: false,
             nodes: 0,
@@ -222,6 +226,8 @@ pub struct LabOverrides {
     pub flood_secs: Option<String>,
     /// `--xdp-mode auto|native|generic`.
     pub xdp_mode: Option<XdpMode>,
+    /// `--syn-offload auto|on|off`.
+    pub syn_offload: Option<SynOffloadMode>,
     /// `--workers CPU_LIST`.
     pub workers: Option<String>,
     /// `--keep`.
@@ -258,6 +264,9 @@ impl LabOverrides {
         }
         if let Some(m) = self.xdp_mode {
             o.xdp_mode = m;
+        }
+        if let Some(m) = self.syn_offload {
+            o.syn_offload = m;
         }
         if let Some(w) = &self.workers {
             o.workers = workers("--workers", w)?;

@@ -632,6 +632,7 @@ fn lab_overrides_check_bounds() {
         flood_packets: Some("0".into()),
         flood_secs: Some("1".into()),
         xdp_mode: Some(XdpMode::Native),
+        syn_offload: Some(SynOffloadMode::On),
         workers: Some("0".into()),
         keep: true,
         nodes: None,
@@ -641,6 +642,10 @@ fn lab_overrides_check_bounds() {
     assert_eq!(
         (o.connections, o.flood_packets, o.flood_secs, o.keep),
         (10, 0, 1, true)
+    );
+    assert_eq!(
+        (o.xdp_mode, o.syn_offload),
+        (XdpMode::Native, SynOffloadMode::On)
     );
     // --nodes: 2..=8, and 1000 connections per phase unless --connections is given.
     let nodes = |n: &str, c: Option<&str>| {

@@ -38,7 +38,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{bail, Context, Result};
 
 use super::clients::{expect_eof, join_clients, read_http_response};
-use super::endpoint::{read_json, read_stats_fresh};
+use super::endpoint::{offload_peer_program, read_json, read_stats_fresh};
 use super::netns::{
     ip_line as ipl, ip_n as ip, link_up, neigh, ns_exec as exec, ns_mac, remove_stale, veth,
     NetnsGuard, TempDir,
@@ -47,6 +47,7 @@ use super::{
     interrupted, start_endpoint, Endpoint, LAB_CONFIG, NS_PREFIX, STATS_INTERVAL_MS, STOP_TIMEOUT,
 };
 use crate::config::{Config, LabOptions};
+use crate::io::bpf::XdpProgram;
 
 /// The service address every node serves (no kernel owns it).
 pub const SERVICE_V4: Ipv4Addr = Ipv4Addr::new(198, 18, 200, 1);
@@ -223,9 +224,11 @@ fn secret() -> Result<[u8; 16]> {
     Ok(b)
 }
 
-/// The running nodes.
+/// The running nodes. Fields drop in order: the endpoints first, then the pass-through XDP
+/// programs on the router's ends of their veths.
 struct Nodes {
     eps: Vec<Option<Endpoint>>,
+    _peers: Vec<XdpProgram>,
 }
 
 impl Nodes {
@@ -239,13 +242,21 @@ impl Nodes {
         stop: &AtomicBool,
     ) -> Result<Nodes> {
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let mut eps = Vec::new();
+        let (mut eps, mut peers) = (Vec::new(), Vec::new());
         for (i, ns) in topo.nodes.iter().enumerate() {
+            let (rif, sif) = node_ifs(i as u32);
+            peers.extend(offload_peer_program(
+                opts.syn_offload,
+                opts.xdp_mode,
+                &topo.router,
+                &rif,
+            )?);
             let mut cfg = Config::parse_toml(LAB_CONFIG).context("parsing the lab config")?;
-            cfg.interface = node_ifs(i as u32).1;
+            cfg.interface = sif;
             cfg.addresses = vec![SERVICE_V4.into(), SERVICE_V6.into()];
             cfg.workers = vec![opts.workers[i % opts.workers.len()] % cpus];
             cfg.xdp.mode = opts.xdp_mode;
+            cfg.xdp.syn_offload = opts.syn_offload;
             cfg.tcp.cookie_secret = Some(secrets[i]);
             cfg.http.body = format!("node {i}\n");
             cfg.ops.stats_interval_ms = STATS_INTERVAL_MS;
@@ -254,7 +265,7 @@ impl Nodes {
             let tag = format!("node{i}");
             eps.push(Some(start_endpoint(ns, &cfg, &dir.path, &tag, stop)?));
         }
-        Ok(Nodes { eps })
+        Ok(Nodes { eps, _peers: peers })
     }
 
     /// Fresh stats of every running node (`None` for stopped ones).
@@ -625,7 +636,8 @@ fn wait_bounded(child: &mut std::process::Child) -> Result<std::process::ExitSta
 
 /// Churn results of one secret setting: connections without and with data.
 struct ChurnResult {
-    /// ACKs the nodes refused as invalid cookies (`cookie_invalid` drops, summed).
+    /// ACKs the nodes refused as invalid cookies (`cookie_invalid` drops, and with the SYN
+    /// offload on their XDP programs' `acks_dropped`, summed).
     cookie_invalid: u64,
     bare: Tally,
     data: Tally,
@@ -638,7 +650,10 @@ fn churn_phase(topo: &Topology, nodes: &Nodes, n: u32, stop: &AtomicBool) -> Res
     let invalid = |st: &[Option<serde_json::Value>]| -> u64 {
         st.iter()
             .flatten()
-            .map(|v| v["total"]["drops"]["cookie_invalid"].as_u64().unwrap_or(0))
+            .map(|v| {
+                let at = |x: &serde_json::Value| x.as_u64().unwrap_or(0);
+                at(&v["total"]["drops"]["cookie_invalid"]) + at(&v["xdp_program"]["acks_dropped"])
+            })
             .sum()
     };
     let before = invalid(&nodes.stats(stop)?);

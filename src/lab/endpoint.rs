@@ -12,7 +12,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{bail, Context, Result};
 
-use super::netns::signal;
+use super::netns::{in_netns, signal};
+use crate::config::SynOffloadMode;
+use crate::io::bpf::{Filter, XdpProgram};
+use crate::io::XdpMode;
 
 /// Longest wait for the endpoint's ready and stats files.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(20);
@@ -243,6 +246,30 @@ impl Drop for Endpoint {
             }
         }
     }
+}
+
+/// What an endpoint with SYN offload `offload` in XDP mode `mode` needs on the peer of its
+/// veth (`ifname` in namespace `ns`): with the offload `on` and XDP not in generic mode, a
+/// pass-through XDP program (ours, with an empty filter, so every frame goes on to the
+/// peer's kernel), to be held as long as the endpoint runs. A veth hands its peer's native
+/// `XDP_TX` frames (the SYN-ACKs answered in XDP) on promptly only then: kernel
+/// `veth_xdp_xmit` needs the peer's NAPI, and with GRO alone they wait in its ring. `None`
+/// when it is not needed (`auto` is off on a native veth; generic `XDP_TX` goes out through
+/// the stack).
+pub fn offload_peer_program(
+    offload: SynOffloadMode,
+    mode: XdpMode,
+    ns: &str,
+    ifname: &str,
+) -> Result<Option<XdpProgram>> {
+    if offload != SynOffloadMode::On || mode == XdpMode::Generic {
+        return Ok(None);
+    }
+    let prog = in_netns(ns, || {
+        XdpProgram::attach(ifname, XdpMode::Native, &Filter::default())
+    })?
+    .with_context(|| format!("a pass-through XDP program on {ifname} in {ns}"))?;
+    Ok(Some(prog))
 }
 
 /// An error once `stop` (SIGINT/SIGTERM of the lab) is set.

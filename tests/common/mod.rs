@@ -37,6 +37,13 @@ pub fn forced_syn_offload() -> Option<&'static str> {
     }
 }
 
+/// `--syn-offload MODE` when [`SYN_OFFLOAD_ENV`] forces a mode, else nothing: for the tests
+/// that start `synack lab` or `synack run` themselves (`synack lab --syn-offload on` gives
+/// its veth peers the pass-through XDP program it needs in native mode itself).
+pub fn syn_offload_flags() -> Vec<&'static str> {
+    forced_syn_offload().map_or(Vec::new(), |m| vec!["--syn-offload", m])
+}
+
 /// Prefix of every namespace a lab creates; the pid follows, so stale labs can be found.
 const NS_PREFIX: &str = "synack-t";
 
