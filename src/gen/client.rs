@@ -20,6 +20,7 @@
 
 use crate::engine::emit_frame;
 use crate::gen::SourceRange;
+use crate::rng::mix;
 use crate::table::L2Path;
 use crate::tcp::{Flow, Link, Payload, Segment, Tx};
 use crate::wire::{
@@ -282,14 +283,6 @@ pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 600_000_000, 3).unwrap_or_else(|_| {
         Histogram::new(3).unwrap_or_else(|_| unreachable!("3 significant digits is valid"))
     })
-}
-
-/// splitmix64: a cheap keyed mix for the ISS.
-fn mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }
 
 impl Client {
