@@ -13,7 +13,7 @@
 //! it ends. The receive window we offer is the free space of that buffer, so a full pool or
 //! a slow reader turns into TCP flow control, never into lost bytes.
 
-use super::Tick;
+use super::{Payload, Tick};
 use strum::EnumCount as _;
 
 crate::forms::named_enum! {
@@ -161,6 +161,16 @@ impl BufferPool {
         let r = self.tx_range(b);
         let end = (offset + len).min(self.meta[b as usize].tx_len as usize);
         &self.mem[r.start + offset.min(end)..r.start + end]
+    }
+
+    /// The bytes of an outgoing segment's payload (empty, or a range of a send half).
+    pub fn payload(&self, p: &Payload) -> &[u8] {
+        match *p {
+            Payload::Empty => &[],
+            Payload::Buffer { buf, offset, len } => {
+                self.tx_slice(buf, offset as usize, len as usize)
+            }
+        }
     }
 
     /// Append to the send half; returns bytes taken.
