@@ -362,10 +362,11 @@ impl Client {
         self.cfg.hold.filter(|_| !self.closing)
     }
 
-    /// Steady mode: send the request on a held connection and wait for its reply.
-    fn send_request(&mut self, now_us: u64, key: Key, conn: &mut Conn) {
+    /// Queue the request (PSH|ACK at `snd_nxt`) and advance `snd_nxt` past it; false when
+    /// the run sends none.
+    fn push_request(&mut self, key: Key, conn: &mut Conn) -> bool {
         let Some(len) = self.cfg.request.as_ref().map(|r| r.len() as u32) else {
-            return;
+            return false;
         };
         self.out.push(Out::Tcp {
             key,
@@ -375,6 +376,14 @@ impl Client {
             request: true,
         });
         conn.snd_nxt = conn.snd_nxt.add(len);
+        true
+    }
+
+    /// Steady mode: send the request on a held connection and wait for its reply.
+    fn send_request(&mut self, now_us: u64, key: Key, conn: &mut Conn) {
+        if !self.push_request(key, conn) {
+            return;
+        }
         conn.t_req = now_us;
         conn.awaiting = true;
         conn.got = 0;
@@ -668,17 +677,7 @@ impl Client {
             self.hold_deadline(now_us, key, conn, hold);
             return None;
         }
-        if let Some(req) = &self.cfg.request {
-            let len = req.len() as u32;
-            self.out.push(Out::Tcp {
-                key,
-                flags: TcpFlags::PSH | TcpFlags::ACK,
-                seq: conn.snd_nxt,
-                ack: conn.rcv_nxt,
-                request: true,
-            });
-            conn.snd_nxt = conn.snd_nxt.add(len);
-        } else if self.cfg.close == CloseOrder::ClientFirst {
+        if !self.push_request(key, conn) && self.cfg.close == CloseOrder::ClientFirst {
             self.send_fin(key, conn, State::FinWait1);
         }
         self.set_deadline(key, conn, now_us + self.cfg.idle_timeout_us);
