@@ -808,17 +808,24 @@ mod tests {
         assert!(tx(&pool2, b3).starts_with("HTTP/1.1 431"));
     }
 
-    #[test]
-    fn http_waits_for_send_space() {
+    /// Two pipelined GETs, all taken, into a buffer whose send half holds one response (and
+    /// 10 bytes): the second waits for send space.
+    fn two_requests_room_for_one() -> (HttpResponses, BufferPool, u32) {
         let h = HttpResponses::default();
-        let len = h.keep_alive.len();
-        let mut pool = BufferPool::new(1, len + 10);
+        let mut pool = BufferPool::new(1, h.keep_alive.len() + 10);
         let b = pool.alloc().unwrap();
         let two = b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n";
         assert_eq!(
             on_data(Mode::Http, &mut pool, &h, b, two, Tick(0)).bytes,
             two.len()
         );
+        (h, pool, b)
+    }
+
+    #[test]
+    fn http_waits_for_send_space() {
+        let (h, mut pool, b) = two_requests_room_for_one();
+        let len = h.keep_alive.len();
         assert_eq!(pool.tx_len(b), len);
         pool.tx_consume(b, len);
         let served = on_send_space(Mode::Http, &mut pool, &h, b, Tick(0));
@@ -979,15 +986,8 @@ mod tests {
 
     #[test]
     fn blocked_until_send_space() {
-        let h = HttpResponses::default();
+        let (h, mut pool, b) = two_requests_room_for_one();
         let len = h.keep_alive.len();
-        let mut pool = BufferPool::new(1, len + 10);
-        let b = pool.alloc().unwrap();
-        let two = b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n";
-        assert_eq!(
-            on_data(Mode::Http, &mut pool, &h, b, two, Tick(0)).bytes,
-            two.len()
-        );
         assert!(blocked(Mode::Http, &pool, b));
         assert_eq!(
             head_since(Mode::Http, &pool, b),
