@@ -6,6 +6,8 @@
 //! so every layer may use it; `testkit::Rng` re-exports it for the tests, benches and
 //! fuzzers.
 
+#![forbid(unsafe_code)]
+
 /// The golden-ratio increment of splitmix64.
 const GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
 

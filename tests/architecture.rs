@@ -32,13 +32,12 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("wire", &["counters"]),
     ("tcp", &["wire", "counters", "forms", "rng"]),
     ("table", &["wire", "tcp", "counters"]),
-    ("io", &["forms"]),
+    ("io", &["forms", "wire"]),
     ("engine", &["wire", "tcp", "table", "io", "counters"]),
     // The control path.
     ("config", &["forms", "io", "tcp"]),
     ("ops", &["counters", "engine", "io"]),
-    // `gen` only for its MAC text helpers, until they move to `wire`.
-    ("lab", &["config", "forms", "gen", "io", "rng", "tcp", "wire"]),
+    ("lab", &["config", "forms", "io", "rng", "tcp", "wire"]),
     (
         "gen",
         &[
