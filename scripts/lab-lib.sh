@@ -194,7 +194,7 @@ lab_synack_config() {
 # taskset -c CPUS (default 0; synack checks that its worker CPUs are in its affinity, then
 # pins each worker itself), log level LEVEL (default warn). SPID is its PID (also in PIDS;
 # started without a subshell, so $! is synack's own PID). Returns once the ready file of
-# lab_synack_config is there (at most 10 s), or fails with the log.
+# lab_synack_config is there (at most 10 s), or fails with the log (at once if it exited).
 lab_synack_start() {
     local config=$1 log=$2 cpus=${3:-0} level=${4:-warn} ready=$WORK/synack.ready
     rm -f "$ready"
@@ -202,7 +202,10 @@ lab_synack_start() {
         >"$log" 2>&1 &
     SPID=$!
     PIDS+=("$SPID")
-    for _ in $(seq 100); do [ -f "$ready" ] && break; sleep 0.1; done
+    for _ in $(seq 100); do
+        [ -f "$ready" ] || ! kill -0 "$SPID" 2>/dev/null && break
+        sleep 0.1
+    done
     [ -f "$ready" ] || {
         echo "lab: synack run did not get ready: $(cat "$log")" >&2
         return 1
