@@ -287,16 +287,13 @@ fn counted(id: u32) -> u64 {
 
 /// A handshake with the echo port and one echo: only synack listens on port 7.
 fn echo_works(lab: &Lab, payload: &[u8]) {
-    let addr = SocketAddr::new(lab.server_v4.into(), 7);
-    let back = lab.in_ns(&lab.client_ns, || {
-        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
-            .unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        s.write_all(payload).unwrap();
-        let mut back = vec![0u8; payload.len()];
-        s.read_exact(&mut back).expect("echo");
-        back
-    });
+    let ip = lab.server_v4.into();
+    let mut s = lab
+        .client_connect(ip, 7, Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("connect to {ip}:7: {e}"));
+    s.write_all(payload).unwrap();
+    let mut back = vec![0u8; payload.len()];
+    s.read_exact(&mut back).expect("echo");
     assert_eq!(back, payload);
 }
 

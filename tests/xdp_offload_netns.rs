@@ -11,7 +11,7 @@ use std::io::{Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream};
 use std::time::Duration;
 
-use common::{endpoint_toml, event, xdp_counter, Endpoint, Lab};
+use common::{endpoint_toml, event, read_to_eof, xdp_counter, Endpoint, Lab};
 use synack::io::afxdp::{AfXdpConfig, AfXdpPort};
 use synack::io::bpf::{Filter, XdpProgram};
 use synack::io::{Port, XdpMode};
@@ -21,10 +21,7 @@ use synack::wire::{TcpFlags, TcpOptions};
 const TIMEOUT: Duration = Duration::from_secs(5);
 
 fn connect(lab: &Lab, ep: &Endpoint, ip: IpAddr, port: u16) -> TcpStream {
-    let s = lab.in_ns(&lab.client_ns, || {
-        TcpStream::connect_timeout(&SocketAddr::new(ip, port), TIMEOUT)
-    });
-    let s = s.unwrap_or_else(|e| {
+    lab.client_connect(ip, port, TIMEOUT).unwrap_or_else(|e| {
         let stats = |ns: &str, ifname: &str| {
             String::from_utf8_lossy(&lab.ns_exec(ns, &["ethtool", "-S", ifname]).stdout)
                 .lines()
@@ -40,10 +37,7 @@ fn connect(lab: &Lab, ep: &Endpoint, ip: IpAddr, port: u16) -> TcpStream {
             stats(&lab.client_ns, &lab.client_if),
             ep.stats()
         )
-    });
-    s.set_read_timeout(Some(TIMEOUT)).unwrap();
-    s.set_write_timeout(Some(TIMEOUT)).unwrap();
-    s
+    })
 }
 
 /// `ss -tni` of the client's socket to `peer`: the line with its TCP info.
@@ -93,14 +87,16 @@ fn offload_serves_real_clients(tag: &str, xdp_section: &str, client_xdp: bool) {
         });
         assert!(back == data, "echoed bytes over {ip}");
         s.shutdown(Shutdown::Write).unwrap();
-        let mut rest = Vec::new();
-        s.read_to_end(&mut rest).expect("server FIN");
-        assert!(rest.is_empty());
+        assert!(
+            read_to_eof(&mut s).is_empty(),
+            "over {ip}: the server's FIN"
+        );
         // Close mode: the server closes first.
         let mut c = connect(&lab, &ep, ip, 13);
-        let mut rest = Vec::new();
-        c.read_to_end(&mut rest).expect("server FIN first");
-        assert!(rest.is_empty());
+        assert!(
+            read_to_eof(&mut c).is_empty(),
+            "over {ip}: the server's FIN first"
+        );
         drop(c);
         conns += 2;
     }
@@ -437,8 +433,7 @@ fn rfc9293_time_wait_syn_goes_to_the_worker_with_offload_on() {
     let (lab, ep, mut s) =
         offload_on_with_a_connection("xofftw", "[tcp]\ntime_wait_secs = 30\n", 13);
     let local = s.local_addr().unwrap();
-    let mut rest = Vec::new();
-    s.read_to_end(&mut rest).expect("close mode sends FIN only");
+    read_to_eof(&mut s); // close mode sends its FIN only
     drop(s); // our FIN after the server's: the server's TCB goes to TIME-WAIT
     let before = ep.wait_stats(TIMEOUT, "TIME-WAIT", |s| event(s, "time_wait") >= 1);
     assert_eq!(before["active"], 1, "the TCB sits in TIME-WAIT: {before:#}");
