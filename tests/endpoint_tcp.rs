@@ -436,13 +436,7 @@ fn rfc9293_3_7_1_mss_fits_interface_mtu_curl() {
         return;
     }
     let lab = Lab::new("mtu", 1);
-    for (ns, ifname) in [
-        (&lab.client_ns, &lab.client_if),
-        (&lab.server_ns, &lab.server_if),
-    ] {
-        let out = lab.ns_exec(ns, &["ip", "link", "set", "dev", ifname, "mtu", "1400"]);
-        assert!(out.status.success(), "set mtu: {out:?}");
-    }
+    lab.set_mtu(1400);
     for (dst, mss) in [
         (format!("{}/32", lab.server_v4), "1460"),
         (format!("{}/128", lab.server_v6), "1440"),

@@ -208,6 +208,18 @@ impl Lab {
         xdp_in_link_details(&self.link_details(ns, ifname))
     }
 
+    /// Set the MTU of both ends of the veth (client and server side).
+    pub fn set_mtu(&self, mtu: u32) {
+        let mtu = mtu.to_string();
+        for (ns, ifname) in [
+            (&self.client_ns, &self.client_if),
+            (&self.server_ns, &self.server_if),
+        ] {
+            let out = self.ns_exec(ns, &["ip", "link", "set", "dev", ifname, "mtu", &mtu]);
+            assert!(out.status.success(), "set mtu {mtu} on {ifname}: {out:?}");
+        }
+    }
+
     /// A TCP connection from the client namespace (a real Linux client) to `ip:port`, with
     /// `timeout` for the connect and for every read and write on it.
     pub fn client_connect(
