@@ -430,6 +430,18 @@ impl Endpoint {
             .unwrap_or_else(|e| panic!("synack run: {e:#}"))
     }
 
+    /// [`Endpoint::interrupt`] that must end in a clean exit (status 0), else a panic with
+    /// the status and its stderr; returns how long the exit took.
+    pub fn interrupt_ok(&mut self, timeout: Duration) -> Duration {
+        let (status, took) = self.interrupt(timeout);
+        assert!(
+            status.success(),
+            "exit {status} after {took:?}: {}",
+            self.stderr_text()
+        );
+        took
+    }
+
     /// SIGKILL and reap.
     pub fn kill(&mut self) -> std::process::ExitStatus {
         self.inner.kill().unwrap_or_else(|e| panic!("{e:#}"))
