@@ -7,7 +7,7 @@
 //! ```
 //!
 //! Layers, lowest first: [`counters`], [`forms`] (the one text form of each setting's
-//! value) and [`wire`] know nothing of the others; [`tcp`] is
+//! value), [`rng`] (the one seeded generator) and [`wire`] know nothing of the others; [`tcp`] is
 //! sans-IO (time is passed in, never read); [`table`] holds one core's connections and
 //! timer wheel; [`engine`] runs the poll loop over an [`io::Port`]. Only [`io`] contains
 //! `unsafe`. [`config`] and [`app`] are the control path (setup, CLI, stats, lab).
@@ -23,6 +23,7 @@ pub mod gen;
 pub mod io;
 pub mod lab;
 pub mod ops;
+pub mod rng;
 pub mod table;
 pub mod tcp;
 #[cfg(feature = "testkit")]

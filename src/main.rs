@@ -455,7 +455,7 @@ fn clap_error(e: clap::Error) -> ExitCode {
 /// `synack gen --target-mac`, when given: six hex bytes.
 fn gen_target_mac(m: Option<&str>) -> Result<Option<[u8; 6]>, String> {
     m.map(|m| {
-        synack::gen::run::parse_mac(m).ok_or_else(|| {
+        synack::wire::parse_mac(m).ok_or_else(|| {
             ConfigError::flag("--target-mac", format!("{m:?} is not six hex bytes")).to_string()
         })
     })

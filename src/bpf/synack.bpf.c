@@ -39,7 +39,9 @@
 /* Cells of the occupancy filter (a power of two); keep in sync with src/io/bpf.rs. */
 #define OCC_CELLS (1 << 20)
 
-/* Indices of the `counters` map; keep in sync with src/io/bpf.rs (CounterIndex). */
+/* Indices of the `counters` map. build.rs turns this enum into io::bpf's CounterIndex
+ * (CNT_SYNACK_SENT -> SynackSent): keep the form CNT_<NAME> = <value>, values 0, 1, 2, ...
+ * in order, each with a comment, CNT_MAX last. */
 enum counter_index {
 	CNT_REDIRECTED = 0,      /* TCP frames redirected into an AF_XDP socket */
 	CNT_PASSED = 1,          /* frames handed to the kernel (XDP_PASS), for any reason */

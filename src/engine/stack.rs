@@ -5,7 +5,8 @@
 
 use super::{rss, syn_rewrite};
 use crate::counters::{Counters, DropReason, Event};
-use crate::table::{Core, L2Path};
+use crate::table::{Core, L2Path, LinkTable};
+use crate::tcp::responder::BufferPool;
 use crate::tcp::{Clock, Flow, Link, Tx};
 use crate::wire::{
     ip_protocol, ArpOperation, ArpRepr, EtherType, EthernetFrame, EthernetRepr, Ipv4Packet,
@@ -338,23 +339,17 @@ impl Stack {
 
     /// Write the first queued segment into the received frame; keep the rest pending.
     fn reply_in_place(&mut self, buf: &mut [u8]) -> Outcome {
-        if self.core.sh.out.is_empty() {
+        // The list drains in place (keeping its capacity): the first segment is copied
+        // out, the rest move to the pending list, before anything is written.
+        let mut out = self.core.sh.out.drain(..);
+        let Some(first) = out.next() else {
             return Outcome::Done;
+        };
+        self.pending.extend(out);
+        match self.emit(&first, buf) {
+            Some(n) => Outcome::Reply(n),
+            None => self.drop(DropReason::TooBig),
         }
-        let mut out = std::mem::take(&mut self.core.sh.out);
-        let mut result = Outcome::Done;
-        for (i, tx) in out.drain(..).enumerate() {
-            if i == 0 {
-                match self.emit(&tx, buf) {
-                    Some(n) => result = Outcome::Reply(n),
-                    None => self.core.sh.counters.drop(DropReason::TooBig),
-                }
-            } else {
-                self.pending.push(tx);
-            }
-        }
-        self.core.sh.out = out;
-        result
     }
 
     /// Handle a frame another worker handed to us ([`Outcome::Handoff`]): steering already
@@ -403,11 +398,27 @@ impl Stack {
     /// not fit or its link path is unknown.
     #[must_use = "`None` means no frame was written: release the buffer and count it"]
     pub fn emit(&self, tx: &Tx, buf: &mut [u8]) -> Option<usize> {
-        let path = match tx.link {
-            Link::Reply => &self.reply_path,
-            Link::Path(i) => self.core.sh.links.get(i)?,
+        Frames {
+            reply_path: &self.reply_path,
+            links: &self.core.sh.links,
+            pool: &self.core.sh.pool,
+        }
+        .emit(tx, buf)
+    }
+
+    /// The pending segments (timer output gathered first), draining, next to what writing
+    /// them reads and the counters, borrowed apart from one another so the worker writes
+    /// each into a frame of its own while the list drains. Nothing is taken out and put
+    /// back: when the `Drain` goes out of scope the list is empty and keeps its capacity.
+    pub(super) fn drain_pending(&mut self) -> (std::vec::Drain<'_, Tx>, Frames<'_>, &mut Counters) {
+        self.gather_pending();
+        let sh = &mut self.core.sh;
+        let frames = Frames {
+            reply_path: &self.reply_path,
+            links: &sh.links,
+            pool: &sh.pool,
         };
-        emit_frame(tx, path, self.core.payload(&tx.seg.payload), buf)
+        (self.pending.drain(..), frames, &mut sh.counters)
     }
 
     /// Standalone mode: answer an ARP request for one of our addresses (RFC 826).
@@ -521,6 +532,26 @@ fn l2_len(l2: &L2Path) -> usize {
         18
     } else {
         syn_rewrite::ETH_LEN
+    }
+}
+
+/// What writing a queued segment into a frame reads of a [`Stack`]: the L2 path of the
+/// frame being answered, the link table and the buffer pool (see [`Stack::emit`]).
+pub(super) struct Frames<'a> {
+    reply_path: &'a L2Path,
+    links: &'a LinkTable,
+    pool: &'a BufferPool,
+}
+
+impl Frames<'_> {
+    /// [`Stack::emit`].
+    #[must_use = "`None` means no frame was written: release the buffer and count it"]
+    pub(super) fn emit(&self, tx: &Tx, buf: &mut [u8]) -> Option<usize> {
+        let path = match tx.link {
+            Link::Reply => self.reply_path,
+            Link::Path(i) => self.links.get(i)?,
+        };
+        emit_frame(tx, path, self.pool.payload(&tx.seg.payload), buf)
     }
 }
 

@@ -7,7 +7,7 @@ use super::capture::Capture;
 use super::handoff::{give_back, HandoffQueue, HANDOFF_MAX};
 use super::published::Published;
 use super::stack::{Outcome, Stack};
-use crate::counters::{DropReason, Event};
+use crate::counters::{Counters, DropReason, Event};
 use crate::io::{Frame, Port};
 use crate::tcp::conn::State;
 use crate::tcp::Clock;
@@ -154,11 +154,7 @@ impl<P: Port> Worker<P> {
     }
 
     fn send(&mut self, addr: u64, len: usize) {
-        if self.port.send(addr, len as u32) {
-            self.stack.core.sh.counters.event(Event::TxFrames);
-        } else {
-            self.stack.core.sh.counters.drop(DropReason::TxFull);
-        }
+        send(&mut self.port, &mut self.stack.core.sh.counters, addr, len);
     }
 
     /// Send the segments that wait for frames of their own.
@@ -166,24 +162,20 @@ impl<P: Port> Worker<P> {
         if !self.stack.has_pending() {
             return;
         }
-        self.stack.gather_pending();
-        // Taken out (and put back, keeping its capacity) so `emit` can borrow the stack.
-        let mut pending = std::mem::take(&mut self.stack.pending);
-        for tx in pending.drain(..) {
+        let (pending, frames, counters) = self.stack.drain_pending();
+        for tx in pending {
             let Some(addr) = self.port.alloc_tx() else {
-                self.stack.core.sh.counters.drop(DropReason::TxFull);
+                counters.drop(DropReason::TxFull);
                 continue;
             };
-            let buf = self.port.buffer(addr);
-            match self.stack.emit(&tx, buf) {
-                Some(len) => self.send(addr, len),
+            match frames.emit(&tx, self.port.buffer(addr)) {
+                Some(len) => send(&mut self.port, counters, addr, len),
                 None => {
                     self.port.release(addr);
-                    self.stack.core.sh.counters.drop(DropReason::TooBig);
+                    counters.drop(DropReason::TooBig);
                 }
             }
         }
-        self.stack.pending = pending;
     }
 
     /// Copy a frame into the owner's inbox, in a buffer from our pool (never blocks and
@@ -338,5 +330,14 @@ pub fn wall_clock(start: Instant) -> Clock {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0),
+    }
+}
+
+/// Put a written frame on the TX ring, counted as sent (`tx_frames`) or as a full ring.
+fn send<P: Port>(port: &mut P, counters: &mut Counters, addr: u64, len: usize) {
+    if port.send(addr, len as u32) {
+        counters.event(Event::TxFrames);
+    } else {
+        counters.drop(DropReason::TxFull);
     }
 }

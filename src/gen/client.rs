@@ -20,6 +20,7 @@
 
 use crate::engine::emit_frame;
 use crate::gen::SourceRange;
+use crate::rng::mix;
 use crate::table::L2Path;
 use crate::tcp::{Flow, Link, Payload, Segment, Tx};
 use crate::wire::{
@@ -284,14 +285,6 @@ pub fn new_histogram() -> Histogram<u64> {
     })
 }
 
-/// splitmix64: a cheap keyed mix for the ISS.
-fn mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
 impl Client {
     /// A client with nothing sent yet.
     pub fn new(mut cfg: ClientConfig) -> Client {
@@ -369,10 +362,11 @@ impl Client {
         self.cfg.hold.filter(|_| !self.closing)
     }
 
-    /// Steady mode: send the request on a held connection and wait for its reply.
-    fn send_request(&mut self, now_us: u64, key: Key, conn: &mut Conn) {
+    /// Queue the request (PSH|ACK at `snd_nxt`) and advance `snd_nxt` past it; false when
+    /// the run sends none.
+    fn push_request(&mut self, key: Key, conn: &mut Conn) -> bool {
         let Some(len) = self.cfg.request.as_ref().map(|r| r.len() as u32) else {
-            return;
+            return false;
         };
         self.out.push(Out::Tcp {
             key,
@@ -382,6 +376,14 @@ impl Client {
             request: true,
         });
         conn.snd_nxt = conn.snd_nxt.add(len);
+        true
+    }
+
+    /// Steady mode: send the request on a held connection and wait for its reply.
+    fn send_request(&mut self, now_us: u64, key: Key, conn: &mut Conn) {
+        if !self.push_request(key, conn) {
+            return;
+        }
         conn.t_req = now_us;
         conn.awaiting = true;
         conn.got = 0;
@@ -675,17 +677,7 @@ impl Client {
             self.hold_deadline(now_us, key, conn, hold);
             return None;
         }
-        if let Some(req) = &self.cfg.request {
-            let len = req.len() as u32;
-            self.out.push(Out::Tcp {
-                key,
-                flags: TcpFlags::PSH | TcpFlags::ACK,
-                seq: conn.snd_nxt,
-                ack: conn.rcv_nxt,
-                request: true,
-            });
-            conn.snd_nxt = conn.snd_nxt.add(len);
-        } else if self.cfg.close == CloseOrder::ClientFirst {
+        if !self.push_request(key, conn) && self.cfg.close == CloseOrder::ClientFirst {
             self.send_fin(key, conn, State::FinWait1);
         }
         self.set_deadline(key, conn, now_us + self.cfg.idle_timeout_us);

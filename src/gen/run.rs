@@ -11,6 +11,7 @@ use crate::io::sys::interface_mac;
 use crate::io::{Port, PortStats, XdpMode};
 use crate::ops::write_json_atomic;
 use crate::table::L2Path;
+use crate::wire::{format_mac, parse_mac};
 use anyhow::{bail, Context, Result};
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -368,19 +369,6 @@ fn steady_lines(t: &mut Lines, st: &SteadyReport, s: &GenStats) {
     }
 }
 
-/// Parse `aa:bb:cc:dd:ee:ff`.
-pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
-    let parts: Vec<&str> = s.trim().split(':').collect();
-    if parts.len() != 6 {
-        return None;
-    }
-    let mut mac = [0u8; 6];
-    for (m, p) in mac.iter_mut().zip(parts) {
-        *m = u8::from_str_radix(p, 16).ok()?;
-    }
-    Some(mac)
-}
-
 /// The target's MAC from the kernel's neighbour table (in this network namespace). When it
 /// is not there, a UDP datagram to the target's discard port makes the kernel resolve it
 /// (ARP or NDP); the answer is awaited for up to 2 s. The AF_XDP socket cannot see that
@@ -521,7 +509,7 @@ fn target_path(opts: &GenOptions, mode: XdpMode) -> Result<L2Path> {
         interface = %opts.interface,
         xdp_mode = ?mode,
         target = %format!("{}:{}", opts.client.target, opts.client.target_port),
-        target_mac = %fmt_mac(&remote_mac),
+        target_mac = %format_mac(&remote_mac),
         tuples = opts.client.sources.len(),
         "generator ready"
     );
@@ -776,28 +764,9 @@ fn steady_report<P: Port>(
     }
 }
 
-/// A MAC address as `ip` and `ethtool` write it (`02:00:00:00:00:01`); [`parse_mac`] reads
-/// it back.
-pub fn fmt_mac(m: &[u8; 6]) -> String {
-    m.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn mac_parsing() {
-        assert_eq!(
-            parse_mac("02:00:5e:10:00:0a"),
-            Some([2, 0, 0x5e, 0x10, 0, 0x0a])
-        );
-        assert_eq!(parse_mac("02:00:5e:10:00"), None);
-        assert_eq!(parse_mac("zz:00:5e:10:00:0a"), None);
-    }
 
     #[test]
     fn filter_covers_the_source_range() {

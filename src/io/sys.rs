@@ -97,13 +97,7 @@ pub fn interface_mac(ifname: &str) -> anyhow::Result<[u8; 6]> {
     let path = format!("/sys/class/net/{ifname}/address");
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("reading {path}: does interface {ifname} exist?"))?;
-    let mut mac = [0u8; 6];
-    let parts: Vec<&str> = text.trim().split(':').collect();
-    anyhow::ensure!(parts.len() == 6, "{path}: unexpected MAC {text:?}");
-    for (m, p) in mac.iter_mut().zip(parts) {
-        *m = u8::from_str_radix(p, 16).with_context(|| format!("{path}: bad MAC {text:?}"))?;
-    }
-    Ok(mac)
+    crate::wire::parse_mac(&text).with_context(|| format!("{path}: bad MAC {text:?}"))
 }
 
 /// The MTU of an interface, from sysfs.

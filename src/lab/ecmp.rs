@@ -47,6 +47,7 @@ use super::{
     interrupted, start_endpoint, Endpoint, LAB_CONFIG, NS_PREFIX, STATS_INTERVAL_MS, STOP_TIMEOUT,
 };
 use crate::config::{Config, LabOptions};
+use crate::wire::format_mac;
 
 /// The service address every node serves (no kernel owns it).
 pub const SERVICE_V4: Ipv4Addr = Ipv4Addr::new(198, 18, 200, 1);
@@ -502,7 +503,7 @@ fn gen(topo: &Topology, dir: &TempDir, n: u32) -> Result<serde_json::Value> {
     let exe = std::env::current_exe().context("finding the synack executable")?;
     let exe = exe.to_string_lossy().into_owned();
     let json = dir.path.join("gen.json");
-    let mac = topo.router_mac.map(|b| format!("{b:02x}")).join(":");
+    let mac = format_mac(&topo.router_mac);
     let (target, count) = (format!("{SERVICE_V4}:9"), n.to_string());
     exec(
         &topo.client,

@@ -12,6 +12,7 @@ use super::netns::ns_mac;
 use super::FLOOD_NET;
 use crate::io::afxdp::{AfXdpConfig, AfXdpPort};
 use crate::io::{Port, XdpMode};
+use crate::rng::Rng;
 use crate::wire::{SeqNumber, TcpFlags, TcpFrame, TcpOptions, TcpRepr};
 
 /// Write one SYN frame (Ethernet, IPv4, TCP with MSS, SACK-permitted, timestamps and
@@ -107,9 +108,9 @@ pub fn flood(
     let server_mac = target.server_mac;
     let client_mac = ns_mac(client_ns, target.ifname)?;
     let seed = {
-        let mut b = [0u8; 4];
+        let mut b = [0u8; 8];
         getrandom::fill(&mut b).map_err(|e| anyhow::anyhow!("getrandom: {e}"))?;
-        u32::from_le_bytes(b)
+        u64::from_le_bytes(b)
     };
     std::thread::scope(|s| {
         s.spawn(|| -> Result<FloodResult> {
@@ -132,7 +133,7 @@ pub fn flood(
             }
             let t0 = Instant::now();
             let mut sent = 0u64;
-            let mut rng = seed | 1;
+            let mut rng = Rng::new(seed);
             while sent < packets && t0.elapsed() < limit && !stop.load(Ordering::Relaxed) {
                 let mut queued = 0;
                 for (port, _) in ports.iter_mut() {
@@ -140,10 +141,6 @@ pub fn flood(
                     while batch < 64 && sent < packets {
                         let Some(addr) = port.alloc_tx() else { break };
                         let (src, sport) = flood_source(sent);
-                        // xorshift32: a different ISN per SYN.
-                        rng ^= rng << 13;
-                        rng ^= rng >> 17;
-                        rng ^= rng << 5;
                         let len = syn_frame(
                             port.buffer(addr),
                             client_mac,
@@ -152,7 +149,8 @@ pub fn flood(
                             target.dst,
                             sport,
                             target.dst_port,
-                            rng,
+                            // A different ISN per SYN.
+                            rng.next_u32(),
                         );
                         if !port.send(addr, len as u32) {
                             break;

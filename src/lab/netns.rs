@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use crate::gen::run::{fmt_mac, parse_mac};
+use crate::wire::{format_mac, parse_mac};
 
 /// Longest any one lab command may run before it is killed (by its pid).
 pub const CMD_TIMEOUT: Duration = Duration::from_secs(20);
@@ -216,7 +216,7 @@ pub fn set_gro(ns: &str, ifname: &str, on: bool) -> Result<()> {
 
 /// A permanent neighbour entry: no resolution delay and no ARP/NDP during a run.
 pub fn neigh(ns: &str, addr: IpAddr, mac: [u8; 6], dev: &str) -> Result<()> {
-    let (addr, mac) = (addr.to_string(), fmt_mac(&mac));
+    let (addr, mac) = (addr.to_string(), format_mac(&mac));
     ip_n(
         ns,
         &[
@@ -474,8 +474,8 @@ impl VethLab {
             ("SERVER", self.server_v4.to_string()),
             ("CLIENT6", self.client_v6.to_string()),
             ("SERVER6", self.server_v6.to_string()),
-            ("CMAC", fmt_mac(&self.client_mac)),
-            ("SMAC", fmt_mac(&self.server_mac)),
+            ("CMAC", format_mac(&self.client_mac)),
+            ("SMAC", format_mac(&self.server_mac)),
         ]
         .iter()
         .map(|(k, v)| format!("{k}={v}\n"))

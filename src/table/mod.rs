@@ -675,12 +675,7 @@ impl Core {
 
     /// The bytes of an outgoing payload.
     pub fn payload(&self, p: &Payload) -> &[u8] {
-        match *p {
-            Payload::Empty => &[],
-            Payload::Buffer { buf, offset, len } => {
-                self.sh.pool.tx_slice(buf, offset as usize, len as usize)
-            }
-        }
+        self.sh.pool.payload(p)
     }
 }
 

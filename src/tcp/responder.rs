@@ -13,7 +13,7 @@
 //! it ends. The receive window we offer is the free space of that buffer, so a full pool or
 //! a slow reader turns into TCP flow control, never into lost bytes.
 
-use super::Tick;
+use super::{Payload, Tick};
 use strum::EnumCount as _;
 
 crate::forms::named_enum! {
@@ -161,6 +161,16 @@ impl BufferPool {
         let r = self.tx_range(b);
         let end = (offset + len).min(self.meta[b as usize].tx_len as usize);
         &self.mem[r.start + offset.min(end)..r.start + end]
+    }
+
+    /// The bytes of an outgoing segment's payload (empty, or a range of a send half).
+    pub fn payload(&self, p: &Payload) -> &[u8] {
+        match *p {
+            Payload::Empty => &[],
+            Payload::Buffer { buf, offset, len } => {
+                self.tx_slice(buf, offset as usize, len as usize)
+            }
+        }
     }
 
     /// Append to the send half; returns bytes taken.
@@ -798,17 +808,24 @@ mod tests {
         assert!(tx(&pool2, b3).starts_with("HTTP/1.1 431"));
     }
 
-    #[test]
-    fn http_waits_for_send_space() {
+    /// Two pipelined GETs, all taken, into a buffer whose send half holds one response (and
+    /// 10 bytes): the second waits for send space.
+    fn two_requests_room_for_one() -> (HttpResponses, BufferPool, u32) {
         let h = HttpResponses::default();
-        let len = h.keep_alive.len();
-        let mut pool = BufferPool::new(1, len + 10);
+        let mut pool = BufferPool::new(1, h.keep_alive.len() + 10);
         let b = pool.alloc().unwrap();
         let two = b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n";
         assert_eq!(
             on_data(Mode::Http, &mut pool, &h, b, two, Tick(0)).bytes,
             two.len()
         );
+        (h, pool, b)
+    }
+
+    #[test]
+    fn http_waits_for_send_space() {
+        let (h, mut pool, b) = two_requests_room_for_one();
+        let len = h.keep_alive.len();
         assert_eq!(pool.tx_len(b), len);
         pool.tx_consume(b, len);
         let served = on_send_space(Mode::Http, &mut pool, &h, b, Tick(0));
@@ -830,6 +847,15 @@ mod tests {
         let b = pool.alloc().unwrap();
         let t = on_data(Mode::Http, &mut pool, &h, b, req, Tick(0));
         (t, tx(&pool, b))
+    }
+
+    /// Each of `reqs`, on a fresh buffer, gets 400 (Bad Request) and the connection closes.
+    fn assert_400_and_close(reqs: &[&[u8]]) {
+        for req in reqs {
+            let (t, out) = ask(req);
+            assert!(t.close, "{}", String::from_utf8_lossy(req));
+            assert!(out.starts_with("HTTP/1.1 400 Bad Request"), "{out}");
+        }
     }
 
     #[test]
@@ -867,16 +893,12 @@ mod tests {
 
     #[test]
     fn rfc9112_6_3_conflicting_content_length_is_400_and_close() {
-        for req in [
-            &b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n"[..],
+        assert_400_and_close(&[
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
             b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5, 6\r\n\r\n",
             b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: +5\r\n\r\n",
             b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: \r\n\r\n",
-        ] {
-            let (t, out) = ask(req);
-            assert!(t.close, "{}", String::from_utf8_lossy(req));
-            assert!(out.starts_with("HTTP/1.1 400 Bad Request"), "{out}");
-        }
+        ]);
         // RFC 9110 §8.6: identical values may be taken as one.
         let (t, out) = ask(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2, 2\r\n\r\nab");
         assert!(!t.close && out.starts_with("HTTP/1.1 200"), "{out}");
@@ -884,30 +906,22 @@ mod tests {
 
     #[test]
     fn rfc9112_5_1_whitespace_before_colon_is_400_and_close() {
-        for req in [
-            &b"GET / HTTP/1.1\r\nHost : x\r\n\r\n"[..],
+        assert_400_and_close(&[
+            b"GET / HTTP/1.1\r\nHost : x\r\n\r\n",
             b"GET / HTTP/1.1\r\nHost: x\r\nAccept\t: */*\r\n\r\n",
             // obs-fold (RFC 9112 §5.2): a line starting with whitespace.
             b"GET / HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n 2\r\n\r\n",
             b"GET / HTTP/1.1\r\nHost: x\r\n: empty\r\n\r\n",
-        ] {
-            let (t, out) = ask(req);
-            assert!(t.close, "{}", String::from_utf8_lossy(req));
-            assert!(out.starts_with("HTTP/1.1 400"), "{out}");
-        }
+        ]);
     }
 
     #[test]
     fn rfc9112_3_2_missing_or_repeated_host_is_400_and_close() {
-        for req in [
-            &b"GET / HTTP/1.1\r\n\r\n"[..],
+        assert_400_and_close(&[
+            b"GET / HTTP/1.1\r\n\r\n",
             b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
             b"GET / HTTP/1.0\r\nHost: a\r\nhost: a\r\n\r\n",
-        ] {
-            let (t, out) = ask(req);
-            assert!(t.close, "{}", String::from_utf8_lossy(req));
-            assert!(out.starts_with("HTTP/1.1 400"), "{out}");
-        }
+        ]);
         // HTTP/1.0 needs none.
         let (_, out) = ask(b"GET / HTTP/1.0\r\n\r\n");
         assert!(out.starts_with("HTTP/1.1 200"), "{out}");
@@ -972,15 +986,8 @@ mod tests {
 
     #[test]
     fn blocked_until_send_space() {
-        let h = HttpResponses::default();
+        let (h, mut pool, b) = two_requests_room_for_one();
         let len = h.keep_alive.len();
-        let mut pool = BufferPool::new(1, len + 10);
-        let b = pool.alloc().unwrap();
-        let two = b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n";
-        assert_eq!(
-            on_data(Mode::Http, &mut pool, &h, b, two, Tick(0)).bytes,
-            two.len()
-        );
         assert!(blocked(Mode::Http, &pool, b));
         assert_eq!(
             head_since(Mode::Http, &pool, b),

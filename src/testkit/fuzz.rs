@@ -14,7 +14,7 @@ use std::net::Ipv4Addr;
 use super::frame::{fix_checksums, tcp_header_mut, Seg};
 use super::net::{tracing, Net, SERVER_MAC, SERVER_V4};
 use super::peer::{Peer, CLIENT_MAC, CLIENT_V4};
-use super::rng::Rng;
+use crate::rng::Rng;
 use crate::table::CoreConfig;
 use crate::tcp::responder::{HttpResponses, Mode};
 use crate::tcp::Params;

@@ -8,7 +8,8 @@
 //!   Windows-like, no options).
 //! - [`net`]: one server core behind a [`Stack`](crate::engine::Stack) on a virtual clock
 //!   ([`Net`]) with the checks every frame must pass, and the per-state fixtures.
-//! - [`rng`]: the one seeded generator ([`Rng`], splitmix64).
+//! - [`rng`]: the crate's one seeded generator ([`Rng`], splitmix64; it lives in
+//!   [`crate::rng`] so that every layer may use it, re-exported here).
 //! - [`fuzz`]: the one stateful fuzzer ([`Session`]): an interpreter of byte records that
 //!   the cargo-fuzz targets feed from libFuzzer, `tests/harden.rs` from [`Rng`] (through
 //!   [`fuzz::generate`]) and `tests/tcp_props.rs` from proptest.
@@ -31,8 +32,9 @@ pub mod frame;
 pub mod fuzz;
 pub mod net;
 pub mod peer;
-pub mod rng;
 pub mod seeds;
+
+pub use crate::rng;
 
 pub use frame::{fix_checksums, none, one, parse_frame, parse_reply, Reply, Seg};
 pub use fuzz::{Mutation, Session};

@@ -207,6 +207,30 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> EthernetFrame<T> {
     }
 }
 
+/// Parse the text form of a MAC address, `aa:bb:cc:dd:ee:ff` (as `ip`, `ethtool` and
+/// sysfs write it; surrounding white space, e.g. sysfs's newline, is ignored): six fields
+/// of one or two hex digits separated by `:`, like glibc's `ether_aton(3)`. `None` for
+/// anything else (another count, another separator, a sign or a non-hex digit).
+pub fn parse_mac(text: &str) -> Option<[u8; 6]> {
+    let mut mac = [0u8; 6];
+    let mut fields = text.trim().split(':');
+    for byte in mac.iter_mut() {
+        let field = fields.next()?;
+        if !(1..=2).contains(&field.len()) || !field.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        *byte = u8::from_str_radix(field, 16).ok()?;
+    }
+    fields.next().is_none().then_some(mac)
+}
+
+/// The text form of a MAC address as `ip` and `ethtool` write it (`02:00:00:00:00:01`,
+/// lower case, two digits a byte); [`parse_mac`] reads it back.
+pub fn format_mac(mac: &[u8; 6]) -> String {
+    let [a, b, c, d, e, f] = mac;
+    format!("{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{f:02x}")
+}
+
 /// The parsed header of an Ethernet II frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EthernetRepr {
@@ -280,6 +304,56 @@ mod tests {
         81 00 a0 2a         # 802.1Q, PCP 5, DEI 0, VID 42
         86 dd               # ethertype IPv6
         60 00";
+
+    #[test]
+    fn mac_text_valid() {
+        let mac = [0x02, 0, 0x5e, 0x10, 0, 0x0a];
+        assert_eq!(parse_mac("02:00:5e:10:00:0a"), Some(mac));
+        // sysfs's trailing newline, upper case, one-digit fields (ether_aton accepts them).
+        assert_eq!(parse_mac("02:00:5E:10:00:0A\n"), Some(mac));
+        assert_eq!(parse_mac("2:0:5e:10:0:a"), Some(mac));
+        assert_eq!(parse_mac("ff:ff:ff:ff:ff:ff"), Some([0xff; 6]));
+        assert_eq!(format_mac(&mac), "02:00:5e:10:00:0a");
+        assert_eq!(parse_mac(&format_mac(&[0xab; 6])), Some([0xab; 6]));
+    }
+
+    #[test]
+    fn mac_text_wrong_length() {
+        for text in [
+            "",
+            "02:00:5e:10:00",
+            "02:00:5e:10:00:0a:01",
+            "02:00:5e:10:00:",
+        ] {
+            assert_eq!(parse_mac(text), None, "{text:?}");
+        }
+        // A field of three digits, even one whose value fits a byte.
+        assert_eq!(parse_mac("002:00:5e:10:00:0a"), None);
+    }
+
+    #[test]
+    fn mac_text_bad_hex() {
+        for text in [
+            "zz:00:5e:10:00:0a",
+            "02:00:5g:10:00:0a",
+            "+2:00:5e:10:00:0a",
+            "02: 0:5e:10:00:0a",
+        ] {
+            assert_eq!(parse_mac(text), None, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn mac_text_separators() {
+        for text in [
+            "02-00-5e-10-00-0a",
+            "0200.5e10.000a",
+            "02:00-5e:10:00:0a",
+            "02::00:5e:10:00",
+        ] {
+            assert_eq!(parse_mac(text), None, "{text:?}");
+        }
+    }
 
     #[test]
     fn parse_untagged() {

@@ -31,7 +31,7 @@ pub mod seq;
 pub mod tcp;
 
 pub use arp::{ArpOperation, ArpPacket, ArpRepr};
-pub use ethernet::{EtherType, EthernetFrame, EthernetRepr};
+pub use ethernet::{format_mac, parse_mac, EtherType, EthernetFrame, EthernetRepr};
 pub use frame::TcpFrame;
 pub use ipv4::{Ipv4Packet, Ipv4Repr};
 pub use ipv6::{Ipv6Packet, Ipv6Repr};

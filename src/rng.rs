@@ -1,13 +1,19 @@
-//! The one seeded generator of the tests, benches and fuzzers: splitmix64 (Steele, Lea and
-//! Flood, "Fast splittable pseudorandom number generators", OOPSLA 2014; the seeder of the
-//! xoshiro family). Tiny, deterministic and statistically sound for driving a fuzzer, a
-//! lossy link or a shuffle; never used on the hot path or for anything secret.
+//! The crate's one seeded generator: splitmix64 (Steele, Lea and Flood, "Fast splittable
+//! pseudorandom number generators", OOPSLA 2014; the seeder of the xoshiro family). Tiny,
+//! deterministic and statistically sound for driving a fuzzer, a lossy link, a shuffle,
+//! the ISNs of the lab's flood or the ISS of `synack gen`; never for anything secret (the
+//! keyed inputs it mixes are not a PRF). A leaf module: it imports nothing of the crate,
+//! so every layer may use it; `testkit::Rng` re-exports it for the tests, benches and
+//! fuzzers.
+
+#![forbid(unsafe_code)]
 
 /// The golden-ratio increment of splitmix64.
 const GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
 
 /// splitmix64 of `i`: a stateless mix, the first output of `Rng::new(i)`. Benches use it
-/// for per-flow ISNs and TSvals, so flow `i` always gets the same numbers.
+/// for per-flow ISNs and TSvals, so flow `i` always gets the same numbers; `synack gen`
+/// for the ISS of a 4-tuple.
 #[inline]
 pub fn mix(i: u64) -> u64 {
     let mut z = i.wrapping_add(GAMMA);
