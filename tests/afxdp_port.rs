@@ -326,14 +326,7 @@ fn bounce_test(mode: XdpMode, tag: &str) {
             assert!(out.status.success(), "ping {target}: {out:?}");
         }
     }
-    let refused = lab.in_ns(&lab.client_ns, || {
-        TcpStream::connect_timeout(
-            &SocketAddr::new(lab.server_v4.into(), OTHER_PORT),
-            Duration::from_secs(5),
-        )
-        .map(|_| ())
-        .map_err(|e| e.kind())
-    });
+    let refused = connect_v4(&lab, OTHER_PORT);
     assert_eq!(refused, Err(std::io::ErrorKind::ConnectionRefused));
     assert!(
         lab.snmp(&lab.server_ns, "Tcp", "InSegs") > in_segs,
@@ -379,6 +372,38 @@ fn syn_redirect_and_rst_reply_generic() {
     bounce_test(XdpMode::Generic, "generic");
 }
 
+/// A UDP probe to `ip` makes the client kernel resolve it; its `what` (an ARP request or
+/// a neighbour solicitation) must reach the AF_XDP socket, where `check` looks at it.
+/// Nobody answers, so the probe fails; the socket is drained afterwards.
+fn resolving_redirects(
+    lab: &Lab,
+    port: &mut AfXdpPort,
+    ip: IpAddr,
+    what: &str,
+    check: impl FnOnce(&[u8]),
+) {
+    std::thread::scope(|s| {
+        let probe = s.spawn(|| udp_probe(lab, ip));
+        let frame =
+            recv_one(port, Duration::from_secs(5)).unwrap_or_else(|| panic!("{what} redirected"));
+        let bytes = port.buffer(frame.addr)[..frame.len as usize].to_vec();
+        port.release(frame.addr);
+        check(&bytes);
+        assert!(
+            probe.join().expect("probe thread").is_err(),
+            "no answer to the {what}, no answer to the probe"
+        );
+    });
+    drain(port, Duration::from_millis(20));
+}
+
+/// What a TCP connect from the client namespace to the server's IPv4 `port` ends in.
+fn connect_v4(lab: &Lab, port: u16) -> Result<(), std::io::ErrorKind> {
+    lab.client_connect(lab.server_v4.into(), port, Duration::from_secs(5))
+        .map(|_| ())
+        .map_err(|e| e.kind())
+}
+
 /// Standalone mode: ARP requests and IPv6 neighbour solicitations (RFC 4861 §4.3) for our
 /// addresses come to the AF_XDP socket instead of the kernel.
 #[test]
@@ -391,31 +416,23 @@ fn standalone_redirects_arp_and_ndp() {
 
     // Nobody answers ARP/NS now, so these probes time out; they only make the client
     // kernel resolve the server's address.
-    std::thread::scope(|s| {
-        let probe = s.spawn(|| udp_probe(&lab, lab.server_v4.into()));
-        let frame = recv_one(&mut port, Duration::from_secs(5)).expect("ARP request redirected");
-        let arp = port.buffer(frame.addr)[..frame.len as usize].to_vec();
-        port.release(frame.addr);
-        assert_eq!(be16(&arp, 12), ETH_ARP);
-        assert_eq!(be16(&arp, 14 + 6), 1, "an ARP request");
-        assert_eq!(
-            &arp[14 + 24..14 + 28],
-            &lab.server_v4.octets(),
-            "target IP is ours"
-        );
-        assert!(
-            probe.join().expect("probe thread").is_err(),
-            "no ARP reply, no answer"
-        );
-    });
-    drain(&mut port, Duration::from_millis(20));
-
-    std::thread::scope(|s| {
-        let probe = s.spawn(|| udp_probe(&lab, lab.server_v6.into()));
-        let frame = recv_one(&mut port, Duration::from_secs(5)).expect("NS redirected");
-        let ns_frame = port.buffer(frame.addr)[..frame.len as usize].to_vec();
-        port.release(frame.addr);
-        assert_eq!(be16(&ns_frame, 12), ETH_IPV6);
+    resolving_redirects(
+        &lab,
+        &mut port,
+        lab.server_v4.into(),
+        "ARP request",
+        |arp| {
+            assert_eq!(be16(arp, 12), ETH_ARP);
+            assert_eq!(be16(arp, 14 + 6), 1, "an ARP request");
+            assert_eq!(
+                &arp[14 + 24..14 + 28],
+                &lab.server_v4.octets(),
+                "target IP is ours"
+            );
+        },
+    );
+    resolving_redirects(&lab, &mut port, lab.server_v6.into(), "NS", |ns_frame| {
+        assert_eq!(be16(ns_frame, 12), ETH_IPV6);
         assert_eq!(ns_frame[14 + 6], 58, "ICMPv6");
         assert_eq!(ns_frame[54], 135, "neighbour solicitation");
         assert_eq!(
@@ -423,12 +440,7 @@ fn standalone_redirects_arp_and_ndp() {
             &lab.server_v6.octets(),
             "target is ours"
         );
-        assert!(
-            probe.join().expect("probe thread").is_err(),
-            "no NA, no answer"
-        );
     });
-    drain(&mut port, Duration::from_millis(20));
 
     let c = prog.counters().expect("counters");
     assert!(c.arp_redirected >= 1, "{c:?}");
@@ -447,14 +459,7 @@ fn no_socket_falls_back_to_kernel() {
     let prog = lab.in_ns(&lab.server_ns, || {
         XdpProgram::attach(&lab.server_if, XdpMode::Generic, &f).expect("attach")
     });
-    let refused = lab.in_ns(&lab.client_ns, || {
-        TcpStream::connect_timeout(
-            &SocketAddr::new(lab.server_v4.into(), PORT),
-            Duration::from_secs(5),
-        )
-        .map(|_| ())
-        .map_err(|e| e.kind())
-    });
+    let refused = connect_v4(&lab, PORT);
     assert_eq!(
         refused,
         Err(std::io::ErrorKind::ConnectionRefused),
@@ -645,13 +650,7 @@ fn jumbo_mtu_native_refused_auto_falls_back() {
         return;
     }
     let lab = Lab::new("jumbo", 1);
-    for (ns, ifname) in [
-        (&lab.client_ns, &lab.client_if),
-        (&lab.server_ns, &lab.server_if),
-    ] {
-        let out = lab.ns_exec(ns, &["ip", "link", "set", "dev", ifname, "mtu", "9000"]);
-        assert!(out.status.success(), "{out:?}");
-    }
+    lab.set_mtu(9000);
     let f = filter(&lab, false);
     let err = lab
         .in_ns(&lab.server_ns, || {

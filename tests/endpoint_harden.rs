@@ -141,10 +141,7 @@ fn sigkill_while_loaded_detaches_and_restart_works() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let addr = SocketAddr::new(lab.server_v4.into(), 80);
-    let r = lab.in_ns(&lab.client_ns, || {
-        TcpStream::connect_timeout(&addr, Duration::from_secs(3))
-    });
+    let r = lab.client_connect(lab.server_v4.into(), 80, Duration::from_secs(3));
     assert_eq!(r.unwrap_err().kind(), std::io::ErrorKind::ConnectionRefused);
     // A restart serves again.
     drop(ep);
@@ -195,10 +192,5 @@ fn link_down_and_up_survives_and_resumes() {
     ep.wait_stats(Duration::from_secs(3), "2 connections established", |s| {
         event(s, "established") >= 2
     });
-    let (status, took) = ep.interrupt(Duration::from_secs(10));
-    assert!(
-        status.success(),
-        "exit {status} after {took:?}: {}",
-        ep.stderr_text()
-    );
+    ep.interrupt_ok(Duration::from_secs(10));
 }

@@ -5,7 +5,7 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::net::IpAddr;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -15,26 +15,20 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 
 /// One echo round trip over a fresh connection from the client namespace.
 fn echo_once(lab: &Lab, ip: IpAddr, payload: &[u8]) -> std::io::Result<Vec<u8>> {
-    lab.in_ns(&lab.client_ns, || {
-        let mut s = TcpStream::connect_timeout(&SocketAddr::new(ip, 7), TIMEOUT)?;
-        s.set_read_timeout(Some(TIMEOUT))?;
-        s.write_all(payload)?;
-        let mut back = vec![0u8; payload.len()];
-        s.read_exact(&mut back)?;
-        Ok(back)
-    })
+    let mut s = lab.client_connect(ip, 7, TIMEOUT)?;
+    s.write_all(payload)?;
+    let mut back = vec![0u8; payload.len()];
+    s.read_exact(&mut back)?;
+    Ok(back)
 }
 
 /// A GET on port 80; the whole answer (the server closes: `Connection: close`).
 fn http_get(lab: &Lab, ip: IpAddr) -> std::io::Result<String> {
-    lab.in_ns(&lab.client_ns, || {
-        let mut s = TcpStream::connect_timeout(&SocketAddr::new(ip, 80), TIMEOUT)?;
-        s.set_read_timeout(Some(TIMEOUT))?;
-        s.write_all(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")?;
-        let mut out = String::new();
-        s.read_to_string(&mut out)?;
-        Ok(out)
-    })
+    let mut s = lab.client_connect(ip, 80, TIMEOUT)?;
+    s.write_all(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    Ok(out)
 }
 
 /// SIGKILL: the bpf_link goes with the process, so no XDP program stays attached; the

@@ -9,18 +9,9 @@ use std::io::{Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
-use common::{endpoint_toml, event, ss_tan, Endpoint, Lab};
+use common::{endpoint_toml, event, read_to_eof, ss_tan, Endpoint, Lab};
 
 const TIMEOUT: Duration = Duration::from_secs(5);
-
-fn connect(lab: &Lab, ip: IpAddr, port: u16) -> std::io::Result<TcpStream> {
-    lab.in_ns(&lab.client_ns, || {
-        let s = TcpStream::connect_timeout(&SocketAddr::new(ip, port), TIMEOUT)?;
-        s.set_read_timeout(Some(TIMEOUT))?;
-        s.set_write_timeout(Some(TIMEOUT))?;
-        Ok(s)
-    })
-}
 
 /// The client-side socket state of `local` → `peer` in `ss`, if any.
 fn client_state(lab: &Lab, local: SocketAddr, peer: SocketAddr) -> Option<(String, u64, u64)> {
@@ -44,13 +35,6 @@ fn wait_client_state(lab: &Lab, local: SocketAddr, peer: SocketAddr, state: Opti
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-fn read_to_eof(s: &mut TcpStream) -> Vec<u8> {
-    let mut out = Vec::new();
-    s.read_to_end(&mut out)
-        .expect("read until the server's FIN");
-    out
 }
 
 /// Read one HTTP response with a Content-Length body; returns the head.
@@ -85,7 +69,7 @@ fn handshake_establishes_v4_and_v6() {
     let ep = Endpoint::start(&lab, &endpoint_toml(&lab, "0", ""), &[]);
     let mut socks = Vec::new();
     for ip in [IpAddr::V4(lab.server_v4), IpAddr::V6(lab.server_v6)] {
-        let s = connect(&lab, ip, 9).expect("connect");
+        let s = lab.client_connect(ip, 9, TIMEOUT).expect("connect");
         let (local, peer) = (s.local_addr().unwrap(), s.peer_addr().unwrap());
         wait_client_state(&lab, local, peer, Some("ESTAB"));
         socks.push(s);
@@ -107,7 +91,9 @@ fn discard_acknowledges_all_data() {
     }
     let lab = Lab::new("discard", 1);
     let ep = Endpoint::start(&lab, &endpoint_toml(&lab, "0", ""), &[]);
-    let mut s = connect(&lab, lab.server_v4.into(), 9).expect("connect");
+    let mut s = lab
+        .client_connect(lab.server_v4.into(), 9, TIMEOUT)
+        .expect("connect");
     let (local, peer) = (s.local_addr().unwrap(), s.peer_addr().unwrap());
     let data = vec![0x5au8; 200_000];
     s.write_all(&data).expect("send");
@@ -139,7 +125,7 @@ fn echo_returns_every_byte() {
     let lab = Lab::new("echo", 1);
     let _ep = Endpoint::start(&lab, &endpoint_toml(&lab, "0", ""), &[]);
     for ip in [IpAddr::V4(lab.server_v4), IpAddr::V6(lab.server_v6)] {
-        let mut s = connect(&lab, ip, 7).expect("connect");
+        let mut s = lab.client_connect(ip, 7, TIMEOUT).expect("connect");
         for round in 0..20u32 {
             let data: Vec<u8> = (0..(1 + round * 150))
                 .map(|i| (i * 7 + round) as u8)
@@ -163,7 +149,9 @@ fn http_keep_alive_then_close() {
     }
     let lab = Lab::new("http", 1);
     let ep = Endpoint::start(&lab, &endpoint_toml(&lab, "0", ""), &[]);
-    let mut s = connect(&lab, lab.server_v6.into(), 80).expect("connect");
+    let mut s = lab
+        .client_connect(lab.server_v6.into(), 80, TIMEOUT)
+        .expect("connect");
     for i in 0..3 {
         s.write_all(format!("GET /{i} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes())
             .unwrap();
@@ -201,7 +189,9 @@ fn http_requests_are_counted() {
     }
     let lab = Lab::new("httpcount", 1);
     let ep = Endpoint::start(&lab, &endpoint_toml(&lab, "0", ""), &[]);
-    let mut s = connect(&lab, lab.server_v4.into(), 80).expect("connect");
+    let mut s = lab
+        .client_connect(lab.server_v4.into(), 80, TIMEOUT)
+        .expect("connect");
     for i in 0..3 {
         s.write_all(format!("GET /{i} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes())
             .unwrap();
@@ -223,7 +213,9 @@ fn client_close_leaves_client_time_wait_and_empty_table() {
     }
     let lab = Lab::new("cclose", 1);
     let ep = Endpoint::start(&lab, &endpoint_toml(&lab, "0", ""), &[]);
-    let mut s = connect(&lab, lab.server_v4.into(), 9).expect("connect");
+    let mut s = lab
+        .client_connect(lab.server_v4.into(), 9, TIMEOUT)
+        .expect("connect");
     let (local, peer) = (s.local_addr().unwrap(), s.peer_addr().unwrap());
     s.write_all(b"bye").unwrap();
     s.shutdown(Shutdown::Write).unwrap();
@@ -251,7 +243,9 @@ fn server_close_goes_through_our_time_wait() {
     let lab = Lab::new("sclose", 1);
     let toml = endpoint_toml(&lab, "0", "[tcp]\ntime_wait_secs = 2\n");
     let ep = Endpoint::start(&lab, &toml, &[]);
-    let mut s = connect(&lab, lab.server_v6.into(), 13).expect("connect");
+    let mut s = lab
+        .client_connect(lab.server_v6.into(), 13, TIMEOUT)
+        .expect("connect");
     let (local, peer) = (s.local_addr().unwrap(), s.peer_addr().unwrap());
     assert!(read_to_eof(&mut s).is_empty(), "close mode sends FIN only");
     drop(s); // our FIN, after theirs: the client goes LAST-ACK → CLOSED
@@ -289,7 +283,9 @@ fn traffic_not_ours_reaches_the_kernel() {
         (IpAddr::V4(lab.server_v4), IpAddr::V4(lab.client_v4)),
         (IpAddr::V6(lab.server_v6), IpAddr::V6(lab.client_v6)),
     ] {
-        let e = connect(&lab, server, 8080).expect_err("nobody listens on 8080");
+        let e = lab
+            .client_connect(server, 8080, TIMEOUT)
+            .expect_err("nobody listens on 8080");
         assert_eq!(
             e.kind(),
             std::io::ErrorKind::ConnectionRefused,
@@ -336,14 +332,11 @@ fn sigint_stops_cleanly() {
     }
     let lab = Lab::new("sigint", 1);
     let mut ep = Endpoint::start(&lab, &endpoint_toml(&lab, "0", ""), &[]);
-    let mut idle = connect(&lab, lab.server_v4.into(), 9).expect("connect");
+    let mut idle = lab
+        .client_connect(lab.server_v4.into(), 9, TIMEOUT)
+        .expect("connect");
     ep.wait_stats(TIMEOUT, "1 established", |s| event(s, "established") == 1);
-    let (status, took) = ep.interrupt(Duration::from_secs(8));
-    assert!(
-        status.success(),
-        "exit status {status}: {}",
-        ep.stderr_text()
-    );
+    let took = ep.interrupt_ok(Duration::from_secs(8));
     assert!(took < Duration::from_secs(5), "took {took:?}");
     let err = ep.stderr_text();
     assert!(err.contains("summary"), "no summary line: {err}");
@@ -406,7 +399,7 @@ fn rfc9293_3_7_1_eff_snd_mss_echo_three_1000_byte_writes() {
     let lab = Lab::new("effecho", 1);
     let _ep = Endpoint::start(&lab, &endpoint_toml(&lab, "0", ""), &[]);
     for ip in [IpAddr::V4(lab.server_v4), IpAddr::V6(lab.server_v6)] {
-        let mut s = connect(&lab, ip, 7).expect("connect");
+        let mut s = lab.client_connect(ip, 7, TIMEOUT).expect("connect");
         s.set_nodelay(true).unwrap();
         for round in 0..5u8 {
             let chunks: Vec<Vec<u8>> = (0..3u8)
@@ -438,13 +431,7 @@ fn rfc9293_3_7_1_mss_fits_interface_mtu_curl() {
         return;
     }
     let lab = Lab::new("mtu", 1);
-    for (ns, ifname) in [
-        (&lab.client_ns, &lab.client_if),
-        (&lab.server_ns, &lab.server_if),
-    ] {
-        let out = lab.ns_exec(ns, &["ip", "link", "set", "dev", ifname, "mtu", "1400"]);
-        assert!(out.status.success(), "set mtu: {out:?}");
-    }
+    lab.set_mtu(1400);
     for (dst, mss) in [
         (format!("{}/32", lab.server_v4), "1460"),
         (format!("{}/128", lab.server_v6), "1440"),

@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 
 use common::{require_root, Lab};
 use synack::io::flood::{ifindex, FloodProgram, FloodSettings, ReplyCounter, TEMPLATE_LEN};
-use synack::io::test_run::XdpTestRun;
 use synack::io::XdpMode;
 use synack::lab::{flood_source, syn_frame, FLOOD_NET};
 use synack::wire::{EthernetFrame, Ipv4Packet, Ipv4Repr, TcpFlags, TcpPacket, TcpRepr};
@@ -84,12 +83,7 @@ fn flood_gen_writes_valid_syns_from_varying_sources() {
     let mut seen = HashSet::new();
     let mut isns = HashSet::new();
     for i in 0..200u32 {
-        let out = prog
-            .test_run(&XdpTestRun {
-                frame: &frame,
-                ..XdpTestRun::default()
-            })
-            .unwrap();
+        let out = prog.test_run(&common::test_run_input(&frame, 0)).unwrap();
         assert_eq!(out.retval, XDP_TX, "run {i}");
         assert_eq!(out.frame.len(), TEMPLATE_LEN);
         let (src, port, isn) = parse_syn(&out.frame);
@@ -127,10 +121,7 @@ fn flood_gen_rewrites_a_recycled_synack_page_into_the_template_syn() {
     recycled[26..30].copy_from_slice(&[198, 19, 7, 7]);
     recycled[34 + 13] = 0x12; // SYN|ACK
     let out = prog
-        .test_run(&XdpTestRun {
-            frame: &recycled,
-            ..XdpTestRun::default()
-        })
+        .test_run(&common::test_run_input(&recycled, 0))
         .unwrap();
     assert_eq!(out.retval, XDP_TX);
     assert_eq!(&out.frame[..12], &frame[..12], "the template's MACs");
@@ -148,11 +139,7 @@ fn flood_gen_stops_at_the_packet_bound() {
     let frame = template([2, 0, 0, 0, 0, 2], [2, 0, 0, 0, 0, 1], SERVER);
     prog.configure(&settings(None, 10), &frame).unwrap();
     let out = prog
-        .test_run(&XdpTestRun {
-            frame: &frame,
-            repeat: 1000,
-            ..XdpTestRun::default()
-        })
+        .test_run(&common::test_run_input(&frame, 1000))
         .unwrap();
     assert_eq!(out.retval, XDP_DROP, "the last run is past the bound");
     let c = prog.counts().unwrap();
@@ -172,12 +159,8 @@ fn flood_gen_pacing_drops_runs_over_the_rate() {
     prog.configure(&settings(Some(1000.0), 1_000_000), &frame)
         .unwrap();
     let t = Instant::now();
-    prog.test_run(&XdpTestRun {
-        frame: &frame,
-        repeat: 200_000,
-        ..XdpTestRun::default()
-    })
-    .unwrap();
+    prog.test_run(&common::test_run_input(&frame, 200_000))
+        .unwrap();
     let secs = t.elapsed().as_secs_f64();
     let c = prog.counts().unwrap();
     let allowed = 2 + (secs * 1000.0).ceil() as u64;
@@ -199,12 +182,7 @@ fn flood_gen_refuses_other_frames() {
     let mut frame = template([2, 0, 0, 0, 0, 2], [2, 0, 0, 0, 0, 1], SERVER);
     frame[12..14].copy_from_slice(&[0x86, 0xdd]); // not IPv4
     prog.configure(&settings(None, 10), &frame).unwrap();
-    let out = prog
-        .test_run(&XdpTestRun {
-            frame: &frame,
-            ..XdpTestRun::default()
-        })
-        .unwrap();
+    let out = prog.test_run(&common::test_run_input(&frame, 0)).unwrap();
     assert_eq!(out.retval, XDP_DROP);
     assert_eq!(prog.counts().unwrap().bad_frame, 1);
 }

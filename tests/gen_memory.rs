@@ -148,6 +148,20 @@ fn assert_clean(s: &GenStats, n: u64) {
     assert_eq!(s.drops.iter().sum::<u64>(), 0, "{s:?}");
 }
 
+/// `n` connections (paced as [`pace`]) that each send `request` and read `expect_bytes` of
+/// the reply, run for 5 s of virtual time: every one completes cleanly ([`assert_clean`])
+/// and was answered. Returns the simulation for the test's own checks.
+#[track_caller]
+fn all_answered(mut cfg: ClientConfig, request: &[u8], expect_bytes: u32, n: u64) -> Sim {
+    cfg.request = Some(request.to_vec());
+    cfg.expect_bytes = expect_bytes;
+    let mut sim = Sim::new(cfg, pace(n));
+    let s = sim.run(5_000_000);
+    assert_clean(&s, n);
+    assert_eq!(s.replies, n);
+    sim
+}
+
 /// RFC 9293 §3.10.7.3 and §3.10.7.4 (FIN-WAIT-1/2): N connections complete against the
 /// discard listener with the client closing first; the server's table ends empty.
 #[test]
@@ -176,26 +190,15 @@ fn connect_client_first_against_discard() {
 /// Echo (RFC 862): the request comes back, the client closes first.
 #[test]
 fn request_against_echo() {
-    let mut cfg = config(7, 4);
-    cfg.request = Some(b"hello, echo\n".to_vec());
-    cfg.expect_bytes = 12;
-    let mut sim = Sim::new(cfg, pace(1000));
-    let s = sim.run(5_000_000);
-    assert_clean(&s, 1000);
-    assert_eq!(s.replies, 1000);
+    let sim = all_answered(config(7, 4), b"hello, echo\n", 12, 1000);
     assert_eq!(sim.srv.stack.core.active(), 0);
 }
 
 /// HTTP keep-alive: one GET, the response, the client closes first.
 #[test]
 fn http_get_keep_alive_client_first() {
-    let mut cfg = config(80, 8);
-    cfg.request = Some(b"GET / HTTP/1.1\r\nHost: synack\r\n\r\n".to_vec());
-    cfg.expect_bytes = 17; // "HTTP/1.1 200 OK\r\n"
-    let mut sim = Sim::new(cfg, pace(1500));
-    let s = sim.run(5_000_000);
-    assert_clean(&s, 1500);
-    assert_eq!(s.replies, 1500);
+    let get = b"GET / HTTP/1.1\r\nHost: synack\r\n\r\n";
+    let sim = all_answered(config(80, 8), get, 17, 1500); // 17: "HTTP/1.1 200 OK\r\n"
     assert_eq!(sim.srv.stack.core.active(), 0);
 }
 
@@ -204,13 +207,9 @@ fn http_get_keep_alive_client_first() {
 #[test]
 fn http_connection_close_server_first() {
     let mut cfg = config(80, 8);
-    cfg.request = Some(b"GET / HTTP/1.1\r\nHost: synack\r\nConnection: close\r\n\r\n".to_vec());
-    cfg.expect_bytes = 17;
     cfg.close = CloseOrder::ServerFirst;
-    let mut sim = Sim::new(cfg, pace(1000));
-    let s = sim.run(5_000_000);
-    assert_clean(&s, 1000);
-    assert_eq!(s.replies, 1000);
+    let get = b"GET / HTTP/1.1\r\nHost: synack\r\nConnection: close\r\n\r\n";
+    let sim = all_answered(cfg, get, 17, 1000);
     // The server closed first: it saw our FIN after its own and went to TIME-WAIT.
     let c = sim.srv.stack.counters();
     assert_eq!(c.get(synack::counters::Event::TimeWait), 1000);

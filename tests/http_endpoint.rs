@@ -5,11 +5,11 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream};
 use std::time::Duration;
 
-use common::{endpoint_toml, event, Endpoint, Lab};
+use common::{endpoint_toml, event, read_to_eof, Endpoint, Lab};
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -21,21 +21,11 @@ const OK: &[u8] = b"HTTP/1.1 200 OK\r\nServer: synack\r\nContent-Type: text/plai
 /// tested on its own); what is checked here is the order of responses and FIN.
 const TCP: &str = "[tcp]\nmss = 1400\n";
 
+/// A client connection to port 80 (Nagle off, so pipelined writes leave as written).
 fn connect(lab: &Lab, ip: IpAddr) -> TcpStream {
-    lab.in_ns(&lab.client_ns, || {
-        let s = TcpStream::connect_timeout(&SocketAddr::new(ip, 80), TIMEOUT).expect("connect");
-        s.set_read_timeout(Some(TIMEOUT)).unwrap();
-        s.set_write_timeout(Some(TIMEOUT)).unwrap();
-        s.set_nodelay(true).unwrap();
-        s
-    })
-}
-
-fn read_to_eof(s: &mut TcpStream) -> Vec<u8> {
-    let mut out = Vec::new();
-    s.read_to_end(&mut out)
-        .expect("read until the server's FIN (no reset, no timeout)");
-    out
+    let s = lab.client_connect(ip, 80, TIMEOUT).expect("connect");
+    s.set_nodelay(true).unwrap();
+    s
 }
 
 /// Whole copies of [`OK`] in `data`, asserting nothing else is there.
@@ -204,8 +194,7 @@ fn rfc9293_3_10_4_sigint_flushes_pending_responses_before_fin() {
         std::thread::sleep(Duration::from_millis(300)); // the SIGINT lands first
         read_to_eof(&mut s)
     });
-    let (status, _) = ep.interrupt(Duration::from_secs(10));
-    assert!(status.success(), "{status}: {}", ep.stderr_text());
+    ep.interrupt_ok(Duration::from_secs(10));
     let got = count_ok(&reader.join().expect("reader")) as u64;
     writer.join().unwrap();
     // The stats file is written once more at exit: every response counted was read.

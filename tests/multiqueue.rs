@@ -7,7 +7,7 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::net::IpAddr;
 use std::process::Command;
 use std::time::Duration;
 
@@ -42,23 +42,21 @@ fn two_queues_each_worker_receives_and_hands_off_to_the_other() {
         &["--xdp-mode", "native"],
     );
     const N: usize = 120;
-    lab.in_ns(&lab.client_ns, || {
-        for i in 0..N {
-            let ip: IpAddr = if i % 4 == 3 {
-                lab.server_v6.into()
-            } else {
-                lab.server_v4.into()
-            };
-            let mut s = TcpStream::connect_timeout(&SocketAddr::new(ip, 7), TIMEOUT)
-                .unwrap_or_else(|e| panic!("connection {i} to {ip}: {e}"));
-            s.set_read_timeout(Some(TIMEOUT)).unwrap();
-            let data = format!("flow {i}").into_bytes();
-            s.write_all(&data).unwrap();
-            let mut back = vec![0u8; data.len()];
-            s.read_exact(&mut back).unwrap();
-            assert_eq!(back, data, "connection {i}");
-        }
-    });
+    for i in 0..N {
+        let ip: IpAddr = if i % 4 == 3 {
+            lab.server_v6.into()
+        } else {
+            lab.server_v4.into()
+        };
+        let mut s = lab
+            .client_connect(ip, 7, TIMEOUT)
+            .unwrap_or_else(|e| panic!("connection {i} to {ip}: {e}"));
+        let data = format!("flow {i}").into_bytes();
+        s.write_all(&data).unwrap();
+        let mut back = vec![0u8; data.len()];
+        s.read_exact(&mut back).unwrap();
+        assert_eq!(back, data, "connection {i}");
+    }
     let st = ep.wait_stats(TIMEOUT, "all established", |s| {
         event(s, "established") == N as u64
     });

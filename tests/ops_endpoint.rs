@@ -6,7 +6,7 @@ mod common;
 
 use common::{Endpoint, Lab};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -33,25 +33,18 @@ fn wait_for(ep: &Endpoint, mut f: impl FnMut() -> bool, what: &str) {
 
 /// SIGINT, exit 0 within 10 s; returns the log.
 fn stop(mut ep: Endpoint) -> String {
-    let (status, took) = ep.interrupt(Duration::from_secs(10));
-    assert!(
-        status.success(),
-        "exit {status} after {took:?}: {}",
-        ep.stderr_text()
-    );
+    ep.interrupt_ok(Duration::from_secs(10));
     ep.stderr_text()
 }
 
+/// A client connection to the server's IPv4 `port`, with 3 s for the connect and for every
+/// read and write.
 fn connect(lab: &Lab, port: u16) -> TcpStream {
-    let addr = SocketAddr::new(lab.server_v4.into(), port);
-    lab.in_ns(&lab.client_ns, || {
-        TcpStream::connect_timeout(&addr, Duration::from_secs(3))
-    })
-    .unwrap_or_else(|e| panic!("connect to port {port}: {e}"))
+    lab.client_connect(lab.server_v4.into(), port, Duration::from_secs(3))
+        .unwrap_or_else(|e| panic!("connect to port {port}: {e}"))
 }
 
 fn echo(s: &mut TcpStream, msg: &[u8]) {
-    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
     s.write_all(msg).unwrap();
     let mut got = vec![0; msg.len()];
     s.read_exact(&mut got).unwrap();
@@ -256,13 +249,9 @@ fn sighup_reload_changes_listeners_and_keeps_connections() {
     h.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         .unwrap();
     let mut resp = String::new();
-    h.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
     h.read_to_string(&mut resp).unwrap();
     assert!(resp.starts_with("HTTP/1.1 200 OK"), "{resp}");
-    let addr = SocketAddr::new(lab.server_v4.into(), 9);
-    let refused = lab.in_ns(&lab.client_ns, || {
-        TcpStream::connect_timeout(&addr, Duration::from_secs(3))
-    });
+    let refused = lab.client_connect(lab.server_v4.into(), 9, Duration::from_secs(3));
     assert_eq!(
         refused.unwrap_err().kind(),
         std::io::ErrorKind::ConnectionRefused

@@ -624,6 +624,18 @@ fn table_full_refuses_with_rst_or_drop() {
     }
 }
 
+/// RFC 9293 §3.6 with the client closing first, everything sent and acknowledged: its FIN
+/// is answered by our FIN with the ACK, its last ACK gets no reply, and no table entry or
+/// pool buffer is left.
+#[track_caller]
+fn client_closes_first(net: &mut Net, peer: &mut Peer) {
+    let fin = one(peer.tx(net, ACK | FIN, b""));
+    fin.expect(ACK | FIN, peer.rcv_nxt, peer.snd_nxt);
+    peer.absorb(&[fin]);
+    none(peer.tx(net, ACK, b""));
+    net.assert_clean();
+}
+
 // ---- responders -------------------------------------------------------------------------
 
 /// RFC 862 echo: what arrives is sent back, in segments no larger than the peer's MSS and
@@ -646,12 +658,7 @@ fn echo_within_peer_window_and_mss_rfc862() {
     let mut got: Vec<u8> = out.iter().flat_map(|s| s.payload.clone()).collect();
     got.extend(&rest.payload);
     assert_eq!(got, data);
-    // Close: FIN, our FIN comes with the ACK, last ACK.
-    let fin = one(peer.tx(&mut net, ACK | FIN, b""));
-    fin.expect(ACK | FIN, peer.rcv_nxt, peer.snd_nxt);
-    peer.absorb(&[fin]);
-    none(peer.tx(&mut net, ACK, b""));
-    net.assert_clean();
+    client_closes_first(&mut net, &mut peer);
 }
 
 /// HTTP responder: each request answered, keep-alive honoured; `Connection: close` (RFC
@@ -702,11 +709,7 @@ fn ipv6_handshake_and_close_rfc9293_3_5() {
     assert!(synack.src.is_ipv6());
     assert_eq!(net.state(&peer), Some(State::Established));
     one(peer.tx(&mut net, ACK, b"six")).expect(ACK, peer.rcv_nxt, peer.snd_nxt);
-    let fin = one(peer.tx(&mut net, ACK | FIN, b""));
-    fin.expect(ACK | FIN, peer.rcv_nxt, peer.snd_nxt);
-    peer.absorb(&[fin]);
-    none(peer.tx(&mut net, ACK, b""));
-    net.assert_clean();
+    client_closes_first(&mut net, &mut peer);
 }
 
 // ---- fixtures ---------------------------------------------------------------------------

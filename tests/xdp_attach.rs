@@ -287,16 +287,13 @@ fn counted(id: u32) -> u64 {
 
 /// A handshake with the echo port and one echo: only synack listens on port 7.
 fn echo_works(lab: &Lab, payload: &[u8]) {
-    let addr = SocketAddr::new(lab.server_v4.into(), 7);
-    let back = lab.in_ns(&lab.client_ns, || {
-        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
-            .unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        s.write_all(payload).unwrap();
-        let mut back = vec![0u8; payload.len()];
-        s.read_exact(&mut back).expect("echo");
-        back
-    });
+    let ip = lab.server_v4.into();
+    let mut s = lab
+        .client_connect(ip, 7, Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("connect to {ip}:7: {e}"));
+    s.write_all(payload).unwrap();
+    let mut back = vec![0u8; payload.len()];
+    s.read_exact(&mut back).expect("echo");
     assert_eq!(back, payload);
 }
 
@@ -415,8 +412,7 @@ fn chain_round(lab: &Lab, fs: &BpfFs, mode: &str) {
         after >= before + 3,
         "count_pass saw {before} -> {after} frames"
     );
-    let (st, _) = ep.interrupt(Duration::from_secs(10));
-    assert!(st.success(), "{st}: {}", ep.stderr_text());
+    ep.interrupt_ok(Duration::from_secs(10));
     let status = loader_status(lab, fs);
     assert!(status.contains("count_pass"), "{status}");
     assert!(!status.contains("synack_xdp"), "{status}");
@@ -442,8 +438,7 @@ fn xdp_attach_dispatcher_alone_serves_and_cleans_up_after_sigkill() {
         echo_works(&lab, mode.as_bytes());
         let redirected = ep.fresh_stats()["xdp_program"]["redirected"].as_u64();
         assert!(redirected.is_some_and(|n| n > 0), "{redirected:?}");
-        let (st, _) = ep.interrupt(Duration::from_secs(10));
-        assert!(st.success(), "{st}: {}", ep.stderr_text());
+        ep.interrupt_ok(Duration::from_secs(10));
         assert_eq!(attached(&lab), vec![], "a clean stop must detach ({mode})");
     }
     let mut ep = Endpoint::start_env(&lab, &dispatcher_toml(&lab, "generic"), &[], &fs.env());
@@ -454,8 +449,7 @@ fn xdp_attach_dispatcher_alone_serves_and_cleans_up_after_sigkill() {
     let log = ep.stderr_text();
     assert!(log.contains("removing synack's XDP program"), "{log}");
     echo_works(&lab, b"after a SIGKILL");
-    let (st, _) = ep.interrupt(Duration::from_secs(10));
-    assert!(st.success(), "{st}: {}", ep.stderr_text());
+    ep.interrupt_ok(Duration::from_secs(10));
     assert_eq!(attached(&lab), vec![], "the leftover must be gone too");
 }
 

@@ -16,7 +16,6 @@ use std::time::Instant;
 use synack::app::syn_answers;
 use synack::engine::{Outcome, Stack};
 use synack::io::bpf::{clock_origin_ns, BpfCounters, Filter, SynOffload, XdpProgram};
-use synack::io::test_run::XdpTestRun;
 use synack::table::occupancy::Occupancy;
 use synack::table::{Core, CoreConfig};
 use synack::tcp::cookie::{counter_from_unix_secs, CookieJar};
@@ -92,6 +91,16 @@ struct Syn {
     vlan: Option<u16>,
     port: u16,
     options: TcpOptions,
+}
+
+/// A SYN to port 80 without a VLAN tag.
+fn syn_to_80(v6: bool, options: TcpOptions) -> Syn {
+    Syn {
+        v6,
+        vlan: None,
+        port: 80,
+        options,
+    }
 }
 
 fn addrs(v6: bool) -> (IpAddr, IpAddr) {
@@ -185,12 +194,7 @@ fn userspace_reply_at(s: &Setup, frame: &[u8], ms: u64, unix_secs: u64) -> Optio
 }
 
 fn run(prog: &mut XdpProgram, frame: &[u8]) -> (u32, Vec<u8>) {
-    let out = prog
-        .test_run(&XdpTestRun {
-            frame,
-            ..XdpTestRun::default()
-        })
-        .unwrap();
+    let out = prog.test_run(&common::test_run_input(frame, 0)).unwrap();
     (out.retval, out.frame)
 }
 
@@ -272,12 +276,7 @@ fn rfc9293_3_10_7_2_xdp_synack_is_the_userspace_synack() {
 /// userspace SYN-ACK): the cookie (our ISS) and the options of the client's next segments
 /// (timestamps echoing our TSval).
 fn linux_syn_answered(s: &mut Setup, v6: bool) -> (u32, TcpOptions) {
-    let syn = Syn {
-        v6,
-        vlan: None,
-        port: 80,
-        options: linux_options(),
-    };
+    let syn = syn_to_80(v6, linux_options());
     let synack = assert_same_synack(s, &syn);
     let (iss, tsval) = synack_fields(&synack);
     let opts = TcpOptions {
@@ -498,27 +497,8 @@ fn occupied_tuples_go_to_userspace_and_the_c_and_rust_hashes_agree() {
 
 /// A Linux-style SYN to port 80 from client port `port`.
 fn syn_from_port(port: u16, v6: bool) -> Vec<u8> {
-    let (src, dst) = addrs(v6);
-    TcpFrame {
-        src_mac: CLIENT_MAC,
-        dst_mac: OUR_MAC,
-        vlan: None,
-        src,
-        dst,
-        ttl: 64,
-        tcp: TcpRepr {
-            src_port: port,
-            dst_port: 80,
-            seq: SeqNumber(0x1234_5678),
-            ack: SeqNumber(0),
-            flags: TcpFlags::SYN,
-            window: 64240,
-            options: linux_options(),
-            payload: &[],
-        },
-    }
-    .to_vec()
-    .unwrap()
+    let options = linux_options();
+    segment_from(port, v6, None, 80, TcpFlags::SYN, 0x1234_5678, 0, options)
 }
 
 /// Secret rotation (SIGHUP with a new `tcp.cookie_secret`): a cookie made before it is
@@ -531,12 +511,7 @@ fn secret_rotation_keeps_old_cookies_for_one_period() {
     }
     let mut s = setup(1000);
     let counter = counter_from_unix_secs(UNIX_SECS);
-    let syn = Syn {
-        v6: false,
-        vlan: None,
-        port: 80,
-        options: TcpOptions::default(),
-    };
+    let syn = syn_to_80(false, TcpOptions::default());
     let synack = assert_same_synack(&mut s, &syn);
     let (iss, _) = synack_fields(&synack);
     let ack = segment(
@@ -589,10 +564,8 @@ fn ieee_802_1ad_frames_go_to_the_kernel_as_wire_ethernet_refuses_them() {
     }
     let mut s = setup(1000);
     let tagged = syn_frame(&Syn {
-        v6: false,
         vlan: Some(5),
-        port: 80,
-        options: linux_options(),
+        ..syn_to_80(false, linux_options())
     });
     for (outer, inner) in [(0x88a8u16, 0x8100u16), (0x8100, 0x8100), (0x8100, 0x88a8)] {
         // dst, src, outer TPID + TCI, inner TPID + TCI, then the tagged frame's rest.
@@ -623,12 +596,7 @@ fn offload_off_sends_syns_to_userspace() {
     let mut s = setup(1000);
     s.prog.disable_syn_offload().unwrap();
     assert!(!s.prog.syn_offload_enabled());
-    let frame = syn_frame(&Syn {
-        v6: false,
-        vlan: None,
-        port: 80,
-        options: linux_options(),
-    });
+    let frame = syn_frame(&syn_to_80(false, linux_options()));
     let c0 = counters(&s.prog);
     assert_eq!(run(&mut s.prog, &frame), (XDP_PASS, frame.clone()));
     let c1 = counters(&s.prog);
@@ -656,12 +624,7 @@ fn xdp_minute_counter_follows_the_wall_clock() {
     s.prog
         .publish_cookies(s.jar.raw_keys(), None, 0, true)
         .unwrap();
-    let frame = syn_frame(&Syn {
-        v6: false,
-        vlan: None,
-        port: 80,
-        options: TcpOptions::default(),
-    });
+    let frame = syn_frame(&syn_to_80(false, TcpOptions::default()));
     let secs_before = unix_now();
     let (verdict, out) = run(&mut s.prog, &frame);
     let secs_after = unix_now();
@@ -686,12 +649,7 @@ fn rfc9293_3_10_7_2_fixed_length_build_answers_only_same_length_syns() {
         return;
     }
     let mut s = setup_build(1000, XdpProgram::load_detached_fixed_length);
-    let linux = Syn {
-        v6: false,
-        vlan: None,
-        port: 80,
-        options: linux_options(),
-    };
+    let linux = syn_to_80(false, linux_options());
     let synack = assert_same_synack(&mut s, &linux);
     assert_eq!(synack.len(), syn_frame(&linux).len());
 

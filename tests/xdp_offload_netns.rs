@@ -11,19 +11,17 @@ use std::io::{Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream};
 use std::time::Duration;
 
-use common::{endpoint_toml, event, xdp_counter, Endpoint, Lab};
+use common::{endpoint_toml, event, read_to_eof, xdp_counter, Endpoint, Lab};
 use synack::io::afxdp::{AfXdpConfig, AfXdpPort};
 use synack::io::bpf::{Filter, XdpProgram};
 use synack::io::{Port, XdpMode};
-use synack::wire::{SeqNumber, TcpFlags, TcpFrame, TcpOptions, TcpRepr};
+use synack::testkit::Peer;
+use synack::wire::{TcpFlags, TcpOptions};
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 
 fn connect(lab: &Lab, ep: &Endpoint, ip: IpAddr, port: u16) -> TcpStream {
-    let s = lab.in_ns(&lab.client_ns, || {
-        TcpStream::connect_timeout(&SocketAddr::new(ip, port), TIMEOUT)
-    });
-    let s = s.unwrap_or_else(|e| {
+    lab.client_connect(ip, port, TIMEOUT).unwrap_or_else(|e| {
         let stats = |ns: &str, ifname: &str| {
             String::from_utf8_lossy(&lab.ns_exec(ns, &["ethtool", "-S", ifname]).stdout)
                 .lines()
@@ -39,10 +37,7 @@ fn connect(lab: &Lab, ep: &Endpoint, ip: IpAddr, port: u16) -> TcpStream {
             stats(&lab.client_ns, &lab.client_if),
             ep.stats()
         )
-    });
-    s.set_read_timeout(Some(TIMEOUT)).unwrap();
-    s.set_write_timeout(Some(TIMEOUT)).unwrap();
-    s
+    })
 }
 
 /// `ss -tni` of the client's socket to `peer`: the line with its TCP info.
@@ -92,14 +87,16 @@ fn offload_serves_real_clients(tag: &str, xdp_section: &str, client_xdp: bool) {
         });
         assert!(back == data, "echoed bytes over {ip}");
         s.shutdown(Shutdown::Write).unwrap();
-        let mut rest = Vec::new();
-        s.read_to_end(&mut rest).expect("server FIN");
-        assert!(rest.is_empty());
+        assert!(
+            read_to_eof(&mut s).is_empty(),
+            "over {ip}: the server's FIN"
+        );
         // Close mode: the server closes first.
         let mut c = connect(&lab, &ep, ip, 13);
-        let mut rest = Vec::new();
-        c.read_to_end(&mut rest).expect("server FIN first");
-        assert!(rest.is_empty());
+        assert!(
+            read_to_eof(&mut c).is_empty(),
+            "over {ip}: the server's FIN first"
+        );
         drop(c);
         conns += 2;
     }
@@ -247,7 +244,7 @@ fn forged_ack_flood_never_reaches_userspace() {
     let ep = Endpoint::start(&lab, &toml, &["--quiet"]);
     let before = ep.fresh_stats();
     let rss_before = synack::io::sys::resident_bytes(ep.pid()).expect("the endpoint's RSS");
-    let (server_mac, client_mac, dst) = (lab.server_mac, lab.client_mac, lab.server_v4);
+    let (base, dst) = (lab_peer(&lab, 0, 9, 512), lab.server_v4);
     let t0 = std::time::Instant::now();
     let sent = xsk_send(&lab, 20_000, Duration::from_secs(5), |i| {
         let (src, sport) = synack::lab::flood_source(u64::from(i));
@@ -259,26 +256,16 @@ fn forged_ack_flood_never_reaches_userspace() {
         } else {
             src
         };
-        TcpFrame {
-            src_mac: client_mac,
-            dst_mac: server_mac,
-            vlan: None,
-            src: src.into(),
-            dst: dst.into(),
-            ttl: 64,
-            tcp: TcpRepr {
-                src_port: sport,
-                dst_port: 9,
-                seq: SeqNumber(i.wrapping_mul(2_654_435_761)),
-                ack: SeqNumber(i.wrapping_mul(40_503) ^ 0x5a5a_5a5a),
-                flags: TcpFlags::ACK,
-                window: 512,
-                options: TcpOptions::default(),
-                payload: &[],
-            },
-        }
-        .to_vec()
-        .unwrap()
+        let peer = Peer {
+            addr: src.into(),
+            port: sport,
+            ..base.clone()
+        };
+        let (seq, ack) = (
+            i.wrapping_mul(2_654_435_761),
+            i.wrapping_mul(40_503) ^ 0x5a5a_5a5a,
+        );
+        peer.frame(TcpFlags::ACK, seq, ack, &[], TcpOptions::default())
     });
     let secs = t0.elapsed().as_secs_f64();
     let st = ep.wait_stats(TIMEOUT, "the flood counted", |s| {
@@ -354,37 +341,55 @@ fn xsk_send(
     })
 }
 
-/// One SYN (MSS 1460, no other option) from the client's IPv4 address and `sport` to the
-/// server's `dport`, sent raw from an AF_XDP socket on the client veth; returns how many
-/// were queued (1).
+/// The lab's client (its MACs and IPv4 address) as a test-kit [`Peer`] from `sport` to the
+/// server's `dport`, advertising `window`: the one builder of the frames these tests send
+/// raw from the client veth.
+fn lab_peer(lab: &Lab, sport: u16, dport: u16, window: u16) -> Peer {
+    Peer {
+        mac: lab.client_mac,
+        server_mac: lab.server_mac,
+        addr: lab.client_v4.into(),
+        server: lab.server_v4.into(),
+        server_port: dport,
+        window,
+        ..Peer::v4(sport)
+    }
+}
+
+/// One SYN (MSS 1460, no other option, window 64240) from the client's IPv4 address and
+/// `sport` to the server's `dport`, sent raw from an AF_XDP socket on the client veth;
+/// returns how many were queued (1).
 fn send_syn(lab: &Lab, sport: u16, dport: u16, seq: u32) -> u32 {
-    let (server_mac, client_mac) = (lab.server_mac, lab.client_mac);
-    let (src, dst) = (lab.client_v4, lab.server_v4);
+    let peer = lab_peer(lab, sport, dport, 64240);
+    let mss_only = TcpOptions {
+        mss: Some(1460),
+        ..TcpOptions::default()
+    };
     xsk_send(lab, 1, TIMEOUT, |_| {
-        TcpFrame {
-            src_mac: client_mac,
-            dst_mac: server_mac,
-            vlan: None,
-            src: src.into(),
-            dst: dst.into(),
-            ttl: 64,
-            tcp: TcpRepr {
-                src_port: sport,
-                dst_port: dport,
-                seq: SeqNumber(seq),
-                ack: SeqNumber(0),
-                flags: TcpFlags::SYN,
-                window: 64240,
-                options: TcpOptions {
-                    mss: Some(1460),
-                    ..TcpOptions::default()
-                },
-                payload: &[],
-            },
-        }
-        .to_vec()
-        .unwrap()
+        peer.frame(TcpFlags::SYN, seq, 0, &[], mss_only)
     })
+}
+
+/// An endpoint on a new lab `tag` with the offload forced on in generic mode (`extra`
+/// appended to its config), and the connection `connect` makes to its IPv4 `port`: the
+/// setup of the tests that send a SYN on a tuple with state.
+fn offload_on_with_a_connection(tag: &str, extra: &str, port: u16) -> (Lab, Endpoint, TcpStream) {
+    let lab = Lab::new(tag, 1);
+    let xdp = format!("[xdp]\nmode = \"generic\"\nsyn_offload = \"on\"\n{extra}");
+    let ep = Endpoint::start(&lab, &endpoint_toml(&lab, "0", &xdp), &["--quiet"]);
+    let s = connect(&lab, &ep, lab.server_v4.into(), port);
+    (lab, ep, s)
+}
+
+/// The XDP program did not answer a SYN between `before` and `st` (its SYN-ACK counter did
+/// not move) and passed at least one to userspace.
+fn assert_syn_went_to_the_worker(before: &serde_json::Value, st: &serde_json::Value) {
+    assert_eq!(
+        xdp_counter(st, "syn_acks_sent"),
+        xdp_counter(before, "syn_acks_sent"),
+        "not answered in XDP: {st:#}"
+    );
+    assert!(xdp_counter(st, "syns_to_userspace") > xdp_counter(before, "syns_to_userspace"));
 }
 
 /// RFC 5961 §4 with the offload on: a SYN on an ESTABLISHED connection's 4-tuple is not
@@ -397,14 +402,7 @@ fn rfc5961_4_syn_on_established_goes_to_the_worker_with_offload_on() {
     if !common::require_root("rfc5961_4_syn_on_established_goes_to_the_worker_with_offload_on") {
         return;
     }
-    let lab = Lab::new("xoffchal", 1);
-    let toml = endpoint_toml(
-        &lab,
-        "0",
-        "[xdp]\nmode = \"generic\"\nsyn_offload = \"on\"\n",
-    );
-    let ep = Endpoint::start(&lab, &toml, &["--quiet"]);
-    let mut s = connect(&lab, &ep, lab.server_v4.into(), 7);
+    let (lab, ep, mut s) = offload_on_with_a_connection("xoffchal", "", 7);
     let local = s.local_addr().unwrap();
     let before = ep.fresh_stats();
     let sent = send_syn(&lab, local.port(), 7, 0x0bad_5e0d);
@@ -415,12 +413,7 @@ fn rfc5961_4_syn_on_established_goes_to_the_worker_with_offload_on() {
     let st = ep.wait_stats(TIMEOUT, "the worker's ACK", |s| {
         answered(s) > answered(&before) && event(s, "tx_frames") > event(&before, "tx_frames")
     });
-    assert_eq!(
-        xdp_counter(&st, "syn_acks_sent"),
-        xdp_counter(&before, "syn_acks_sent"),
-        "not answered in XDP: {st:#}"
-    );
-    assert!(xdp_counter(&st, "syns_to_userspace") > xdp_counter(&before, "syns_to_userspace"));
+    assert_syn_went_to_the_worker(&before, &st);
     s.write_all(b"still here").unwrap();
     let mut back = [0u8; 10];
     s.read_exact(&mut back).expect("the connection survives");
@@ -437,17 +430,10 @@ fn rfc9293_time_wait_syn_goes_to_the_worker_with_offload_on() {
     if !common::require_root("rfc9293_time_wait_syn_goes_to_the_worker_with_offload_on") {
         return;
     }
-    let lab = Lab::new("xofftw", 1);
-    let toml = endpoint_toml(
-        &lab,
-        "0",
-        "[xdp]\nmode = \"generic\"\nsyn_offload = \"on\"\n[tcp]\ntime_wait_secs = 30\n",
-    );
-    let ep = Endpoint::start(&lab, &toml, &["--quiet"]);
-    let mut s = connect(&lab, &ep, lab.server_v4.into(), 13);
+    let (lab, ep, mut s) =
+        offload_on_with_a_connection("xofftw", "[tcp]\ntime_wait_secs = 30\n", 13);
     let local = s.local_addr().unwrap();
-    let mut rest = Vec::new();
-    s.read_to_end(&mut rest).expect("close mode sends FIN only");
+    read_to_eof(&mut s); // close mode sends its FIN only
     drop(s); // our FIN after the server's: the server's TCB goes to TIME-WAIT
     let before = ep.wait_stats(TIMEOUT, "TIME-WAIT", |s| event(s, "time_wait") >= 1);
     assert_eq!(before["active"], 1, "the TCB sits in TIME-WAIT: {before:#}");
@@ -462,11 +448,7 @@ fn rfc9293_time_wait_syn_goes_to_the_worker_with_offload_on() {
         xdp_counter(s, "syns_to_userspace") > xdp_counter(&before, "syns_to_userspace")
             && handled(s) > handled(&before)
     });
-    assert_eq!(
-        xdp_counter(&st, "syn_acks_sent"),
-        xdp_counter(&before, "syn_acks_sent"),
-        "not answered in XDP: {st:#}"
-    );
+    assert_syn_went_to_the_worker(&before, &st);
     assert!(
         event(&st, "time_wait") >= 1 && st["active"].as_u64() <= Some(1),
         "the tuple's TCB answered it (no second connection): {st:#}"

@@ -6,7 +6,6 @@ mod common;
 use std::net::Ipv4Addr;
 
 use synack::io::bpf::{Filter, XdpProgram};
-use synack::io::test_run::XdpTestRun;
 use synack::lab::syn_frame;
 
 const XDP_PASS: u32 = 2;
@@ -49,12 +48,7 @@ fn test_run_steers_our_ports_and_passes_the_rest() {
     for (port, redirect_failed) in [(80u16, 1u64), (81, 0)] {
         let frame = syn_to(port);
         let before = prog.counters().unwrap();
-        let out = prog
-            .test_run(&XdpTestRun {
-                frame: &frame,
-                ..XdpTestRun::default()
-            })
-            .unwrap();
+        let out = prog.test_run(&common::test_run_input(&frame, 0)).unwrap();
         let after = prog.counters().unwrap();
         assert_eq!(out.retval, XDP_PASS, "port {port}");
         assert_eq!(out.frame, frame, "port {port}: frame unchanged");
@@ -77,11 +71,7 @@ fn test_run_repeat_counts_every_run() {
     let frame = syn_to(81);
     let before = prog.counters().unwrap().passed;
     let out = prog
-        .test_run(&XdpTestRun {
-            frame: &frame,
-            repeat: 1000,
-            ..XdpTestRun::default()
-        })
+        .test_run(&common::test_run_input(&frame, 1000))
         .unwrap();
     assert_eq!(out.retval, XDP_PASS);
     assert_eq!(prog.counters().unwrap().passed - before, 1000);

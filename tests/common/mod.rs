@@ -9,7 +9,8 @@
 //! removes its namespaces on drop, also when the test panics.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::io::{self, Read};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -214,6 +215,34 @@ impl Lab {
         xdp_in_link_details(&self.link_details(ns, ifname))
     }
 
+    /// Set the MTU of both ends of the veth (client and server side).
+    pub fn set_mtu(&self, mtu: u32) {
+        let mtu = mtu.to_string();
+        for (ns, ifname) in [
+            (&self.client_ns, &self.client_if),
+            (&self.server_ns, &self.server_if),
+        ] {
+            let out = self.ns_exec(ns, &["ip", "link", "set", "dev", ifname, "mtu", &mtu]);
+            assert!(out.status.success(), "set mtu {mtu} on {ifname}: {out:?}");
+        }
+    }
+
+    /// A TCP connection from the client namespace (a real Linux client) to `ip:port`, with
+    /// `timeout` for the connect and for every read and write on it.
+    pub fn client_connect(
+        &self,
+        ip: IpAddr,
+        port: u16,
+        timeout: Duration,
+    ) -> io::Result<TcpStream> {
+        self.in_ns(&self.client_ns, || {
+            let s = TcpStream::connect_timeout(&SocketAddr::new(ip, port), timeout)?;
+            s.set_read_timeout(Some(timeout))?;
+            s.set_write_timeout(Some(timeout))?;
+            Ok(s)
+        })
+    }
+
     /// A kernel SNMP counter (e.g. `("Tcp", "InSegs")`) of namespace `ns`.
     pub fn snmp(&self, ns: &str, proto: &str, field: &str) -> u64 {
         netns::ns_snmp(ns, "snmp", proto, field).unwrap_or_else(|e| panic!("{e:#}"))
@@ -227,6 +256,16 @@ pub use synack::lab::netns::xdp_in_link_details;
 /// keep their namespace after the thread ends. A panic in `f` is propagated.
 pub fn in_netns<R: Send>(ns: &str, f: impl FnOnce() -> R + Send) -> R {
     netns::in_netns(ns, f).unwrap_or_else(|e| panic!("{e:#}"))
+}
+
+/// The input of a `BPF_PROG_TEST_RUN` call (no NIC): `frame`, run `repeat` times (0 and 1
+/// both mean once), every other field the kernel's default.
+pub fn test_run_input(frame: &[u8], repeat: u32) -> synack::io::test_run::XdpTestRun<'_> {
+    synack::io::test_run::XdpTestRun {
+        frame,
+        repeat,
+        ..Default::default()
+    }
 }
 
 /// RFC 1071 Internet checksum over `chunks` (folded, complemented).
@@ -398,6 +437,18 @@ impl Endpoint {
             .unwrap_or_else(|e| panic!("synack run: {e:#}"))
     }
 
+    /// [`Endpoint::interrupt`] that must end in a clean exit (status 0), else a panic with
+    /// the status and its stderr; returns how long the exit took.
+    pub fn interrupt_ok(&mut self, timeout: Duration) -> Duration {
+        let (status, took) = self.interrupt(timeout);
+        assert!(
+            status.success(),
+            "exit {status} after {took:?}: {}",
+            self.stderr_text()
+        );
+        took
+    }
+
     /// SIGKILL and reap.
     pub fn kill(&mut self) -> std::process::ExitStatus {
         self.inner.kill().unwrap_or_else(|e| panic!("{e:#}"))
@@ -410,6 +461,14 @@ impl Drop for Endpoint {
         // (a running process keeps its open files).
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Everything the peer sends until its FIN; panics on a reset or a read timeout.
+pub fn read_to_eof(s: &mut TcpStream) -> Vec<u8> {
+    let mut out = Vec::new();
+    s.read_to_end(&mut out)
+        .expect("read until the server's FIN (no reset, no timeout)");
+    out
 }
 
 /// A counter from a stats document: `total.events.NAME` (or `total.drops.NAME`).
