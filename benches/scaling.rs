@@ -1,7 +1,8 @@
 //! One worker against two: the whole in-memory pipeline (`Worker<MemoryPort>::poll`,
 //! batches of 64), each worker on its own thread (pinned to its own core when the machine
 //! has that many) with its own `MemoryPort`, frames injected before the clock starts.
-//! Prints total frames/s per setup and the 2-worker / 1-worker ratio.
+//! Prints total frames/s per setup (medians) and the median 2-worker / 1-worker ratio of
+//! runs made in pairs.
 //!
 //! Setups:
 //! - `syn_steered`: a SYN flood split by the RSS owner of each flow (what a NIC with RSS
@@ -32,8 +33,9 @@ const BATCH: usize = 64;
 const FRAME: usize = 256;
 /// Handoff queue depth per worker.
 const QUEUE: usize = 4096;
-/// Repetitions; the median is reported.
-const RUNS: usize = 5;
+/// Pairs of runs (one worker, then two); the medians of the rates and of the pairs'
+/// ratios are reported.
+const RUNS: usize = 9;
 
 #[derive(Clone, Copy, PartialEq)]
 enum Setup {
@@ -208,22 +210,27 @@ fn main() {
         ("syn_spread", Setup::SynSpread),
         ("lifecycle_steered", Setup::LifecycleSteered),
     ] {
-        let mut rates = [Vec::new(), Vec::new()];
+        let dealt = [1, 2].map(|workers| deal(setup, workers, total, &syns, &lc));
+        let (mut rates, mut ratios) = ([Vec::new(), Vec::new()], Vec::new());
         let mut last = None;
-        for workers in [1, 2] {
-            let dealt = deal(setup, workers, total, &syns, &lc);
-            for _ in 0..RUNS {
-                let r = run(setup, workers, &dealt);
-                rates[workers - 1].push(r.frames as f64 / r.secs);
+        // One worker and two in turn, so that a slower stretch of a shared host falls on
+        // both sides of a pair rather than on one block of runs.
+        for _ in 0..RUNS {
+            let mut pair = [0.0; 2];
+            for workers in [1, 2] {
+                let r = run(setup, workers, &dealt[workers - 1]);
+                pair[workers - 1] = r.frames as f64 / r.secs;
+                rates[workers - 1].push(pair[workers - 1]);
                 last = Some(r);
             }
-            std::thread::sleep(Duration::from_millis(100));
+            ratios.push(pair[1] / pair[0]);
+            std::thread::sleep(Duration::from_millis(20));
         }
         let (one, two) = (median(rates[0].clone()), median(rates[1].clone()));
         let r = last.expect("ran");
         println!("scaling_{name}_1w_mfps: {:.3}", one / 1e6);
         println!("scaling_{name}_2w_mfps: {:.3}", two / 1e6);
-        println!("scaling_{name}_ratio: {:.2}", two / one);
+        println!("scaling_{name}_ratio: {:.2}", median(ratios));
         println!(
             "scaling_{name}_2w_last_run: handoffs {} handoff_drops {} replies {} closed {}",
             r.handoffs, r.handoff_drops, r.replies, r.closed

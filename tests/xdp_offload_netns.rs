@@ -12,7 +12,7 @@ use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream};
 use std::time::Duration;
 
 use common::{endpoint_toml, event, read_to_eof, xdp_counter, Endpoint, Lab};
-use synack::io::afxdp::{AfXdpConfig, AfXdpPort};
+use synack::io::afxdp::AfXdpPort;
 use synack::io::bpf::{Filter, XdpProgram};
 use synack::io::{Port, XdpMode};
 use synack::testkit::Peer;
@@ -308,14 +308,7 @@ fn xsk_send(
     make: impl Fn(u32) -> Vec<u8> + Send + Sync,
 ) -> u32 {
     lab.in_ns(&lab.client_ns, || {
-        let cfg = AfXdpConfig {
-            frame_size: 2048,
-            frame_count: 4096,
-            ring_size: 2048,
-            busy_poll: false,
-            mode: XdpMode::Generic,
-            zerocopy: synack::io::ZeroCopy::Auto,
-        };
+        let cfg = synack::lab::flood::tx_socket_config();
         let mut port = AfXdpPort::open(&lab.client_if, 0, &cfg).expect("AF_XDP TX socket");
         let t0 = std::time::Instant::now();
         let mut sent = 0u32;

@@ -93,10 +93,23 @@ pub struct FloodTarget<'a> {
     pub dst_port: u16,
 }
 
-/// Send at most `packets` SYNs in at most `limit` from AF_XDP sockets (TX only, no XDP
-/// program) on the client veth's `queues` queues, round-robin, to the server's MAC.
-/// A SYN flood over AF_XDP TX, bounded by `packets` and `limit` (and `stop`), spread
-/// over `queues` TX queues in batches of 64.
+/// The AF_XDP socket a client-side sender opens on its veth to send raw frames (the
+/// flood here, and tests' hand-made segments): generic mode, so it needs no XDP support
+/// from the driver, with 4,096 frames and 2,048-entry rings.
+pub fn tx_socket_config() -> AfXdpConfig {
+    AfXdpConfig {
+        frame_size: 2048,
+        frame_count: 4096,
+        ring_size: 2048,
+        busy_poll: false,
+        mode: XdpMode::Generic,
+        zerocopy: crate::io::ZeroCopy::Auto,
+    }
+}
+
+/// A SYN flood: at most `packets` SYNs in at most `limit` (or until `stop`), sent from
+/// AF_XDP sockets (TX only, no XDP program) on the client veth's `queues` queues,
+/// round-robin in batches of 64, to the server's MAC.
 pub fn flood(
     target: &FloodTarget<'_>,
     packets: u64,
@@ -116,14 +129,7 @@ pub fn flood(
         s.spawn(|| -> Result<FloodResult> {
             crate::io::sys::enter_netns(client_ns)
                 .with_context(|| format!("entering namespace {client_ns}"))?;
-            let cfg = AfXdpConfig {
-                frame_size: 2048,
-                frame_count: 4096,
-                ring_size: 2048,
-                busy_poll: false,
-                mode: XdpMode::Generic,
-                zerocopy: crate::io::ZeroCopy::Auto,
-            };
+            let cfg = tx_socket_config();
             let mut ports = Vec::new();
             for q in 0..queues {
                 let p = AfXdpPort::open(target.ifname, q, &cfg)

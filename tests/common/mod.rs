@@ -174,16 +174,17 @@ impl Lab {
     /// sides keep the real clients' addresses resolved, as the benchmark lab does; no test
     /// that uses this is about address resolution.
     pub fn give_client_napi(&self) -> Option<synack::io::bpf::XdpProgram> {
-        let prog = (!self.xdp_attached(&self.client_ns, &self.client_if)).then(|| {
-            self.in_ns(&self.client_ns, || {
-                synack::io::bpf::XdpProgram::attach(
-                    &self.client_if,
-                    synack::io::XdpMode::Native,
-                    &synack::io::bpf::Filter::default(),
-                )
-                .expect("a pass-through XDP program on the client veth")
-            })
-        });
+        let prog = if self.xdp_attached(&self.client_ns, &self.client_if) {
+            None
+        } else {
+            synack::lab::endpoint::offload_peer_program(
+                synack::config::SynOffloadMode::On,
+                synack::io::XdpMode::Native,
+                &self.client_ns,
+                &self.client_if,
+            )
+            .unwrap_or_else(|e| panic!("{e:#}"))
+        };
         self.inner
             .add_static_neighbours()
             .unwrap_or_else(|e| panic!("{e:#}"));
