@@ -128,7 +128,18 @@ impl LinkTable {
     /// Make released indices reusable. Call only when no queued segment names a released
     /// index (it would otherwise go out over the path that takes the index next). A path
     /// acquired again since its release keeps its index.
+    ///
+    /// Called for every received frame, and nearly always with nothing released: that
+    /// check is inlined into the caller, the work is not.
+    #[inline]
     pub fn recycle(&mut self) {
+        if !self.released.is_empty() {
+            self.recycle_released();
+        }
+    }
+
+    #[inline(never)]
+    fn recycle_released(&mut self) {
         for id in self.released.drain(..) {
             let i = usize::from(id);
             if self.refs[i] == 0 && self.ids.get(&self.paths[i]) == Some(&id) {
