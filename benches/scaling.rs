@@ -13,7 +13,8 @@
 //!   timer off), four stages in flight per batch, split by owner.
 //!
 //! Not a criterion bench (threads, fixed work): run by `cargo bench --bench scaling`,
-//! `key: value` lines for `scripts/bench.sh`. Optional argument: frames per setup.
+//! `key: value` lines for `scripts/bench.sh`. Optional argument: frames per setup. Under
+//! `cargo test` (no `--bench`) it runs one small pair per setup, as a check.
 
 mod common;
 
@@ -195,10 +196,14 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --all-targets` does not, and then one
+    // small pair per setup checks that the drivers run without unexpected drops.
+    let bench = std::env::args().any(|a| a == "--bench");
+    let (default_total, runs) = if bench { (1 << 19, RUNS) } else { (1 << 14, 1) };
     let total: usize = std::env::args()
         .skip(1)
         .find_map(|a| a.parse().ok())
-        .unwrap_or(1 << 19);
+        .unwrap_or(default_total);
     let flows = 1 << 16;
     let syns = common::syns(flows as u32);
     let lc = common::lifecycles(flows as u32, true);
@@ -215,7 +220,7 @@ fn main() {
         let mut last = None;
         // One worker and two in turn, so that a slower stretch of a shared host falls on
         // both sides of a pair rather than on one block of runs.
-        for _ in 0..RUNS {
+        for _ in 0..runs {
             let mut pair = [0.0; 2];
             for workers in [1, 2] {
                 let r = run(setup, workers, &dealt[workers - 1]);
