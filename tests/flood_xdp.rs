@@ -284,12 +284,7 @@ fn gen_live_flood_against_the_kernel() {
         std::net::TcpListener::bind((lab.server_v4, 80)).expect("bind 80")
     });
     let json = std::env::temp_dir().join(format!("synack-lflood-{}.json", std::process::id()));
-    let mac = lab
-        .server_mac
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":");
+    let mac = synack::wire::format_mac(&lab.server_mac);
     let target = format!("{}:80", lab.server_v4);
     let mut cmd = std::process::Command::new("ip");
     cmd.args([
